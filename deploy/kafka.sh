@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, combined broker+controller) on 127.0.0.1 for local dev and tests.
+# Jars come from Maven Central (deploy/kafka/pom.xml); no Docker, no Kafka tarball.
+#
+#   deploy/kafka.sh install|start|stop|status|reset
+#
+# Env: LLM_ENRICH_CACHE (jar cache, default ~/.cache/llm-enrich), LLM_ENRICH_STATE (config/data/logs,
+# default <repo>/.local), LLM_ENRICH_KAFKA_PORT (19092), LLM_ENRICH_KAFKA_CONTROLLER_PORT (19093),
+# JAVA_HOME, PYTHON (interpreter with kafka-python, used for the readiness probe; default python3).
+set -euo pipefail
+
+KAFKA_VERSION=4.4.0
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+LIBS=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}/kafka-$KAFKA_VERSION/libs
+STATE=${LLM_ENRICH_STATE:-$REPO/.local}/kafka
+PORT=${LLM_ENRICH_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${LLM_ENRICH_KAFKA_CONTROLLER_PORT:-19093}
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+PYTHON=${PYTHON:-python3}
+PID_FILE=$STATE/kafka.pid
+LOG=$STATE/logs/server.log
+JVM=(-cp "$LIBS/*" -Djava.awt.headless=true
+     -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -Dkafka.logs.dir="$STATE/logs")
+
+install() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
+  cmp -s "$HERE/kafka/pom.xml" "$LIBS/.installed-pom.xml" && return
+  echo "Installing Kafka $KAFKA_VERSION jars into $LIBS ..."
+  rm -rf "$LIBS"
+  local out  # mvn -q still emits ANSI resets; only show its output on failure
+  out=$(mvn -B -q -f "$HERE/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DoutputDirectory="$LIBS" 2>&1) || { echo "$out" >&2; exit 1; }
+  cp "$HERE/kafka/pom.xml" "$LIBS/.installed-pom.xml"
+}
+
+running() {  # our broker process is alive (guards against stale pid files / pid reuse)
+  local pid
+  pid=$(cat "$PID_FILE" 2>/dev/null) && ps -ww -p "$pid" -o args= 2>/dev/null | grep -q kafka.Kafka
+}
+
+# Poll for up to $1 seconds until the broker answers DescribeCluster with an unfenced broker;
+# gives up early if the broker process dies.
+ready() {
+  "$PYTHON" - "127.0.0.1:$PORT" "$1" "$(cat "$PID_FILE")" <<'PY'
+import logging, os, sys, time
+logging.disable(logging.CRITICAL)  # kafka-python logs every refused connection
+from kafka import KafkaAdminClient
+server, deadline, pid = sys.argv[1], time.monotonic() + float(sys.argv[2]), int(sys.argv[3])
+while True:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=server, bootstrap_timeout_ms=1000, request_timeout_ms=2000,
+                                 reconnect_backoff_ms=50, reconnect_backoff_max_ms=100)
+        try:
+            if any(not b.get("is_fenced") for b in admin.describe_cluster()["brokers"]):
+                sys.exit(0)
+        finally:
+            admin.close()
+    except Exception:
+        pass
+    os.kill(pid, 0)  # ProcessLookupError -> broker died
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.2)
+PY
+}
+
+write_config() {
+  cat >"$STATE/server.properties" <<CONF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STATE/data
+# fast, single-node friendly settings for tests
+auto.create.topics.enable=true
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+group.consumer.min.session.timeout.ms=1000
+group.consumer.min.heartbeat.interval.ms=500
+log.retention.ms=-1
+num.network.threads=2
+num.io.threads=4
+CONF
+}
+
+start() {
+  install
+  mkdir -p "$STATE/logs"
+  if running; then
+    ready 60 && { echo "Kafka already running on 127.0.0.1:$PORT"; return; }
+    echo "Kafka process $(cat "$PID_FILE") is not answering; restarting it" >&2
+    stop
+  fi
+  local t0=$EPOCHREALTIME
+  write_config
+  if [[ ! -f $STATE/data/meta.properties ]]; then
+    local id
+    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)  # Kafka's base64url Uuid
+    "$JAVA" "${JVM[@]}" -XX:TieredStopAtLevel=1 kafka.tools.StorageTool format \
+      --config "$STATE/server.properties" --cluster-id "${id/#-/A}" >>"$STATE/logs/kafka.out" 2>&1 \
+      || { tail -n 20 "$STATE/logs/kafka.out" >&2; exit 1; }
+  fi
+  nohup "$JAVA" -Xms256m -Xmx512m ${XOPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} "${JVM[@]}" \
+    kafka.Kafka "$STATE/server.properties" >>"$STATE/logs/kafka.out" 2>&1 &
+  echo $! >"$PID_FILE"
+  if ! ready 60; then
+    echo "Kafka did not become ready on 127.0.0.1:$PORT within 60 s. Tail of $LOG:" >&2
+    tail -n 40 "$LOG" "$STATE/logs/kafka.out" >&2 || true
+    stop >/dev/null
+    exit 1
+  fi
+  echo "Kafka running on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"), started in $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}") s)"
+}
+
+stop() {
+  if running; then
+    local pid
+    pid=$(cat "$PID_FILE")
+    kill "$pid"
+    for _ in $(seq 300); do running || break; sleep 0.1; done  # up to 30 s for a clean shutdown
+    running && kill -9 "$pid"
+    echo "Kafka stopped"
+  else
+    echo "Kafka not running"
+  fi
+  rm -f "$PID_FILE"
+}
+
+status() {
+  if running && ready 0; then
+    echo "running on 127.0.0.1:$PORT"
+  else
+    echo "not running" >&2
+    exit 1
+  fi
+}
+
+reset() {
+  stop
+  rm -rf "$STATE/data"
+  echo "Deleted $STATE/data"
+}
+
+case ${1:-} in
+  install | start | stop | status | reset) "$1" ;;
+  *) echo "usage: $0 install|start|stop|status|reset" >&2; exit 2 ;;
+esac

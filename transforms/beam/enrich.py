@@ -1,0 +1,123 @@
+"""DoFns for decode, enrich and encode; each sends failing records to the ``dead`` output."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.beam.metrics import counter, dead_letter_counter
+from transforms.core.codec import InputDecoder
+from transforms.core.enricher import Enricher
+from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
+from transforms.core.errors import RecordError
+from transforms.core.job import Job, compile_job
+from transforms.core.providers import ProviderClient
+from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
+from transforms.core.task import TaskSpec
+
+DEAD = "dead"
+
+
+def _dead(failure: Failure) -> Any:
+    dead_letter_counter(failure.stage).inc()
+    return beam.pvalue.TaggedOutput(DEAD, failure)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _JobDoFn(beam.DoFn):
+    """Holds the picklable task; compiles it on the worker."""
+
+    def __init__(self, task: TaskSpec) -> None:
+        self._task = task
+        self._job: Job | None = None
+
+    @property
+    def job(self) -> Job:
+        if self._job is None:
+            self._job = compile_job(self._task)
+        return self._job
+
+
+class DecodeRecords(_JobDoFn):
+    def setup(self) -> None:
+        spec = self.job.task.input
+        self._decoder = InputDecoder(
+            self.job.input_schema, spec.format, spec.framing, spec.max_bytes
+        )
+
+    def process(self, record: KafkaRecord) -> Iterator[Any]:
+        try:
+            yield self._decoder.decode(record)
+        except RecordError as error:
+            yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()))
+
+
+class EnrichBatches(_JobDoFn):
+    """Enriches a batch of records concurrently on one event loop owned by this DoFn."""
+
+    def __init__(self, task: TaskSpec) -> None:
+        super().__init__(task)
+        self._enriched = counter("enriched")
+        self._calls = counter("llm_calls")
+        self._reasks = counter("llm_reasks")
+        self._failed_calls = counter("llm_failed_calls")
+        self._prompt_tokens = counter("prompt_tokens")
+        self._completion_tokens = counter("completion_tokens")
+        self._repaired = counter("repaired")
+
+    def setup(self) -> None:
+        task = self.job.task
+        self._loop = asyncio.new_event_loop()
+        self._providers = [
+            ProviderClient(p, task.generation, attempts=task.policy.attempts_per_provider)
+            for p in task.providers
+        ]
+        self._enricher = Enricher(self.job, self._providers)
+
+    def process(self, batch: Sequence[Parsed]) -> Iterator[Any]:
+        for result in self._loop.run_until_complete(self._enricher.enrich_all(batch)):
+            self._count(result.attempts)
+            if isinstance(result, Enriched):
+                self._enriched.inc()
+                if result.repairs:
+                    self._repaired.inc()
+                yield result
+            else:
+                yield _dead(result)
+
+    def _count(self, attempts: Sequence[Any]) -> None:
+        for attempt in attempts:
+            self._calls.inc()
+            self._reasks.inc(attempt.kind == "reask")
+            self._failed_calls.inc(attempt.error is not None)
+            self._prompt_tokens.inc(attempt.prompt_tokens)
+            self._completion_tokens.inc(attempt.completion_tokens)
+
+    def teardown(self) -> None:
+        loop = getattr(self, "_loop", None)
+        if loop is None:
+            return
+        for provider in self._providers:
+            loop.run_until_complete(provider.aclose())
+        loop.close()
+
+
+class EncodeOutputs(_JobDoFn):
+    def process(self, enriched: Enriched) -> Iterator[Any]:
+        try:
+            yield output_envelope(self.job, enriched)
+        except RecordError as error:
+            failure = Failure.from_error(enriched.source, error, failed_at_ms=_now_ms())
+            yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}))
+
+
+class EncodeDeadLetters(_JobDoFn):
+    def process(self, failure: Failure) -> Iterator[Envelope]:
+        yield dead_letter_envelope(self.job, failure)

@@ -1,0 +1,1 @@
+"""The pure core: no Beam, no Kafka. Everything here is unit-testable in isolation."""

@@ -1,0 +1,58 @@
+"""Turn Kafka values into input records and enriched records into Kafka values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas import AvroSchema
+from transforms.core import framing
+from transforms.core.errors import DecodeError, EncodeError
+from transforms.core.records import KafkaRecord, Parsed
+from transforms.core.validation import validate
+
+__all__ = ["InputDecoder", "encode_output"]
+
+
+class InputDecoder:
+    """Decodes input values (Avro in a framing, or JSON validated against the schema)."""
+
+    def __init__(self, schema: AvroSchema, fmt: str, framing_name: str, max_bytes: int) -> None:
+        self.schema = schema
+        self.format = fmt
+        self.framing = framing_name
+        self.max_bytes = max_bytes
+
+    def decode(self, record: KafkaRecord) -> Parsed:
+        value = record.value
+        if value is None:
+            raise DecodeError("record has no value (tombstone)")
+        if len(value) > self.max_bytes:
+            raise DecodeError(
+                f"record value is {len(value)} bytes, over the limit of {self.max_bytes}"
+            )
+        if self.format == "json":
+            return Parsed(record, self._decode_json(value), self.schema.identity)
+        fields, writer = framing.decode(value, self.schema, self.framing)
+        return Parsed(record, fields, writer.identity)
+
+    def _decode_json(self, value: bytes) -> dict[str, Any]:
+        try:
+            datum = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DecodeError(f"not valid JSON: {exc}") from None
+        errors = validate(datum, self.schema.parsed)
+        if errors:
+            raise DecodeError(
+                f"JSON record does not match {self.schema.identity}: "
+                + "; ".join(str(e) for e in errors[:5]),
+                field_errors=errors,
+            )
+        return dict(datum)
+
+
+def encode_output(datum: dict[str, Any], schema: AvroSchema, framing_name: str) -> bytes:
+    try:
+        return framing.encode(datum, schema, framing_name)
+    except Exception as exc:  # fastavro raises ValueError, TypeError, ...
+        raise EncodeError(f"cannot encode output as {schema.identity}: {exc}") from None

@@ -1,0 +1,118 @@
+"""Enrich one record: prompt, call the provider chain, repair, validate, re-ask.
+
+for each provider in order:
+    call (retried on transient errors)       -> failure: next provider
+    parse + deterministic repair + validate  -> valid: done
+    re-ask with the field errors, at most policy.max_reasks times
+all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transforms.core.errors import (
+    Attempt,
+    FieldError,
+    OutputInvalid,
+    ProvidersExhausted,
+    RecordError,
+)
+from transforms.core.job import Job
+from transforms.core.prompt import Message, reask_messages
+from transforms.core.providers import CallFailed, ProviderClient
+from transforms.core.records import Enriched, Failure, Parsed
+from transforms.core.repair import parse_answer
+from transforms.core.validation import validate
+
+__all__ = ["Enricher"]
+
+Clock = Callable[[], float]
+TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
+
+
+class Enricher:
+    def __init__(
+        self, job: Job, providers: Sequence[ProviderClient], *, clock: Clock = time.time
+    ) -> None:
+        self._job = job
+        self._providers = list(providers)
+        self._clock = clock
+        self._in_flight = asyncio.Semaphore(job.task.policy.max_in_flight)
+
+    async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure]:
+        return list(await asyncio.gather(*(self._bounded(p) for p in batch)))
+
+    async def _bounded(self, parsed: Parsed) -> Enriched | Failure:
+        async with self._in_flight:
+            return await self.enrich(parsed)
+
+    async def enrich(self, parsed: Parsed) -> Enriched | Failure:
+        try:
+            messages = self._job.prompt.messages(parsed.fields)
+            return await self._through_chain(parsed, messages)
+        except RecordError as error:
+            return Failure.from_error(
+                parsed.source,
+                error,
+                failed_at_ms=int(self._clock() * 1000),
+                input_schema=parsed.input_schema,
+            )
+
+    async def _through_chain(self, parsed: Parsed, messages: list[Message]) -> Enriched:
+        attempts: list[Attempt] = []
+        last_invalid: tuple[str, list[FieldError]] | None = None
+        for provider in self._providers:
+            conversation = messages
+            for turn in range(self._job.task.policy.max_reasks + 1):
+                kind = "call" if turn == 0 else "reask"
+                try:
+                    completion = await provider.complete(
+                        conversation, self._job.shape.json_schema, kind=kind
+                    )
+                except CallFailed as failed:
+                    attempts.extend(failed.attempts)
+                    break  # next provider
+                attempts.extend(completion.attempts)
+                output, repairs, errors = self._judge(parsed, completion.text)
+                if not errors and completion.finish_reason != "length":
+                    return Enriched(
+                        parsed.source,
+                        output,
+                        provider.spec.name,
+                        provider.spec.model,
+                        tuple(attempts),
+                        tuple(repairs),
+                    )
+                note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
+                if completion.finish_reason == "length" and not errors:
+                    errors = [FieldError("$", "answer truncated at max_tokens")]
+                last_invalid = (completion.text, errors)
+                conversation = reask_messages(conversation, completion.text, errors, note)
+        if last_invalid is not None:
+            raw, errors = last_invalid
+            raise OutputInvalid(
+                "the answer does not fit the output schema: "
+                + "; ".join(str(e) for e in errors[:5]),
+                attempts=attempts,
+                raw_output=raw,
+                field_errors=errors,
+            )
+        last = attempts[-1].error if attempts else "no provider configured"
+        raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+
+    def _judge(
+        self, parsed: Parsed, raw: str
+    ) -> tuple[dict[str, Any], list[str], list[FieldError]]:
+        answer, repairs, errors = parse_answer(raw)
+        if errors:
+            return {}, repairs, errors
+        errors = validate(answer, self._job.shape.avro)
+        if errors:
+            return {}, repairs, errors
+        copied = {name: parsed.fields.get(name) for name in self._job.shape.copied_fields}
+        output = {**copied, **answer}
+        return output, repairs, validate(output, self._job.output_schema.parsed)

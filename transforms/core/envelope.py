@@ -1,0 +1,119 @@
+"""What goes on the wire for an enriched record and for a dead letter: value and headers.
+
+Dead-letter headers mirror Kafka Connect's (``__connect.errors.*``) so existing tools
+understand them; the value is an Avro ``llm_enrich.DeadLetter`` in single-object framing.
+Outputs carry their source coordinates as headers, so duplicates are recognisable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from schemas import dead_letter_schema
+from transforms.core import framing
+from transforms.core.codec import encode_output
+from transforms.core.job import Job
+from transforms.core.records import Enriched, Failure, KafkaRecord
+
+__all__ = [
+    "Envelope",
+    "dead_letter_envelope",
+    "dead_letter_value",
+    "output_envelope",
+    "read_dead_letter",
+    "source_headers",
+]
+
+Header = tuple[str, bytes]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One record to write, and the input coordinates whose offset it settles."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[Header, ...]
+    source: KafkaRecord
+
+
+def source_headers(source: KafkaRecord) -> list[Header]:
+    return [
+        ("llm_enrich.source.topic", source.topic.encode()),
+        ("llm_enrich.source.partition", str(source.partition).encode()),
+        ("llm_enrich.source.offset", str(source.offset).encode()),
+    ]
+
+
+def _envelope(source: KafkaRecord, value: bytes, headers: list[Header]) -> Envelope:
+    return Envelope(source.key, value, tuple(headers), source)
+
+
+def output_envelope(job: Job, enriched: Enriched) -> Envelope:
+    """Raises ``EncodeError`` when the output cannot be encoded."""
+    value = encode_output(enriched.output, job.output_schema, job.task.output.framing)
+    headers = [
+        *source_headers(enriched.source),
+        ("llm_enrich.provider", enriched.provider.encode()),
+        ("llm_enrich.model", enriched.model.encode()),
+        ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
+        ("llm_enrich.output_schema", job.output_schema.identity.encode()),
+        ("llm_enrich.attempts", str(len(enriched.attempts)).encode()),
+    ]
+    if enriched.repairs:
+        headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
+    return _envelope(enriched.source, value, headers)
+
+
+def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict[str, Any]:
+    source = failure.source
+    return {
+        "original": {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "timestamp_ms": source.timestamp_ms,
+            "key": source.key,
+            "value": source.value,
+            "headers": [{"key": k, "value": v} for k, v in source.headers],
+        },
+        "stage": failure.stage,
+        "error_class": failure.error_class,
+        "error_message": failure.message,
+        "attempts": [asdict(a) for a in failure.attempts],
+        "last_raw_output": failure.raw_output,
+        "validation_errors": [{"path": e.path, "message": e.message} for e in failure.field_errors],
+        "prompt_hash": job.prompt.hash,
+        "input_schema": failure.input_schema,
+        "output_schema": job.output_schema.identity,
+        "job_name": job.name,
+        "job_version": job.version,
+        "failed_at": failure.failed_at_ms,
+        "replay_count": replay_count,
+    }
+
+
+def dead_letter_envelope(job: Job, failure: Failure, replay_count: int = 0) -> Envelope:
+    source = failure.source
+    value = framing.encode(
+        dead_letter_value(job, failure, replay_count), dead_letter_schema(), "single-object"
+    )
+    headers = [
+        ("__connect.errors.topic", source.topic.encode()),
+        ("__connect.errors.partition", str(source.partition).encode()),
+        ("__connect.errors.offset", str(source.offset).encode()),
+        ("__connect.errors.stage", failure.stage.encode()),
+        ("__connect.errors.exception.class.name", failure.error_class.encode()),
+        ("__connect.errors.exception.message", failure.message[:1000].encode()),
+        *source_headers(source),
+        ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
+    ]
+    return _envelope(source, value, headers)
+
+
+def read_dead_letter(payload: bytes) -> dict[str, Any]:
+    """Decode a dead-letter value written by any version of the dead-letter schema."""
+    schema = dead_letter_schema()
+    datum, _ = framing.decode(payload, schema, "single-object")
+    return datum

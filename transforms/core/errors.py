@@ -1,0 +1,109 @@
+"""One exception hierarchy; every per-record failure carries what a dead letter needs.
+
+EnrichError                      base of everything this project raises
+├── TaskConfigError              the task file is wrong (raised at load, never per record)
+└── RecordError                  one record failed; ``stage`` names where
+    ├── DecodeError              stage "decode": bytes are not a valid input record
+    ├── PromptError              stage "prompt": the template cannot render this record
+    ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+    ├── OutputInvalid            stage "validate": the answer does not fit the output schema
+    ├── EncodeError              stage "encode": the enriched record cannot be encoded
+    └── WriteError               stage "write": the broker refused the record
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "Attempt",
+    "DecodeError",
+    "EncodeError",
+    "EnrichError",
+    "FieldError",
+    "OutputInvalid",
+    "PromptError",
+    "ProvidersExhausted",
+    "RecordError",
+    "TaskConfigError",
+    "WriteError",
+]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One validation problem, located by a JSON-path-like field path (``$.topics[2]``)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call to one provider, successful or not. Travels into outputs and dead letters."""
+
+    provider: str
+    model: str
+    kind: str = "call"  # "call" or "reask"
+    status: int | None = None  # HTTP status, when there was a response
+    error: str | None = None  # error class and message, secrets redacted
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class EnrichError(Exception):
+    """Base class of every error this project raises."""
+
+
+class TaskConfigError(EnrichError):
+    """The task file (or a file it names) is invalid. The message names the key or path."""
+
+
+class RecordError(EnrichError):
+    """A single record could not be enriched. Subclasses set ``stage``."""
+
+    stage = "unknown"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: Sequence[Attempt] = (),
+        raw_output: str | None = None,
+        field_errors: Sequence[FieldError] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        self.raw_output = raw_output
+        self.field_errors: tuple[FieldError, ...] = tuple(field_errors)
+
+
+class DecodeError(RecordError):
+    stage = "decode"
+
+
+class PromptError(RecordError):
+    stage = "prompt"
+
+
+class ProvidersExhausted(RecordError):
+    stage = "llm"
+
+
+class OutputInvalid(RecordError):
+    stage = "validate"
+
+
+class EncodeError(RecordError):
+    stage = "encode"
+
+
+class WriteError(RecordError):
+    stage = "write"

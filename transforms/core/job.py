@@ -1,0 +1,67 @@
+"""A compiled task: schemas parsed, response shape derived, prompt checked. Built once per
+process (launcher and each worker) from the picklable ``TaskSpec``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from schemas import AvroSchema, load_schema
+from transforms.core.errors import TaskConfigError
+from transforms.core.prompt import PromptRenderer
+from transforms.core.response_schema import ResponseShape, derive_response_shape
+from transforms.core.task import TaskSpec
+from transforms.core.validation import validate
+
+__all__ = ["Job", "compile_job", "product_version"]
+
+
+def product_version() -> str:
+    try:
+        return version("llm-enrich")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class Job:
+    task: TaskSpec
+    input_schema: AvroSchema
+    output_schema: AvroSchema
+    shape: ResponseShape
+    prompt: PromptRenderer
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def version(self) -> str:
+        return product_version()
+
+
+def compile_job(task: TaskSpec) -> Job:
+    where = task.source_path or "task"
+    try:
+        input_schema = load_schema(task.input.schema_path)
+        output_schema = load_schema(task.output.schema_path)
+    except ValueError as exc:
+        raise TaskConfigError(str(exc)) from None
+    if not input_schema.fields or not output_schema.fields:
+        raise TaskConfigError(f"{where}: input and output schemas must be Avro records")
+    try:
+        shape = derive_response_shape(
+            output_schema.parsed, {f["name"] for f in input_schema.fields}
+        )
+        prompt = PromptRenderer(task.prompt, shape)
+    except ValueError as exc:
+        raise TaskConfigError(f"{where}: {exc}") from None
+    for index, example in enumerate(task.prompt.examples):
+        answer = {k: v for k, v in example.output.items() if k in shape.generated_fields}
+        errors = validate(answer, shape.avro)
+        if errors:
+            raise TaskConfigError(
+                f"{where}: prompt.examples[{index}].output: {errors[0]} "
+                f"(examples must fit the output schema)"
+            )
+    return Job(task, input_schema, output_schema, shape, prompt)

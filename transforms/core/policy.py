@@ -1,0 +1,105 @@
+"""How provider failures are treated: classification, retry waits, secret redaction.
+
+    transient  408, 409, 429, 5xx, connection errors, timeouts  -> retry (same provider)
+    fallback   context too long for this model, content filter   -> next provider, no retry
+    final      400, 401, 403, 404, 422 and anything unknown      -> next provider, no retry
+
+The SDK's own retries are off; this module is the only retry layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+import openai
+from tenacity import RetryCallState
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+__all__ = [
+    "ContentFiltered",
+    "ContextTooLong",
+    "Kind",
+    "RetryAfterWait",
+    "classify",
+    "is_transient",
+    "redact",
+    "retry_after_seconds",
+]
+
+Kind = Literal["transient", "fallback", "final"]
+
+_CONTEXT_PATTERNS = re.compile(
+    r"context[_ ]length|maximum context|context window|too many tokens|exceeds the context",
+    re.IGNORECASE,
+)
+
+
+class ContextTooLong(Exception):
+    """The prompt does not fit this provider's context window."""
+
+
+class ContentFiltered(Exception):
+    """The provider refused to answer (finish_reason ``content_filter``)."""
+
+
+def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, ContextTooLong | ContentFiltered):
+        return "fallback"
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return "transient"
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status in (408, 409, 429) or status >= 500:
+            return "transient"
+        if status == 400 and _CONTEXT_PATTERNS.search(str(exc)):
+            return "fallback"
+        return "final"
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return "transient"
+    return "final"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) == "transient"
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The wait a 429/503 asks for, from ``retry-after-ms`` or ``Retry-After`` (seconds)."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue  # an HTTP date; rare from LLM APIs, treated as absent
+    return None
+
+
+class RetryAfterWait(wait_base):
+    """Exponential backoff with jitter, unless the provider said how long to wait."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 20.0) -> None:
+        self._backoff = wait_exponential_jitter(initial=initial, max=maximum)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        asked = retry_after_seconds(exc) if exc is not None else None
+        return asked if asked is not None else float(self._backoff(retry_state))
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret (and any 8+ char prefix of it that an API echoes) by ``***``."""
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        text = text.replace(secret, "***")
+        if len(secret) >= 12:
+            text = text.replace(secret[:8], "***")
+    return text

@@ -1,0 +1,94 @@
+"""Render the chat prompt: system message, few-shot examples as turns, then the record.
+
+    system    prompt.system
+    user      template(example.input)       } once per example: the few shots pin the
+    assistant json(example.output)          } answer's format and style
+    user      template(record)
+
+The prompt hash identifies the prompt's definition (system, template, examples and the
+response schema), so every output and dead letter says which prompt produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from transforms.core.errors import FieldError, PromptError
+from transforms.core.response_schema import ResponseShape
+from transforms.core.task import PromptSpec
+
+__all__ = ["Message", "PromptRenderer", "reask_messages"]
+
+Message = dict[str, str]
+
+
+class PromptRenderer:
+    def __init__(self, spec: PromptSpec, shape: ResponseShape) -> None:
+        self._spec = spec
+        self._shape = shape
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        try:
+            self._template = env.from_string(spec.template)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"prompt.template: {exc.message} (line {exc.lineno})") from None
+        self._preamble = self._render_preamble()
+        self.hash = _hash(spec, shape.json_schema)
+
+    def _render_preamble(self) -> list[Message]:
+        messages: list[Message] = [{"role": "system", "content": self._spec.system}]
+        for index, example in enumerate(self._spec.examples):
+            try:
+                user = self._template.render(**example.input)
+            except jinja2.TemplateError as exc:
+                raise ValueError(f"prompt.examples[{index}].input: {exc}") from None
+            answer = {k: v for k, v in example.output.items() if k in self._shape.generated_fields}
+            messages.append({"role": "user", "content": user})
+            messages.append({"role": "assistant", "content": json.dumps(answer)})
+        return messages
+
+    def messages(self, record: Mapping[str, Any]) -> list[Message]:
+        """The full conversation for one record; raises ``PromptError`` if it cannot render."""
+        try:
+            content = self._template.render(**record)
+        except jinja2.TemplateError as exc:
+            raise PromptError(f"template cannot render this record: {exc}") from None
+        if len(content) > self._spec.max_prompt_chars:
+            raise PromptError(
+                f"rendered record is {len(content)} characters, over prompt.max_prompt_chars "
+                f"({self._spec.max_prompt_chars})"
+            )
+        return [*self._preamble, {"role": "user", "content": content}]
+
+
+def reask_messages(
+    messages: Sequence[Message], raw_answer: str, errors: Sequence[FieldError], note: str = ""
+) -> list[Message]:
+    """Continue the conversation: quote the invalid answer's errors and ask again."""
+    listed = "\n".join(f"- {error}" for error in errors)
+    prefix = f"{note}\n" if note else ""
+    return [
+        *messages,
+        {"role": "assistant", "content": raw_answer},
+        {
+            "role": "user",
+            "content": f"{prefix}Your answer was not valid:\n{listed}\n"
+            "Answer again with only the corrected JSON object.",
+        },
+    ]
+
+
+def _hash(spec: PromptSpec, json_schema: Mapping[str, Any]) -> str:
+    definition = {
+        "system": spec.system,
+        "template": spec.template,
+        "examples": [e.model_dump(mode="json") for e in spec.examples],
+        "response_schema": json_schema,
+    }
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,93 @@
+"""Plain, picklable values that flow between pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.core.errors import Attempt, FieldError, RecordError
+
+__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Written"]
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """A record as read from Kafka, untouched: what a dead letter must be able to replay."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A decoded input record: its fields, and the identity of the schema that wrote it."""
+
+    source: KafkaRecord
+    fields: dict[str, Any]
+    input_schema: str
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """A record the LLM enriched and the output schema accepted."""
+
+    source: KafkaRecord
+    output: dict[str, Any]
+    provider: str
+    model: str
+    attempts: tuple[Attempt, ...]
+    repairs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A record that ends in the dead-letter topic, with everything needed to replay it."""
+
+    source: KafkaRecord
+    stage: str
+    error_class: str
+    message: str
+    attempts: tuple[Attempt, ...] = ()
+    raw_output: str | None = None
+    field_errors: tuple[FieldError, ...] = ()
+    input_schema: str | None = None
+    failed_at_ms: int = 0
+
+    @classmethod
+    def from_error(
+        cls,
+        source: KafkaRecord,
+        error: RecordError,
+        *,
+        failed_at_ms: int,
+        input_schema: str | None = None,
+    ) -> Failure:
+        return cls(
+            source=source,
+            stage=error.stage,
+            error_class=type(error).__name__,
+            message=error.message,
+            attempts=error.attempts,
+            raw_output=error.raw_output,
+            field_errors=error.field_errors,
+            input_schema=input_schema,
+            failed_at_ms=failed_at_ms,
+        )
+
+
+@dataclass(frozen=True)
+class Written:
+    """A Kafka write the broker acknowledged; ``source`` offsets are now safe to commit."""
+
+    topic: str
+    partition: int
+    offset: int
+    kind: str = "output"  # "output" or "dead_letter"
+    extra: dict[str, Any] = field(default_factory=dict)

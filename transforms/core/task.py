@@ -1,0 +1,201 @@
+"""The task file: one YAML document describing a whole job, validated once, at load.
+
+Unknown keys are errors; paths are relative to the task file's folder; secrets never live
+here (``api_key_env`` names an environment variable). Errors are one line naming the file
+and the key, e.g. ``task.yaml: kafka.bootstrap: unknown key``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from transforms.core.errors import TaskConfigError
+
+__all__ = [
+    "ExampleSpec",
+    "GenerationSpec",
+    "InputSpec",
+    "KafkaSpec",
+    "OutputSpec",
+    "PolicySpec",
+    "PromptSpec",
+    "ProviderSpec",
+    "TaskSpec",
+    "load_task",
+]
+
+# Client settings passed through to kafka-python (connection and security only; the stage
+# owns offsets, acks and serialisation itself, so those are not settable here).
+KAFKA_CLIENT_KEYS = frozenset(
+    {
+        "client_id",
+        "security_protocol",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_check_hostname",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_kerberos_service_name",
+        "request_timeout_ms",
+        "connections_max_idle_ms",
+        "metadata_max_age_ms",
+        "api_version_auto_timeout_ms",
+        "max_partition_fetch_bytes",
+        "fetch_max_bytes",
+        "max_request_size",
+        "compression_type",
+        "linger_ms",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class KafkaSpec(_Strict):
+    bootstrap_servers: str
+    input_topic: str
+    output_topic: str
+    dead_letter_topic: str
+    consumer_group: str | None = None
+    sasl_password_env: str | None = None
+    client: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("client")
+    @classmethod
+    def _known_client_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - KAFKA_CLIENT_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unrecognized client properties {unknown}; allowed: {sorted(KAFKA_CLIENT_KEYS)}"
+            )
+        return value
+
+
+class InputSpec(_Strict):
+    format: Literal["avro", "json"] = "avro"
+    schema_path: Path = Field(alias="schema")
+    framing: Literal["single-object", "raw"] = "single-object"
+    max_bytes: int = Field(default=1_000_000, gt=0)
+
+
+class OutputSpec(_Strict):
+    schema_path: Path = Field(alias="schema")
+    framing: Literal["single-object", "raw"] = "single-object"
+
+
+class ExampleSpec(_Strict):
+    input: dict[str, Any]
+    output: dict[str, Any]
+
+
+class PromptSpec(_Strict):
+    system: str
+    template: str
+    examples: list[ExampleSpec] = Field(default_factory=list)
+    max_prompt_chars: int = Field(default=20_000, gt=0)
+
+
+class PricingSpec(_Strict):
+    prompt_per_million: float = Field(default=0.0, ge=0)
+    completion_per_million: float = Field(default=0.0, ge=0)
+
+
+class ProviderSpec(_Strict):
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_concurrency: int = Field(default=16, gt=0)
+    pricing: PricingSpec | None = None
+
+
+class GenerationSpec(_Strict):
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    seed: int | None = 42
+    max_tokens: int = Field(default=512, gt=0)
+
+
+class PolicySpec(_Strict):
+    attempts_per_provider: int = Field(default=2, ge=1)
+    max_reasks: int = Field(default=1, ge=0)
+    max_in_flight: int = Field(default=64, ge=1)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    kafka: KafkaSpec
+    input: InputSpec
+    output: OutputSpec
+    prompt: PromptSpec
+    providers: list[ProviderSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def consumer_group(self) -> str:
+        return self.kafka.consumer_group or self.name
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_provider_names(cls, value: list[ProviderSpec]) -> list[ProviderSpec]:
+        names = [p.name for p in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"provider names must be unique, repeated: {duplicates}")
+        return value
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    return f"{where}: {error['msg']}"
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Read, validate and resolve a task file; raise ``TaskConfigError`` with one clear line."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskConfigError(f"{path}: task file not found") from None
+    except yaml.YAMLError as exc:
+        raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise TaskConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        task = TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = _describe(exc.errors()[0])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise TaskConfigError(f"{path}: {first}{more}") from None
+    return _resolve_paths(task, path)
+
+
+def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
+    base = path.resolve().parent
+    resolved_input = (base / task.input.schema_path).resolve()
+    resolved_output = (base / task.output.schema_path).resolve()
+    for key, file in (("input.schema", resolved_input), ("output.schema", resolved_output)):
+        if not file.is_file():
+            raise TaskConfigError(f"{path}: {key}: file not found: {file}")
+    return task.model_copy(
+        update={
+            "input": task.input.model_copy(update={"schema_path": resolved_input}),
+            "output": task.output.model_copy(update={"schema_path": resolved_output}),
+            "source_path": path.resolve(),
+        }
+    )

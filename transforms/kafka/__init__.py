@@ -1,0 +1,1 @@
+"""The Kafka edge (kafka-python): snapshot offsets, read ranges, write, commit."""

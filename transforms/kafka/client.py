@@ -1,0 +1,47 @@
+"""Build kafka-python clients from the task's ``kafka`` section (on the worker)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from transforms.core.errors import TaskConfigError
+from transforms.core.task import KafkaSpec
+
+__all__ = ["consumer", "producer"]
+
+_PRODUCER_ONLY = {"max_request_size", "compression_type", "linger_ms"}
+_CONSUMER_ONLY = {"max_partition_fetch_bytes", "fetch_max_bytes"}
+
+
+def _common(spec: KafkaSpec) -> dict[str, Any]:
+    settings: dict[str, Any] = {"bootstrap_servers": spec.bootstrap_servers.split(",")}
+    if spec.sasl_password_env:
+        password = os.environ.get(spec.sasl_password_env)
+        if not password:
+            raise TaskConfigError(
+                f"kafka.sasl_password_env: environment variable {spec.sasl_password_env} is not set"
+            )
+        settings["sasl_plain_password"] = password
+    return settings
+
+
+def consumer(spec: KafkaSpec, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+    client = {k: v for k, v in spec.client.items() if k not in _PRODUCER_ONLY}
+    return KafkaConsumer(
+        **_common(spec),
+        **client,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **overrides,
+    )
+
+
+def producer(spec: KafkaSpec) -> KafkaProducer:
+    client = {k: v for k, v in spec.client.items() if k not in _CONSUMER_ONLY}
+    settings: dict[str, Any] = {"acks": "all", "retries": 5, "linger_ms": 5}
+    settings.update(client)
+    return KafkaProducer(**_common(spec), **settings)
