@@ -20,7 +20,9 @@ JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 PYTHON=${PYTHON:-python3}
 PID_FILE=$STATE/kafka.pid
 LOG=$STATE/logs/server.log
-JVM=(-cp "$LIBS/*" -Djava.awt.headless=true
+CDS=$LIBS/kafka.jsa  # AppCDS class archive, written when the first broker exits; ~2 s faster starts
+# C1-only JIT: roughly halves startup on small machines; peak throughput is irrelevant here.
+JVM=(-cp "$LIBS/*" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xlog:cds*=off -Djava.awt.headless=true
      -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -Dkafka.logs.dir="$STATE/logs")
 
 install() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
@@ -105,15 +107,17 @@ start() {
     stop
   fi
   local t0=$EPOCHREALTIME
+  local cds=(-XX:SharedArchiveFile="$CDS") dump=()
+  if [[ ! -f $CDS ]]; then cds=(); dump=(-XX:ArchiveClassesAtExit="$CDS"); fi
   write_config
   if [[ ! -f $STATE/data/meta.properties ]]; then
     local id
     id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)  # Kafka's base64url Uuid
-    "$JAVA" "${JVM[@]}" -XX:TieredStopAtLevel=1 kafka.tools.StorageTool format \
+    "$JAVA" "${JVM[@]}" "${cds[@]}" kafka.tools.StorageTool format \
       --config "$STATE/server.properties" --cluster-id "${id/#-/A}" >>"$STATE/logs/kafka.out" 2>&1 \
       || { tail -n 20 "$STATE/logs/kafka.out" >&2; exit 1; }
   fi
-  nohup "$JAVA" -Xms256m -Xmx512m ${XOPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} "${JVM[@]}" \
+  nohup "$JAVA" -Xms256m -Xmx512m "${JVM[@]}" "${cds[@]}" "${dump[@]}" \
     kafka.Kafka "$STATE/server.properties" >>"$STATE/logs/kafka.out" 2>&1 &
   echo $! >"$PID_FILE"
   if ! ready 60; then

@@ -29,7 +29,7 @@ class InputDecoder:
             raise DecodeError("record has no value (tombstone)")
         if len(value) > self.max_bytes:
             raise DecodeError(
-                f"record value is {len(value)} bytes, over the limit of {self.max_bytes}"
+                f"record value is {len(value)} bytes, over input.max_bytes ({self.max_bytes})"
             )
         if self.format == "json":
             return Parsed(record, self._decode_json(value), self.schema.identity)

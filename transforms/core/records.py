@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from transforms.core.errors import Attempt, FieldError, RecordError
 
-__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Written"]
+__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed"]
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -80,14 +80,3 @@ class Failure:
             input_schema=input_schema,
             failed_at_ms=failed_at_ms,
         )
-
-
-@dataclass(frozen=True)
-class Written:
-    """A Kafka write the broker acknowledged; ``source`` offsets are now safe to commit."""
-
-    topic: str
-    partition: int
-    offset: int
-    kind: str = "output"  # "output" or "dead_letter"
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -10,14 +10,27 @@ from kafka import KafkaConsumer, KafkaProducer
 from transforms.core.errors import TaskConfigError
 from transforms.core.task import KafkaSpec
 
-__all__ = ["consumer", "producer"]
+__all__ = ["common_settings", "consumer", "producer"]
 
 _PRODUCER_ONLY = {"max_request_size", "compression_type", "linger_ms"}
 _CONSUMER_ONLY = {"max_partition_fetch_bytes", "fetch_max_bytes"}
+_SECURITY = {
+    "security_protocol",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_kerberos_service_name",
+}
 
 
-def _common(spec: KafkaSpec) -> dict[str, Any]:
+def common_settings(spec: KafkaSpec) -> dict[str, Any]:
+    """Bootstrap servers, security settings and the SASL password from the environment."""
     settings: dict[str, Any] = {"bootstrap_servers": spec.bootstrap_servers.split(",")}
+    security = {k: v for k, v in spec.client.items() if k.startswith(("security", "ssl", "sasl"))}
+    settings.update(security)
     if spec.sasl_password_env:
         password = os.environ.get(spec.sasl_password_env)
         if not password:
@@ -29,9 +42,9 @@ def _common(spec: KafkaSpec) -> dict[str, Any]:
 
 
 def consumer(spec: KafkaSpec, group_id: str | None, **overrides: Any) -> KafkaConsumer:
-    client = {k: v for k, v in spec.client.items() if k not in _PRODUCER_ONLY}
+    client = {k: v for k, v in spec.client.items() if k not in _PRODUCER_ONLY | _SECURITY}
     return KafkaConsumer(
-        **_common(spec),
+        **common_settings(spec),
         **client,
         group_id=group_id,
         enable_auto_commit=False,
@@ -41,7 +54,7 @@ def consumer(spec: KafkaSpec, group_id: str | None, **overrides: Any) -> KafkaCo
 
 
 def producer(spec: KafkaSpec) -> KafkaProducer:
-    client = {k: v for k, v in spec.client.items() if k not in _CONSUMER_ONLY}
+    client = {k: v for k, v in spec.client.items() if k not in _CONSUMER_ONLY | _SECURITY}
     settings: dict[str, Any] = {"acks": "all", "retries": 5, "linger_ms": 5}
     settings.update(client)
-    return KafkaProducer(**_common(spec), **settings)
+    return KafkaProducer(**common_settings(spec), **settings)

@@ -20,9 +20,10 @@ __all__ = ["read_range", "snapshot_ranges"]
 
 
 def snapshot_ranges(
-    spec: KafkaSpec, topic: str, group: str, timeout_s: float = 30.0
+    spec: KafkaSpec, topic: str, group: str | None, timeout_s: float = 30.0
 ) -> list[PartitionRange]:
-    """Each partition's committed offset (or earliest) up to its current end."""
+    """Each partition's committed offset (or earliest; always earliest without a group)
+    up to its current end."""
     client = consumer(spec, group)
     try:
         partitions = _partitions(client, topic, timeout_s)
@@ -31,7 +32,7 @@ def snapshot_ranges(
         end = client.end_offsets(tps)
         ranges = []
         for tp in tps:
-            committed = client.committed(tp)
+            committed = client.committed(tp) if group else None
             start = max(committed if committed is not None else 0, beginning[tp])
             ranges.append(PartitionRange(topic, tp.partition, start, end[tp]))
         return ranges

@@ -1,0 +1,23 @@
+"""Build the enrichment pipeline for a task; return the pipeline and its named outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.beam.stage import EnrichStage
+from transforms.core.task import TaskSpec
+
+__all__ = ["build_pipeline"]
+
+
+def build_pipeline(
+    task: TaskSpec, beam_args: Sequence[str] = ()
+) -> tuple[beam.Pipeline, dict[str, Any]]:
+    options = PipelineOptions(list(beam_args) or ["--runner=DirectRunner"])
+    pipeline = beam.Pipeline(options=options)
+    outputs = pipeline | f"Enrich[{task.name}]" >> EnrichStage(task)
+    return pipeline, outputs

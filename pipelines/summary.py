@@ -1,0 +1,58 @@
+"""The run summary: every record accounted for, from the pipeline's own counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.beam.metrics import NAMESPACE
+
+__all__ = ["RunSummary", "summarize"]
+
+
+@dataclass
+class RunSummary:
+    counters: dict[str, int] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+    def get(self, name: str) -> int:
+        return self.counters.get(name, 0)
+
+    @property
+    def dead_by_stage(self) -> dict[str, int]:
+        prefix = "dead_letter."
+        return {
+            k[len(prefix) :]: v for k, v in sorted(self.counters.items()) if k.startswith(prefix)
+        }
+
+    @property
+    def unaccounted(self) -> int:
+        """Records read that ended neither as an output nor as a dead letter."""
+        return self.get("read") - self.get("written.output") - self.get("written.dead_letter")
+
+    def lines(self) -> list[str]:
+        read = self.get("read")
+        rate = read / self.wall_time_s if self.wall_time_s else 0.0
+        dead = ", ".join(f"{k}={v}" for k, v in self.dead_by_stage.items()) or "none"
+        return [
+            f"records read        {read}",
+            f"enriched (written)  {self.get('written.output')}",
+            f"dead-lettered       {self.get('written.dead_letter')}  (by stage: {dead})",
+            f"not settled         {self.unaccounted}  (offsets not committed; re-read next run)",
+            f"LLM calls           {self.get('llm_calls')}  (failed {self.get('llm_failed_calls')},"
+            f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
+            f"tokens              prompt {self.get('prompt_tokens')},"
+            f" completion {self.get('completion_tokens')}",
+            f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
+        ]
+
+
+def summarize(result: Any, wall_time_s: float) -> RunSummary:
+    counters: dict[str, int] = {}
+    for metric in result.metrics().query()["counters"]:
+        if metric.key.metric.namespace != NAMESPACE:
+            continue
+        name = metric.key.metric.name
+        value = metric.committed if metric.committed is not None else metric.attempted
+        counters[name] = counters.get(name, 0) + int(value)
+    return RunSummary(counters, wall_time_s)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from schemas import load_schema, parse_schema
+from tests.conftest import SCHEMAS
+from transforms.core import framing
+from transforms.core.codec import InputDecoder
+from transforms.core.errors import DecodeError
+from transforms.core.records import KafkaRecord
+
+REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
+DATUM = {"review_id": "r1", "product": "Lamp", "text": "Bright.", "submitted_at": 1767276083108}
+
+
+def _record(value: bytes | None) -> KafkaRecord:
+    return KafkaRecord("reviews", 0, 7, 0, b"k", value)
+
+
+def _decoder(fmt: str = "avro", framing_name: str = "single-object") -> InputDecoder:
+    return InputDecoder(REVIEW, fmt, framing_name, max_bytes=1000)
+
+
+def test_fingerprint_matches_the_avro_spec_vector() -> None:
+    # Avro spec: CRC-64-AVRO("null") = 0x63DD24E7CC258F8A, stored little-endian.
+    assert parse_schema("null").fingerprint == (7195948357588979594).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("framing_name", ["single-object", "raw"])
+def test_roundtrip(framing_name: str) -> None:
+    payload = framing.encode(DATUM, REVIEW, framing_name)
+    assert payload.startswith(b"\xc3\x01") == (framing_name == "single-object")
+    parsed = _decoder(framing_name=framing_name).decode(_record(payload))
+    assert parsed.fields["review_id"] == "r1"
+    assert parsed.fields["submitted_at"].year == 2026  # timestamp-millis logical type
+    assert parsed.input_schema == REVIEW.identity
+
+
+def test_single_object_header_carries_the_writer_fingerprint() -> None:
+    payload = framing.encode(DATUM, REVIEW, "single-object")
+    assert payload[2:10] == REVIEW.fingerprint
+
+
+POISON = {
+    "random bytes": os.urandom(64),
+    "empty": b"",
+    "wrong fingerprint": b"\xc3\x01" + b"\x00" * 8 + b"\x02a",
+    "truncated": framing.encode(DATUM, REVIEW, "single-object")[:-5],
+    "trailing bytes": framing.encode(DATUM, REVIEW, "single-object") + b"\x00\x01",
+    "json not avro": json.dumps(DATUM, default=str).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POISON))
+def test_poison_is_a_decode_error(name: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        _decoder().decode(_record(POISON[name]))
+    assert info.value.stage == "decode"
+    assert info.value.message
+
+
+def test_unknown_fingerprint_is_named() -> None:
+    with pytest.raises(DecodeError, match="unknown writer schema fingerprint 0000000000000000"):
+        _decoder().decode(_record(POISON["wrong fingerprint"]))
+
+
+def test_tombstone_and_oversized_values_are_decode_errors() -> None:
+    with pytest.raises(DecodeError, match="tombstone"):
+        _decoder().decode(_record(None))
+    with pytest.raises(DecodeError, match=r"1001 bytes, over input.max_bytes \(1000\)"):
+        _decoder().decode(_record(b"\xc3\x01" + b"x" * 999))
+
+
+def test_json_input_is_validated_against_the_schema() -> None:
+    ok = json.dumps({**DATUM, "submitted_at": 1}).encode()
+    assert _decoder("json").decode(_record(ok)).fields["product"] == "Lamp"
+    with pytest.raises(DecodeError, match="not valid JSON"):
+        _decoder("json").decode(_record(b"{nope"))
+    with pytest.raises(DecodeError, match=r"\$.product: expected string, got int") as info:
+        _decoder("json").decode(
+            _record(json.dumps({**DATUM, "submitted_at": 1, "product": 3}).encode())
+        )
+    assert info.value.field_errors[0].path == "$.product"

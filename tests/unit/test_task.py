@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLE_TASK
+from transforms.core.errors import TaskConfigError
+from transforms.core.job import compile_job
+from transforms.core.task import load_task
+
+
+def _write(tmp_path: Path, mutate: object) -> Path:
+    raw = yaml.safe_load(EXAMPLE_TASK.read_text())
+    raw["input"]["schema"] = str(EXAMPLE_TASK.parent / raw["input"]["schema"])
+    raw["output"]["schema"] = str(EXAMPLE_TASK.parent / raw["output"]["schema"])
+    mutate(raw)  # type: ignore[operator]
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_example_task_loads_and_resolves_paths() -> None:
+    task = load_task(EXAMPLE_TASK)
+    assert task.input.schema_path.is_absolute() and task.input.schema_path.is_file()
+    assert task.consumer_group == "reviews-enrichment"
+    assert task.generation.temperature == 0
+    assert [p.name for p in task.providers] == ["local-smollm2", "local-smollm2-backup"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r.update(retries=3), "retries: unknown key"),
+        (lambda r: r["kafka"].update(bootstrap="x"), "kafka.bootstrap: unknown key"),
+        (lambda r: r["providers"][0].update(api_key="sk-x"), "providers.0.api_key: unknown key"),
+        (lambda r: r["kafka"].pop("output_topic"), "kafka.output_topic: required key is missing"),
+        (lambda r: r["input"].update(framing="xml"), "input.framing: Input should be"),
+        (lambda r: r["generation"].update(temperature=5), "generation.temperature"),
+        (lambda r: r.update(providers=[]), "providers: List should have at least 1 item"),
+    ],
+)
+def test_invalid_task_is_one_line_naming_the_key(
+    tmp_path: Path, mutate: object, expected: str
+) -> None:
+    path = _write(tmp_path, mutate)
+    with pytest.raises(TaskConfigError) as info:
+        load_task(path)
+    message = str(info.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_unknown_kafka_client_property_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda r: r["kafka"].update(client={"enable_auto_commit": True}))
+    with pytest.raises(TaskConfigError, match="unrecognized client properties.*enable_auto_commit"):
+        load_task(path)
+
+
+def test_missing_schema_file_names_key_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda r: r["output"].update(schema="nowhere.avsc"))
+    with pytest.raises(TaskConfigError, match=r"output.schema: file not found: .*nowhere.avsc"):
+        load_task(path)
+
+
+def test_missing_task_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(TaskConfigError, match="task file not found"):
+        load_task(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(TaskConfigError, match="not valid YAML"):
+        load_task(bad)
+
+
+def test_duplicate_provider_names_are_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda r: r["providers"][1].update(name=r["providers"][0]["name"]))
+    with pytest.raises(TaskConfigError, match="provider names must be unique"):
+        load_task(path)
+
+
+def test_example_that_does_not_fit_the_output_schema_is_a_config_error(tmp_path: Path) -> None:
+    def mutate(raw: dict) -> None:  # type: ignore[type-arg]
+        raw["prompt"]["examples"][0]["output"]["sentiment"] = "happy"
+
+    with pytest.raises(TaskConfigError, match=r"prompt.examples\[0\].output: \$.sentiment"):
+        compile_job(load_task(_write(tmp_path, mutate)))
+
+
+def test_template_syntax_error_is_a_config_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, lambda r: r["prompt"].update(template="{{ text "))
+    with pytest.raises(TaskConfigError, match="prompt.template"):
+        compile_job(load_task(path))
