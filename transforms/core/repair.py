@@ -33,9 +33,11 @@ def parse_answer(raw: str) -> tuple[Any, list[str], list[FieldError]]:
         text, repairs = fenced.group(1), ["strip_code_fence"]
     text = text.strip()
     start, end = text.find("{"), text.rfind("}")
-    if start != -1 and (start > 0 or end < len(text) - 1):
-        text = text[start : end + 1] if end > start else text[start:]
-        repairs.append("strip_surrounding_text")
+    if start != -1:
+        trimmed = text[start : end + 1] if end > start else text[start:]
+        if trimmed != text:
+            text = trimmed
+            repairs.append("strip_surrounding_text")
     try:
         return json.loads(text), repairs, []
     except json.JSONDecodeError:

@@ -1,0 +1,104 @@
+"""The enrichment ladder with scripted providers (pure: no network, no sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import openai
+
+from tests.conftest import EXAMPLE_TASK
+from transforms.core.enricher import Enricher
+from transforms.core.errors import Attempt
+from transforms.core.job import compile_job
+from transforms.core.providers import CallFailed, Completion
+from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
+from transforms.core.task import load_task
+
+JOB = compile_job(load_task(EXAMPLE_TASK))
+RECORD = Parsed(
+    KafkaRecord("reviews", 0, 3, 0, None, b"v"),
+    {"review_id": "r1", "product": "Lamp", "text": "Nice.", "submitted_at": 0},
+    "examples.reviews.Review@x",
+)
+GOOD = {"sentiment": "positive", "topics": ["light"], "summary": "Nice lamp.", "rating": 5}
+
+
+class Scripted:
+    """A provider that answers from a script: a string is an answer, an exception fails."""
+
+    def __init__(self, name: str, script: Sequence[Any]) -> None:
+        self.spec = SimpleNamespace(name=name, model=f"{name}-model")
+        self.script = list(script)
+        self.conversations: list[list[dict[str, str]]] = []
+
+    async def complete(self, messages: Any, schema: Any, *, kind: str) -> Completion:
+        self.conversations.append(list(messages))
+        step = self.script.pop(0)
+        if isinstance(step, BaseException):
+            attempt = Attempt(self.spec.name, self.spec.model, kind, error=repr(step))
+            raise CallFailed(step, (attempt,))
+        finish = "length" if step.endswith("...") else "stop"
+        attempt = Attempt(self.spec.name, self.spec.model, kind, status=200, finish_reason=finish)
+        return Completion(step.removesuffix("..."), finish, (attempt,))
+
+
+def _run(*providers: Scripted) -> Enriched | Failure:
+    return asyncio.run(Enricher(JOB, providers).enrich(RECORD))  # type: ignore[arg-type]
+
+
+def test_valid_answer_is_merged_with_copied_fields() -> None:
+    result = _run(Scripted("a", [json.dumps(GOOD)]))
+    assert isinstance(result, Enriched)
+    assert result.output == {"review_id": "r1", "product": "Lamp", **GOOD}
+    assert result.provider == "a" and len(result.attempts) == 1
+
+
+def test_failed_provider_falls_back_to_the_next() -> None:
+    down = openai.APIConnectionError(request=None)  # type: ignore[arg-type]
+    result = _run(Scripted("a", [down]), Scripted("b", [json.dumps(GOOD)]))
+    assert isinstance(result, Enriched) and result.provider == "b"
+    assert [a.provider for a in result.attempts] == ["a", "b"]
+
+
+def test_invalid_answer_is_reasked_with_the_errors() -> None:
+    provider = Scripted("a", [json.dumps({**GOOD, "rating": 9}), json.dumps(GOOD)])
+    result = _run(provider)
+    assert isinstance(result, Enriched)
+    assert [a.kind for a in result.attempts] == ["call", "reask"]
+    reask = provider.conversations[1][-1]["content"]
+    assert "$.rating: must be <= 5" in reask
+
+
+def test_answer_that_stays_invalid_is_a_validate_dead_letter_after_max_reasks() -> None:
+    bad = json.dumps({**GOOD, "sentiment": "great"})
+    result = _run(Scripted("a", [bad] * 2), Scripted("b", [bad] * 2))
+    assert isinstance(result, Failure)
+    assert result.stage == "validate" and result.error_class == "OutputInvalid"
+    assert [a.kind for a in result.attempts] == ["call", "reask", "call", "reask"]
+    assert result.raw_output == bad
+    assert result.field_errors[0].path == "$.sentiment"
+
+
+def test_truncated_answer_is_never_accepted_silently() -> None:
+    provider = Scripted("a", [json.dumps(GOOD) + "...", json.dumps(GOOD)])
+    result = _run(provider)
+    assert isinstance(result, Enriched) and len(result.attempts) == 2
+    assert "cut off" in provider.conversations[1][-1]["content"]
+
+
+def test_all_providers_down_is_an_llm_dead_letter_with_every_attempt() -> None:
+    down = openai.APIConnectionError(request=None)  # type: ignore[arg-type]
+    result = _run(Scripted("a", [down]), Scripted("b", [down]))
+    assert isinstance(result, Failure) and result.stage == "llm"
+    assert result.error_class == "ProvidersExhausted"
+    assert [a.provider for a in result.attempts] == ["a", "b"]
+
+
+def test_unrenderable_record_is_a_prompt_dead_letter() -> None:
+    record = Parsed(RECORD.source, {"product": "Lamp"}, RECORD.input_schema)
+    result = asyncio.run(Enricher(JOB, [Scripted("a", [])]).enrich(record))  # type: ignore[list-item]
+    assert isinstance(result, Failure) and result.stage == "prompt"

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from tests.conftest import EXAMPLE_TASK
+from transforms.core import framing
+from transforms.core.envelope import dead_letter_envelope, output_envelope, read_dead_letter
+from transforms.core.errors import Attempt, FieldError
+from transforms.core.job import compile_job
+from transforms.core.offsets import PartitionRange, commit_point
+from transforms.core.records import Enriched, Failure, KafkaRecord
+from transforms.core.task import load_task
+
+JOB = compile_job(load_task(EXAMPLE_TASK))
+SOURCE = KafkaRecord("reviews", 2, 41, 1767276083108, b"r1", b"\x00garbage", (("trace", b"t1"),))
+ATTEMPT = Attempt("local", "smollm2", status=503, error="InternalServerError (transient): down")
+
+
+def _headers(envelope: object) -> dict[str, str]:
+    return {k: v.decode() for k, v in envelope.headers}  # type: ignore[attr-defined]
+
+
+def test_dead_letter_holds_the_original_and_the_whole_story() -> None:
+    failure = Failure(
+        SOURCE,
+        "validate",
+        "OutputInvalid",
+        "bad answer",
+        (ATTEMPT,),
+        '{"rating": 9}',
+        (FieldError("$.rating", "must be <= 5"),),
+        "examples.reviews.Review@abc",
+        1767276090000,
+    )
+    envelope = dead_letter_envelope(JOB, failure)
+    value = read_dead_letter(envelope.value)
+    assert value["original"]["value"] == b"\x00garbage"
+    assert value["original"]["key"] == b"r1"
+    assert value["original"]["headers"] == [{"key": "trace", "value": b"t1"}]
+    assert (value["original"]["topic"], value["original"]["partition"]) == ("reviews", 2)
+    assert value["original"]["offset"] == 41
+    assert value["stage"] == "validate" and value["error_class"] == "OutputInvalid"
+    assert value["attempts"][0]["status"] == 503
+    assert value["last_raw_output"] == '{"rating": 9}'
+    assert value["validation_errors"] == [{"path": "$.rating", "message": "must be <= 5"}]
+    assert value["prompt_hash"] == JOB.prompt.hash
+    assert value["output_schema"] == JOB.output_schema.identity
+    assert value["job_name"] == "reviews-enrichment" and value["replay_count"] == 0
+    headers = _headers(envelope)
+    assert headers["__connect.errors.topic"] == "reviews"
+    assert headers["__connect.errors.partition"] == "2"
+    assert headers["__connect.errors.offset"] == "41"
+    assert headers["__connect.errors.stage"] == "validate"
+    assert headers["__connect.errors.exception.class.name"] == "OutputInvalid"
+    assert headers["__connect.errors.exception.message"] == "bad answer"
+    assert envelope.key == b"r1"
+
+
+def test_output_carries_source_coordinates_provider_and_prompt_hash() -> None:
+    output = {
+        "review_id": "r1",
+        "product": "Lamp",
+        "sentiment": "positive",
+        "topics": ["light"],
+        "summary": "Good.",
+        "rating": 5,
+    }
+    envelope = output_envelope(JOB, Enriched(SOURCE, output, "local", "smollm2", (ATTEMPT,)))
+    decoded, writer = framing.decode(envelope.value, JOB.output_schema, "single-object")
+    assert decoded == output and writer.identity == JOB.output_schema.identity
+    headers = _headers(envelope)
+    assert headers["llm_enrich.source.topic"] == "reviews"
+    assert headers["llm_enrich.source.partition"] == "2"
+    assert headers["llm_enrich.source.offset"] == "41"
+    assert headers["llm_enrich.provider"] == "local"
+    assert headers["llm_enrich.model"] == "smollm2"
+    assert headers["llm_enrich.prompt_hash"] == JOB.prompt.hash
+
+
+def test_commit_point_stops_at_the_first_unsettled_offset() -> None:
+    range_ = PartitionRange("t", 0, 10, 15)
+    assert commit_point(range_, [10, 11, 12, 13, 14], [10, 11, 12, 13, 14]) == 15
+    assert commit_point(range_, [10, 11, 12, 13, 14], [10, 11, 13, 14]) == 12
+    assert commit_point(range_, [10, 11, 12, 13, 14], []) == 10
+    # offsets with a gap (a transaction marker at 12): the gap does not block the commit
+    assert commit_point(range_, [10, 11, 13, 14], [10, 11, 13, 14]) == 15
+    assert commit_point(PartitionRange("t", 0, 5, 5), [], []) == 5
