@@ -22,7 +22,7 @@ PID_FILE=$STATE/kafka.pid
 LOG=$STATE/logs/server.log
 CDS=$LIBS/kafka.jsa  # AppCDS class archive, written when the first broker exits; ~2 s faster starts
 # C1-only JIT: roughly halves startup on small machines; peak throughput is irrelevant here.
-JVM=(-cp "$LIBS/*" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xlog:cds*=off -Djava.awt.headless=true
+JVM=(-cp "$LIBS/*" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "-Xlog:cds*=off" -Djava.awt.headless=true
      -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -Dkafka.logs.dir="$STATE/logs")
 
 install() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
@@ -40,8 +40,8 @@ running() {  # our broker process is alive (guards against stale pid files / pid
   pid=$(cat "$PID_FILE" 2>/dev/null) && ps -ww -p "$pid" -o args= 2>/dev/null | grep -q kafka.Kafka
 }
 
-# Poll for up to $1 seconds until the broker answers DescribeCluster with an unfenced broker;
-# gives up early if the broker process dies.
+# Poll for up to $1 seconds until the broker answers a DescribeCluster request listing itself as
+# unfenced (a TCP connect is not enough); gives up early if the broker process dies.
 ready() {
   "$PYTHON" - "127.0.0.1:$PORT" "$1" "$(cat "$PID_FILE")" <<'PY'
 import logging, os, sys, time
@@ -59,8 +59,7 @@ while True:
             admin.close()
     except Exception:
         pass
-    os.kill(pid, 0)  # ProcessLookupError -> broker died
-    if time.monotonic() > deadline:
+    if time.monotonic() > deadline or not os.path.exists(f"/proc/{pid}"):
         sys.exit(1)
     time.sleep(0.2)
 PY
@@ -99,6 +98,8 @@ CONF
 }
 
 start() {
+  "$PYTHON" -c 'import kafka' 2>/dev/null \
+    || { echo "'$PYTHON' cannot import kafka-python (needed for the readiness probe); set PYTHON" >&2; exit 1; }
   install
   mkdir -p "$STATE/logs"
   if running; then
@@ -106,7 +107,7 @@ start() {
     echo "Kafka process $(cat "$PID_FILE") is not answering; restarting it" >&2
     stop
   fi
-  local t0=$EPOCHREALTIME
+  local t0=${EPOCHREALTIME/[.,]/}  # microseconds
   local cds=(-XX:SharedArchiveFile="$CDS") dump=()
   if [[ ! -f $CDS ]]; then cds=(); dump=(-XX:ArchiveClassesAtExit="$CDS"); fi
   write_config
@@ -121,19 +122,21 @@ start() {
     kafka.Kafka "$STATE/server.properties" >>"$STATE/logs/kafka.out" 2>&1 &
   echo $! >"$PID_FILE"
   if ! ready 60; then
-    echo "Kafka did not become ready on 127.0.0.1:$PORT within 60 s. Tail of $LOG:" >&2
+    if running; then echo "Kafka not answering on 127.0.0.1:$PORT after 60 s." >&2
+    else echo "Kafka exited during startup." >&2; fi
     tail -n 40 "$LOG" "$STATE/logs/kafka.out" >&2 || true
     stop >/dev/null
     exit 1
   fi
-  echo "Kafka running on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"), started in $(awk "BEGIN {printf \"%.1f\", $EPOCHREALTIME - $t0}") s)"
+  local ds=$(((${EPOCHREALTIME/[.,]/} - t0) / 100000))  # tenths of a second
+  echo "Kafka running on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"), started in $((ds / 10)).$((ds % 10)) s)"
 }
 
 stop() {
   if running; then
     local pid
     pid=$(cat "$PID_FILE")
-    kill "$pid"
+    kill "$pid" 2>/dev/null || true
     for _ in $(seq 300); do running || break; sleep 0.1; done  # up to 30 s for a clean shutdown
     running && kill -9 "$pid"
     echo "Kafka stopped"
