@@ -38,6 +38,9 @@ class _JobDoFn(beam.DoFn):
         self._task = task
         self._job: Job | None = None
 
+    def __getstate__(self) -> dict[str, Any]:  # the compiled job is rebuilt on the worker
+        return {**self.__dict__, "_job": None}
+
     @property
     def job(self) -> Job:
         if self._job is None:

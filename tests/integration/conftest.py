@@ -1,0 +1,172 @@
+"""Integration fixtures: the real broker and the real local model, started by deploy/.
+
+``.ci/run`` starts both (deploy/kafka.sh start, deploy/llm.sh start). Run by hand the same
+way; these tests fail, not skip, when a service is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from pipelines.enrich_pipeline import build_pipeline
+from pipelines.summary import RunSummary, summarize
+from tests.conftest import REPO, SCHEMAS
+from transforms.core.job import Job, compile_job
+from transforms.core.task import TaskSpec, load_task
+from transforms.kafka.admin import ensure_topics
+
+KAFKA = os.environ.get("LLM_ENRICH_KAFKA", "127.0.0.1:19092")
+LLM_URL = os.environ.get("LLM_ENRICH_LLM_URL", "http://127.0.0.1:18080/v1")
+TEST_SCHEMAS = REPO / "tests" / "data"
+
+logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kafka_broker() -> None:
+    try:
+        KafkaAdminClient(bootstrap_servers=KAFKA, request_timeout_ms=5000).close()
+    except Exception as exc:
+        pytest.fail(f"no Kafka broker at {KAFKA} ({exc}); run deploy/kafka.sh start")
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> None:
+    health = LLM_URL.removesuffix("/v1") + "/health"
+    try:
+        urllib.request.urlopen(health, timeout=5).read()
+    except Exception as exc:
+        pytest.fail(f"no llama-server at {health} ({exc}); run deploy/llm.sh start")
+
+
+def closed_port_url() -> str:
+    """An OpenAI base URL on which nothing listens: connection refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def local_provider(name: str = "local", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "base_url": LLM_URL,
+        "model": "smollm2-135m",
+        "timeout_s": 60,
+        "max_concurrency": 4,
+        **extra,
+    }
+
+
+def down_provider(name: str = "down") -> dict[str, Any]:
+    return {"name": name, "base_url": closed_port_url(), "model": "none", "timeout_s": 5}
+
+
+MakeTask = Callable[..., Job]
+
+
+@pytest.fixture
+def make_task(tmp_path: Path) -> MakeTask:
+    """A task on fresh topics (unique names) with the small verdict output schema."""
+
+    def make(providers: Sequence[dict[str, Any]], **overrides: Any) -> Job:
+        run = uuid.uuid4().hex[:8]
+        raw: dict[str, Any] = {
+            "name": f"it-{run}",
+            "kafka": {
+                "bootstrap_servers": KAFKA,
+                "input_topic": f"it-{run}-in",
+                "output_topic": f"it-{run}-out",
+                "dead_letter_topic": f"it-{run}-dlq",
+            },
+            "input": {"format": "avro", "schema": str(SCHEMAS / "examples.reviews.Review.avsc")},
+            "output": {"schema": str(TEST_SCHEMAS / "tests.ReviewVerdict.avsc")},
+            "prompt": {
+                "system": "Classify the review. Answer with JSON only.",
+                "template": "Review: {{ text }}",
+                "examples": [
+                    {
+                        "input": {"text": "Broke after a day. Refunded."},
+                        "output": {"sentiment": "negative", "rating": 1},
+                    },
+                    {
+                        "input": {"text": "Works great, love it."},
+                        "output": {"sentiment": "positive", "rating": 5},
+                    },
+                ],
+            },
+            "providers": list(providers),
+            "generation": {"temperature": 0, "seed": 7, "max_tokens": 40},
+            "policy": {"attempts_per_provider": 1, "max_reasks": 1, "max_in_flight": 16},
+        }
+        for key, value in overrides.items():
+            raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+        path = tmp_path / f"task-{run}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        job = compile_job(load_task(path))
+        kafka = job.task.kafka
+        ensure_topics(
+            kafka, {kafka.input_topic: 3, kafka.output_topic: 3, kafka.dead_letter_topic: 1}
+        )
+        return job
+
+    return make
+
+
+def produce(job: Job, values: Sequence[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    for index, value in enumerate(values):
+        producer.send(job.task.kafka.input_topic, value=value, partition=index % 3)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def sample_reviews(count: int) -> list[dict[str, Any]]:
+    path = REPO / "pipelines" / "examples" / "reviews" / "reviews.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [rows[i % len(rows)] for i in range(count)]
+
+
+def run_job(task: TaskSpec) -> RunSummary:
+    """Run the drain pipeline in-process on the DirectRunner, as ``llm-enrich run`` does."""
+    pipeline, _ = build_pipeline(task)
+    started = time.monotonic()
+    result = pipeline.run()
+    result.wait_until_finish()
+    return summarize(result, time.monotonic() - started)
+
+
+def committed_offsets(job: Job) -> dict[int, int | None]:
+    kafka = job.task.kafka
+    consumer = KafkaConsumer(
+        bootstrap_servers=KAFKA, group_id=job.task.consumer_group, enable_auto_commit=False
+    )
+    try:
+        partitions = sorted(consumer.partitions_for_topic(kafka.input_topic) or [])
+        return {p: consumer.committed(TopicPartition(kafka.input_topic, p)) for p in partitions}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def end_offsets(job: Job) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=KAFKA)
+    try:
+        topic = job.task.kafka.input_topic
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
