@@ -85,7 +85,7 @@ class RetryAfterWait(wait_base):
     """Exponential backoff with jitter, unless the provider said how long to wait."""
 
     def __init__(self, initial: float = 0.5, maximum: float = 20.0) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=maximum)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome

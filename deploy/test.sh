@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: set up, start the real services, lint, type-check, run every test tier.
+# Fails when any step fails, and when pytest collected no test (its exit code 5).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash deploy/setup.sh
+bash deploy/services.sh start
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
