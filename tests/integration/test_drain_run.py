@@ -31,7 +31,9 @@ def _poison() -> list[bytes]:
     ]
 
 
-def test_every_offset_ends_in_exactly_one_output_or_dead_letter(make_task: MakeTask, llm_server: None) -> None:
+def test_every_offset_ends_in_exactly_one_output_or_dead_letter(
+    make_task: MakeTask, llm_server: None
+) -> None:
     job = make_task([local_provider()])
     values = [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(210)]
     poison = _poison()

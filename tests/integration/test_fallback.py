@@ -24,7 +24,9 @@ def _values(count: int) -> list[bytes]:
     return [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(count)]
 
 
-def test_connection_refused_falls_back_to_the_next_provider(make_task: MakeTask, llm_server: None) -> None:
+def test_connection_refused_falls_back_to_the_next_provider(
+    make_task: MakeTask, llm_server: None
+) -> None:
     job = make_task([down_provider("primary"), local_provider("fallback")])
     produce(job, _values(24))
 

@@ -1,0 +1,61 @@
+"""End to end: the ``llm-enrich`` command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from schemas import load_schema
+from tests.conftest import EXAMPLE_TASK, SCHEMAS
+from tests.integration.conftest import (
+    MakeTask,
+    committed_offsets,
+    end_offsets,
+    local_provider,
+    produce,
+    sample_reviews,
+)
+from transforms.core import framing
+
+CLI = [sys.executable, "-m", "pipelines.cli"]
+REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_run_prints_a_summary_and_commits(make_task: MakeTask, llm_server: None) -> None:
+    job = make_task([local_provider()])
+    produce(job, [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(12)])
+    assert job.task.source_path is not None
+
+    done = _cli("run", "--task", str(job.task.source_path), "--show", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert "records read        12" in done.stdout
+    assert "not settled         0" in done.stdout
+    assert "== first 2 enriched records" in done.stdout
+    assert committed_offsets(job) == end_offsets(job)
+
+
+def test_unknown_key_exits_2_before_touching_kafka(tmp_path: Path) -> None:
+    text = EXAMPLE_TASK.read_text().replace(
+        "bootstrap_servers: 127.0.0.1:19092", "bootstrap_servers: 127.0.0.1:1\n  bootstrap: x"
+    )
+    task = tmp_path / "task.yaml"
+    task.write_text(text.replace("../../../schemas", str(SCHEMAS)))
+    started = time.monotonic()
+    done = _cli("run", "--task", str(task))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"llm-enrich: error: {task}: kafka.bootstrap: unknown key"
+    assert time.monotonic() - started < 20  # no broker connection was attempted
+    assert done.stdout == ""
+
+
+def test_missing_task_file_exits_2(tmp_path: Path) -> None:
+    done = _cli("run", "--task", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert "task file not found" in done.stderr
