@@ -102,3 +102,19 @@ def test_unrenderable_record_is_a_prompt_dead_letter() -> None:
     record = Parsed(RECORD.source, {"product": "Lamp"}, RECORD.input_schema)
     result = asyncio.run(Enricher(JOB, [Scripted("a", [])]).enrich(record))  # type: ignore[list-item]
     assert isinstance(result, Failure) and result.stage == "prompt"
+
+
+def test_broken_json_and_wrong_case_are_repaired_without_a_reask() -> None:
+    answer = '{"sentiment": "Positive", "topics": "light", "summary": "ok", "rating": "5",}'
+    broken = f"```json\n{answer}\n```"
+    result = _run(Scripted("a", [broken]))
+    assert isinstance(result, Enriched) and len(result.attempts) == 1
+    assert result.output["sentiment"] == "positive" and result.output["topics"] == ["light"]
+    assert result.output["rating"] == 5
+    assert set(result.repairs) >= {
+        "strip_code_fence",
+        "json_repair",
+        "enum_case",
+        "wrap_in_array",
+        "numeric_string",
+    }

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from transforms.core.coerce import coerce
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -110,6 +111,8 @@ class Enricher:
         answer, repairs, errors = parse_answer(raw)
         if errors:
             return {}, repairs, errors
+        answer, fixes = coerce(answer, self._job.shape.avro)
+        repairs = [*repairs, *fixes]
         errors = validate(answer, self._job.shape.avro)
         if errors:
             return {}, repairs, errors

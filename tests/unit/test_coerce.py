@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from schemas import parse_schema
+from transforms.core.coerce import coerce
+from transforms.core.validation import validate
+
+SCHEMA = parse_schema(
+    {
+        "type": "record",
+        "name": "Out",
+        "fields": [
+            {
+                "name": "label",
+                "type": {"type": "enum", "name": "L", "symbols": ["positive", "mixed"]},
+            },
+            {"name": "tags", "type": {"type": "array", "items": "string"}},
+            {"name": "rating", "type": "int"},
+            {"name": "score", "type": ["null", "double"], "default": None},
+            {"name": "lang", "type": "string", "default": "en"},
+        ],
+    }
+).parsed
+
+
+def test_each_fix_is_applied_and_named() -> None:
+    datum = {"label": " Positive ", "tags": "battery", "rating": "4", "score": "0.5"}
+    fixed, fixes = coerce(datum, SCHEMA)
+    assert fixed == {
+        "label": "positive",
+        "tags": ["battery"],
+        "rating": 4,
+        "score": 0.5,
+        "lang": "en",
+    }
+    assert fixes == [
+        "enum_case",
+        "wrap_in_array",
+        "numeric_string",
+        "numeric_string",
+        "default_for_missing",
+    ]
+    assert validate(fixed, SCHEMA) == []
+
+
+def test_values_that_cannot_be_coerced_are_left_for_the_validator() -> None:
+    datum = {"label": "great", "tags": ["a"], "rating": "4.5"}
+    fixed, fixes = coerce(datum, SCHEMA)
+    assert fixed["label"] == "great" and fixed["rating"] == "4.5"
+    assert fixes == ["default_for_missing", "default_for_missing"]
+    assert [e.path for e in validate(fixed, SCHEMA)] == ["$.label", "$.rating"]
+
+
+def test_valid_datum_is_untouched() -> None:
+    datum = {"label": "mixed", "tags": [], "rating": 2, "score": None, "lang": "de"}
+    assert coerce(datum, SCHEMA) == (datum, [])
