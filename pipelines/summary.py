@@ -30,6 +30,23 @@ class RunSummary:
         """Records read that ended neither as an output nor as a dead letter."""
         return self.get("read") - self.get("written.output") - self.get("written.dead_letter")
 
+    @property
+    def stop_reasons(self) -> list[str]:
+        """Why the run stopped early, if a guard tripped (see policy in the README)."""
+        explain = {
+            "budget": "policy.budget_usd was reached",
+            "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
+        }
+        halted = {
+            k.removeprefix("halted."): v
+            for k, v in self.counters.items()
+            if k.startswith("halted.")
+        }
+        return [
+            f"{explain.get(k, k)}; {v} records left for the next run"
+            for k, v in sorted(halted.items())
+        ]
+
     def lines(self) -> list[str]:
         read = self.get("read")
         rate = read / self.wall_time_s if self.wall_time_s else 0.0
@@ -43,8 +60,9 @@ class RunSummary:
             f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
             f"tokens              prompt {self.get('prompt_tokens')},"
             f" completion {self.get('completion_tokens')}",
+            f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
-        ]
+        ] + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
 
 
 def summarize(result: Any, wall_time_s: float) -> RunSummary:

@@ -16,7 +16,7 @@ from transforms.core.envelope import Envelope, dead_letter_envelope, output_enve
 from transforms.core.errors import RecordError
 from transforms.core.job import Job, compile_job
 from transforms.core.providers import ProviderClient
-from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
+from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.task import TaskSpec
 
 DEAD = "dead"
@@ -74,19 +74,20 @@ class EnrichBatches(_JobDoFn):
         self._prompt_tokens = counter("prompt_tokens")
         self._completion_tokens = counter("completion_tokens")
         self._repaired = counter("repaired")
+        self._cost_micro_usd = counter("cost_micro_usd")
 
     def setup(self) -> None:
         task = self.job.task
         self._loop = asyncio.new_event_loop()
-        self._providers = [
-            ProviderClient(p, task.generation, attempts=task.policy.attempts_per_provider)
-            for p in task.providers
-        ]
+        self._providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
         self._enricher = Enricher(self.job, self._providers)
 
     def process(self, batch: Sequence[Parsed]) -> Iterator[Any]:
         for result in self._loop.run_until_complete(self._enricher.enrich_all(batch)):
             self._count(result.attempts)
+            if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
+                counter(f"halted.{result.reason.split(':')[0]}").inc()
+                continue
             if isinstance(result, Enriched):
                 self._enriched.inc()
                 if result.repairs:
@@ -101,6 +102,7 @@ class EnrichBatches(_JobDoFn):
             self._reasks.inc(attempt.kind == "reask")
             self._failed_calls.inc(attempt.error is not None)
             self._prompt_tokens.inc(attempt.prompt_tokens)
+            self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
 
     def teardown(self) -> None:

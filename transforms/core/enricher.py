@@ -22,6 +22,7 @@ from transforms.core.errors import (
     ProvidersExhausted,
     RecordError,
 )
+from transforms.core.guard import RunGuard
 from transforms.core.job import Job
 from transforms.core.prompt import Message, reask_messages
 from transforms.core.providers import CallFailed, ProviderClient
@@ -42,7 +43,11 @@ class Enricher:
         self._job = job
         self._providers = list(providers)
         self._clock = clock
-        self._in_flight = asyncio.Semaphore(job.task.policy.max_in_flight)
+        policy = job.task.policy
+        self._in_flight = asyncio.Semaphore(policy.max_in_flight)
+        self.guard = RunGuard(
+            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
+        )
 
     async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure]:
         return list(await asyncio.gather(*(self._bounded(p) for p in batch)))

@@ -55,6 +55,7 @@ class Attempt:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    cost_usd: float = 0.0
 
 
 class EnrichError(Exception):

@@ -1,7 +1,8 @@
 """How provider failures are treated: classification, retry waits, secret redaction.
 
     transient  408, 409, 429, 5xx, connection errors, timeouts  -> retry (same provider)
-    fallback   context too long for this model, content filter   -> next provider, no retry
+    fallback   context too long for this model, content filter,
+               circuit open, Retry-After beyond the cap           -> next provider, no retry
     final      400, 401, 403, 404, 422 and anything unknown      -> next provider, no retry
 
 The SDK's own retries are off; this module is the only retry layer.
@@ -21,6 +22,7 @@ __all__ = [
     "ContentFiltered",
     "ContextTooLong",
     "Kind",
+    "ProviderUnavailable",
     "RetryAfterWait",
     "classify",
     "is_transient",
@@ -44,8 +46,12 @@ class ContentFiltered(Exception):
     """The provider refused to answer (finish_reason ``content_filter``)."""
 
 
+class ProviderUnavailable(Exception):
+    """Skip this provider for now: its circuit is open, or it asked to wait past the cap."""
+
+
 def classify(exc: BaseException) -> Kind:
-    if isinstance(exc, ContextTooLong | ContentFiltered):
+    if isinstance(exc, ContextTooLong | ContentFiltered | ProviderUnavailable):
         return "fallback"
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
         return "transient"
@@ -85,13 +91,16 @@ class RetryAfterWait(wait_base):
     """Exponential backoff with jitter, unless the provider said how long to wait."""
 
     def __init__(self, initial: float = 0.5, maximum: float = 20.0) -> None:
+        self._maximum = maximum
         self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         asked = retry_after_seconds(exc) if exc is not None else None
-        return asked if asked is not None else float(self._backoff(retry_state))
+        if asked is not None:
+            return asked
+        return min(self._maximum, float(self._backoff(retry_state)))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -1,4 +1,10 @@
-"""One OpenAI-compatible provider: an async client, bounded concurrency, retried calls.
+"""One OpenAI-compatible provider: an async client, admission control, retried calls.
+
+    complete()  circuit open?            -> CallFailed(ProviderUnavailable), no call made
+                rate limits (rpm, tpm)   -> wait for a slot (injected sleep)
+                max_concurrency          -> semaphore
+                call, retried by tenacity on transient errors (Retry-After honoured up to
+                policy.max_retry_after_s; a longer wait counts as the provider unavailable)
 
 Every try is recorded as an ``Attempt``; the caller gets the attempts whether the call
 succeeded or not (``CallFailed`` carries them), so they can travel into the dead letter.
@@ -10,25 +16,29 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.limits import CircuitBreaker, RateLimiter, estimate_tokens
 from transforms.core.policy import (
     ContentFiltered,
+    ProviderUnavailable,
     RetryAfterWait,
     classify,
     is_transient,
     redact,
+    retry_after_seconds,
 )
-from transforms.core.task import GenerationSpec, ProviderSpec
+from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
 
 __all__ = ["CallFailed", "Completion", "ProviderClient"]
 
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -38,12 +48,13 @@ class Completion:
     attempts: tuple[Attempt, ...]
 
 
-@dataclass
 class CallFailed(Exception):
-    """Every try at one provider failed; ``kind`` says whether to fall back or give up."""
+    """Every try at one provider failed; the attempts say how."""
 
-    last_error: BaseException
-    attempts: tuple[Attempt, ...] = field(default=())
+    def __init__(self, last_error: BaseException, attempts: Sequence[Attempt]) -> None:
+        super().__init__(str(last_error))
+        self.last_error = last_error
+        self.attempts = tuple(attempts)
 
     def __str__(self) -> str:  # attempts hold the redacted description
         if self.attempts and self.attempts[-1].error:
@@ -58,13 +69,14 @@ class ProviderClient:
         self,
         spec: ProviderSpec,
         generation: GenerationSpec,
+        policy: PolicySpec,
         *,
-        attempts: int,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.spec = spec
         self._generation = generation
-        self._attempts = attempts
+        self._policy = policy
         self._sleep = sleep
         api_key = "unused"
         self._secrets: list[str] = []
@@ -79,6 +91,10 @@ class ProviderClient:
             base_url=spec.base_url, api_key=api_key, max_retries=0, timeout=spec.timeout_s
         )
         self._slots = asyncio.Semaphore(spec.max_concurrency)
+        self.breaker = CircuitBreaker(
+            policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
+        )
+        self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -87,9 +103,13 @@ class ProviderClient:
         self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
     ) -> Completion:
         attempts: list[Attempt] = []
+        if not self.breaker.allow():
+            skipped = ProviderUnavailable(f"circuit open ({self.breaker.state}); provider skipped")
+            attempts.append(self._failed(kind, skipped, time.perf_counter()))
+            raise CallFailed(skipped, attempts)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=RetryAfterWait(),
+            stop=stop_after_attempt(self._policy.attempts_per_provider),
+            wait=RetryAfterWait(self._policy.backoff_initial_s, self._policy.backoff_max_s),
             retry=retry_if_exception(is_transient),
             sleep=self._sleep,
             reraise=True,
@@ -99,7 +119,7 @@ class ProviderClient:
                 with attempt:
                     return await self._call_once(messages, response_schema, kind, attempts)
         except Exception as exc:
-            raise CallFailed(exc, tuple(attempts)) from exc
+            raise CallFailed(exc, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _call_once(
@@ -109,8 +129,10 @@ class ProviderClient:
         kind: str,
         attempts: list[Attempt],
     ) -> Completion:
-        started = time.perf_counter()
+        estimate = estimate_tokens(list(messages))
+        await self._limiter.acquire(estimate)
         async with self._slots:
+            started = time.perf_counter()
             try:
                 create: Any = self._client.chat.completions.create
                 response = await create(
@@ -119,39 +141,63 @@ class ProviderClient:
                     temperature=self._generation.temperature,
                     seed=self._generation.seed,
                     max_tokens=self._generation.max_tokens,
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {
-                            "name": "answer",
-                            "strict": True,
-                            "schema": response_schema,
-                        },
-                    },
+                    response_format=_response_format(response_schema),
                 )
             except Exception as exc:
-                attempts.append(self._failed(kind, exc, started))
-                raise
+                error = self._judge_failure(exc)
+                attempts.append(self._failed(kind, error, started, cause=exc))
+                raise error from exc
         choice = response.choices[0] if response.choices else None
         usage = response.usage
+        prompt_tokens = usage.prompt_tokens if usage else estimate
+        completion_tokens = usage.completion_tokens if usage else 0
+        self._limiter.settle(estimate, prompt_tokens + completion_tokens)
         attempt = Attempt(
             provider=self.spec.name,
             model=self.spec.model,
             kind=kind,
             status=200,
             latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             finish_reason=choice.finish_reason if choice else None,
+            cost_usd=self._cost(prompt_tokens, completion_tokens),
         )
         if choice is None or choice.finish_reason == "content_filter":
             refused = ContentFiltered("the provider returned no answer (content filter)")
-            attempts.append(_with_error(attempt, refused))
+            attempts.append(replace(attempt, error=f"ContentFiltered (fallback): {refused}"))
             raise refused
+        self.breaker.record_success()
         attempts.append(attempt)
         return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
 
-    def _failed(self, kind: str, exc: BaseException, started: float) -> Attempt:
-        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+    def _judge_failure(self, exc: BaseException) -> BaseException:
+        """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'."""
+        asked = retry_after_seconds(exc)
+        if asked is not None and asked > self._policy.max_retry_after_s:
+            self.breaker.record_failure(open_for_s=asked)
+            return ProviderUnavailable(
+                f"asked to retry after {asked:.1f}s, over policy.max_retry_after_s "
+                f"({self._policy.max_retry_after_s:.1f}s)"
+            )
+        if classify(exc) != "fallback":  # a too-long prompt says nothing of provider health
+            self.breaker.record_failure()
+        return exc
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        pricing = self.spec.pricing
+        if pricing is None:
+            return 0.0
+        return (
+            prompt_tokens * pricing.prompt_per_million
+            + completion_tokens * pricing.completion_per_million
+        ) / 1_000_000
+
+    def _failed(
+        self, kind: str, exc: BaseException, started: float, cause: BaseException | None = None
+    ) -> Attempt:
+        origin = cause or exc
+        status = origin.status_code if isinstance(origin, openai.APIStatusError) else None
         return Attempt(
             provider=self.spec.name,
             model=self.spec.model,
@@ -171,7 +217,3 @@ def _response_format(schema: dict[str, Any]) -> Any:
         "type": "json_schema",
         "json_schema": {"name": "answer", "strict": True, "schema": schema},
     }
-
-
-def _with_error(attempt: Attempt, exc: BaseException) -> Attempt:
-    return Attempt(**{**attempt.__dict__, "error": f"{type(exc).__name__} (fallback): {exc}"})

@@ -7,7 +7,7 @@ from typing import Any
 
 from transforms.core.errors import Attempt, FieldError, RecordError
 
-__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed"]
+__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Skipped"]
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -80,3 +80,13 @@ class Failure:
             input_schema=input_schema,
             failed_at_ms=failed_at_ms,
         )
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record not attempted because the run was stopped (budget, dead-letter ratio).
+    It is neither written nor dead-lettered: its offset stays uncommitted."""
+
+    source: KafkaRecord
+    reason: str
+    attempts: tuple[Attempt, ...] = ()

@@ -129,6 +129,15 @@ class PolicySpec(_Strict):
     attempts_per_provider: int = Field(default=2, ge=1)
     max_reasks: int = Field(default=1, ge=0)
     max_in_flight: int = Field(default=64, ge=1)
+    record_deadline_s: float = Field(default=300.0, gt=0)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=20.0, ge=0)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_s: float = Field(default=30.0, ge=0)
+    max_dead_letter_ratio: float | None = Field(default=None, gt=0, le=1)
+    dead_letter_window: int = Field(default=100, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0)
 
 
 class TaskSpec(_Strict):
