@@ -48,9 +48,10 @@ Script helpers: ``every_nth(n, action, otherwise)`` (requests n, 2n, ... countin
 share ``p`` of the request indexes gets ``action``).
 
 ``server.stats`` is a snapshot: ``requests``, ``in_flight``, ``max_in_flight``, ``bodies``
-(parsed request bodies, in arrival order) and ``statuses`` (a Counter of the status codes
-sent; hangs and resets send none). ``server.reset_stats()`` zeroes it (the script index too).
-Only chat requests are counted.
+(parsed request bodies, in arrival order), ``statuses`` (a Counter of the status codes sent;
+hangs and resets send none) and ``connections`` (TCP connections accepted on any route;
+fewer than requests means keep-alive). The other fields count chat requests only.
+``server.reset_stats()`` zeroes it (the script index too).
 
 As a process, for benchmarks::
 
@@ -425,6 +426,7 @@ class Stats:
     """A snapshot of what the server has seen (chat requests only)."""
 
     requests: int = 0
+    connections: int = 0  # TCP connections accepted (any route)
     in_flight: int = 0
     max_in_flight: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
@@ -433,6 +435,7 @@ class Stats:
     def as_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "connections": self.connections,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
@@ -479,6 +482,7 @@ class FaultServer:
         self._port = port
         self._lock = threading.Lock()
         self._requests = 0
+        self._connections_seen = 0
         self._in_flight = 0
         self._max_in_flight = 0
         self._bodies: list[dict[str, Any]] = []
@@ -511,6 +515,7 @@ class FaultServer:
         with self._lock:
             return Stats(
                 requests=self._requests,
+                connections=self._connections_seen,
                 in_flight=self._in_flight,
                 max_in_flight=self._max_in_flight,
                 bodies=list(self._bodies),
@@ -520,6 +525,7 @@ class FaultServer:
     def reset_stats(self) -> None:
         with self._lock:
             self._requests = 0
+            self._connections_seen = 0
             self._max_in_flight = self._in_flight
             self._bodies = []
             self._statuses = Counter()
@@ -605,6 +611,8 @@ class FaultServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        with self._lock:
+            self._connections_seen += 1
         try:
             while True:
                 try:
@@ -620,6 +628,8 @@ class FaultServer:
                 if not await self._dispatch(request, writer):
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:  # stop(): end quietly (3.11 streams log a cancelled task)
             return
         finally:
             self._connections.discard(task)
@@ -646,49 +656,62 @@ class FaultServer:
             body = json.loads(request.body or b"null")
         except ValueError:
             body = None
-        if not isinstance(body, dict):
+        valid = isinstance(body, dict)
+        if not valid:
             body = {}
-            action: Action = Status(400, "the request body is not a JSON object")
-        else:
-            action = self._default
         with self._lock:
             index = self._requests
             self._requests += 1
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._bodies.append(body)
+        finished = False
+
+        def finish(code: int | None) -> None:
+            # Counted before the bytes go out, so a client that has its answer sees the stats.
+            nonlocal finished
+            with self._lock:
+                if not finished:
+                    self._in_flight -= 1
+                    if code is not None:
+                        self._statuses[code] += 1
+            finished = True
+
         try:
-            script = self._script
-            if script is not None and not isinstance(action, Status):
-                try:
-                    action = script(index, body)
-                except Exception as exc:
-                    action = Status(500, f"fault script raised {type(exc).__name__}: {exc}")
+            action = self._choose(index, body) if valid else Status(400, "body is not JSON")
             if action.delay_s > 0:
                 await asyncio.sleep(action.delay_s)
             if isinstance(action, Ok):
-                response = _completion(action, index, body)
-                sent = await _send_json(writer, 200, response, request.keep_alive)
-                self._count_status(200)
-                return sent
+                try:
+                    code, response = 200, _completion(action, index, body)
+                except Exception as exc:
+                    code, response = 500, _error_body(500, f"cannot synthesise an answer: {exc}")
+                finish(code)
+                return await _send_json(writer, code, response, request.keep_alive)
             if isinstance(action, Status):
-                headers = action.headers
+                finish(action.code)
                 error = _error_body(action.code, action.body)
-                sent = await _send_json(writer, action.code, error, request.keep_alive, headers)
-                self._count_status(action.code)
-                return sent
+                return await _send_json(
+                    writer, action.code, error, request.keep_alive, action.headers
+                )
             if isinstance(action, Hang):
                 await asyncio.sleep(action.seconds)
+                finish(None)
                 return False
+            finish(None)
             _abort(writer)
             return False
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            finish(None)
 
-    def _count_status(self, code: int) -> None:
-        with self._lock:
-            self._statuses[code] += 1
+    def _choose(self, index: int, body: dict[str, Any]) -> Action:
+        script = self._script
+        if script is None:
+            return self._default
+        try:
+            return script(index, body)
+        except Exception as exc:
+            return Status(500, f"fault script raised {type(exc).__name__}: {exc}")
 
 
 async def _read_request(
