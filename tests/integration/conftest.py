@@ -13,7 +13,7 @@ import socket
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,10 @@ from kafka.admin import KafkaAdminClient
 
 from pipelines.enrich_pipeline import build_pipeline
 from pipelines.summary import RunSummary, summarize
+from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
+from tests.fault_server import FaultServer
+from transforms.core import framing
 from transforms.core.job import Job, compile_job
 from transforms.core.task import TaskSpec, load_task
 from transforms.kafka.admin import ensure_topics
@@ -170,3 +173,35 @@ def end_offsets(job: Job) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    """Start fault servers on demand; all are stopped at the end of the test."""
+    started: list[FaultServer] = []
+
+    def start(**kwargs: Any) -> FaultServer:
+        server = FaultServer(**kwargs)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def fault_provider(server: FaultServer, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "base_url": server.base_url,
+        "model": "fault",
+        "timeout_s": 5,
+        "max_concurrency": 64,
+        **extra,
+    }
+
+
+def reviews(count: int) -> list[bytes]:
+    schema = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
+    return [framing.encode(r, schema, "single-object") for r in sample_reviews(count)]

@@ -26,7 +26,7 @@ from transforms.core.guard import RunGuard
 from transforms.core.job import Job
 from transforms.core.prompt import Message, reask_messages
 from transforms.core.providers import CallFailed, ProviderClient
-from transforms.core.records import Enriched, Failure, Parsed
+from transforms.core.records import Enriched, Failure, Parsed, Skipped
 from transforms.core.repair import parse_answer
 from transforms.core.validation import validate
 
@@ -49,27 +49,42 @@ class Enricher:
             policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
         )
 
-    async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure]:
+    async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure | Skipped]:
         return list(await asyncio.gather(*(self._bounded(p) for p in batch)))
 
-    async def _bounded(self, parsed: Parsed) -> Enriched | Failure:
+    async def _bounded(self, parsed: Parsed) -> Enriched | Failure | Skipped:
         async with self._in_flight:
-            return await self.enrich(parsed)
+            if self.guard.stop_reason:
+                return Skipped(parsed.source, self.guard.stop_reason)
+            result = await self.enrich(parsed)
+            cost = sum(a.cost_usd for a in result.attempts)
+            self.guard.observe(isinstance(result, Failure), cost)
+            return result
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
+        attempts: list[Attempt] = []
+        deadline_s = self._job.task.policy.record_deadline_s
         try:
             messages = self._job.prompt.messages(parsed.fields)
-            return await self._through_chain(parsed, messages)
-        except RecordError as error:
-            return Failure.from_error(
-                parsed.source,
-                error,
-                failed_at_ms=int(self._clock() * 1000),
-                input_schema=parsed.input_schema,
+            async with asyncio.timeout(deadline_s):
+                return await self._through_chain(parsed, messages, attempts)
+        except TimeoutError:
+            error: RecordError = ProvidersExhausted(
+                f"record deadline of {deadline_s:.0f}s (policy.record_deadline_s) exceeded",
+                attempts=attempts,
             )
+        except RecordError as exc:
+            error = exc
+        return Failure.from_error(
+            parsed.source,
+            error,
+            failed_at_ms=int(self._clock() * 1000),
+            input_schema=parsed.input_schema,
+        )
 
-    async def _through_chain(self, parsed: Parsed, messages: list[Message]) -> Enriched:
-        attempts: list[Attempt] = []
+    async def _through_chain(
+        self, parsed: Parsed, messages: list[Message], attempts: list[Attempt]
+    ) -> Enriched:
         last_invalid: tuple[str, list[FieldError]] | None = None
         for provider in self._providers:
             conversation = messages

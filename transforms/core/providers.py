@@ -103,10 +103,6 @@ class ProviderClient:
         self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
     ) -> Completion:
         attempts: list[Attempt] = []
-        if not self.breaker.allow():
-            skipped = ProviderUnavailable(f"circuit open ({self.breaker.state}); provider skipped")
-            attempts.append(self._failed(kind, skipped, time.perf_counter()))
-            raise CallFailed(skipped, attempts)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._policy.attempts_per_provider),
             wait=RetryAfterWait(self._policy.backoff_initial_s, self._policy.backoff_max_s),
@@ -129,6 +125,10 @@ class ProviderClient:
         kind: str,
         attempts: list[Attempt],
     ) -> Completion:
+        if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
+            skipped = ProviderUnavailable(f"circuit {self.breaker.state}; provider skipped")
+            attempts.append(self._failed(kind, skipped, time.perf_counter()))
+            raise skipped
         estimate = estimate_tokens(list(messages))
         await self._limiter.acquire(estimate)
         async with self._slots:
