@@ -19,6 +19,7 @@ from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.task import TaskSpec
 
 WRITE_BATCH = 500
+LLM_BATCH_WINDOWS = 4
 
 
 class EnrichStage(beam.PTransform[Any, Any]):
@@ -31,6 +32,10 @@ class EnrichStage(beam.PTransform[Any, Any]):
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
+        # A batch holds several windows of in-flight calls: the enricher's semaphore keeps
+        # max_in_flight calls busy as a sliding window, so one slow call does not hold the
+        # next max_in_flight records back (as a batch of exactly max_in_flight would).
+        llm_batch = task.policy.max_in_flight * LLM_BATCH_WINDOWS
         drained = pbegin | "Drain" >> DrainTopic(kafka, kafka.input_topic, task.consumer_group)
         decoded = drained["records"] | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
             DEAD, main="ok"
@@ -38,9 +43,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         enriched = (
             decoded.ok
             | "BatchForLLM"
-            >> beam.BatchElements(
-                min_batch_size=task.policy.max_in_flight, max_batch_size=task.policy.max_in_flight
-            )
+            >> beam.BatchElements(min_batch_size=llm_batch, max_batch_size=llm_batch)
             | "Enrich" >> beam.ParDo(EnrichBatches(task)).with_outputs(DEAD, main="ok")
         )
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
