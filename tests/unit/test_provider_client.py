@@ -1,0 +1,121 @@
+"""ProviderClient against the fault server: retries, waits, breaker, redaction.
+Sleep is injected, so a 7-second Retry-After costs nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fault_server import FaultServer, Reply
+from transforms.core.providers import CallFailed, ProviderClient
+from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"rating": {"type": "integer"}},
+    "required": ["rating"],
+    "additionalProperties": False,
+}
+MESSAGES = [{"role": "user", "content": "Rate: fine"}]
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    with FaultServer() as running:
+        yield running
+
+
+def _client(server: FaultServer, slept: list[float], **policy: Any) -> ProviderClient:
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    spec = ProviderSpec(
+        name="p",
+        base_url=server.base_url,
+        model="m",
+        timeout_s=0.5,
+        api_key_env=policy.pop("api_key_env", None),
+    )
+    return ProviderClient(spec, GenerationSpec(), PolicySpec(**policy), sleep=sleep)
+
+
+def _complete(client: ProviderClient) -> Any:
+    async def go() -> Any:
+        try:
+            return await client.complete(MESSAGES, SCHEMA, kind="call")
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_retry_after_is_honoured_through_the_injected_sleep(server: FaultServer) -> None:
+    replies = [Reply.status(429, headers={"retry-after": "7"}), Reply.ok()]
+    server.set_script(lambda index, body: replies[min(index, 1)])
+    slept: list[float] = []
+    completion = _complete(_client(server, slept, attempts_per_provider=3))
+    assert slept == [7.0]
+    assert [a.status for a in completion.attempts] == [429, 200]
+
+
+def test_retry_after_beyond_the_cap_means_unavailable_and_opens_the_circuit(
+    server: FaultServer,
+) -> None:
+    server.set_default(Reply.status(429, headers={"retry-after": "120"}))
+    slept: list[float] = []
+    client = _client(server, slept, attempts_per_provider=3, max_retry_after_s=30)
+    with pytest.raises(CallFailed) as failed:
+        _complete(client)
+    assert slept == [] and server.stats.requests == 1
+    assert "ProviderUnavailable" in str(failed.value) and failed.value.attempts[0].status == 429
+    assert client.breaker.state == "open"
+
+
+def test_transient_errors_back_off_then_give_up(server: FaultServer) -> None:
+    server.set_default(Reply.status(503))
+    slept: list[float] = []
+    with pytest.raises(CallFailed) as failed:
+        _complete(
+            _client(server, slept, attempts_per_provider=3, backoff_initial_s=1, backoff_max_s=5)
+        )
+    assert len(slept) == 2 and all(0 < s <= 5 for s in slept)
+    assert [a.status for a in failed.value.attempts] == [503, 503, 503]
+
+
+@pytest.mark.parametrize("reply", [Reply.hang(2), Reply.reset()])
+def test_timeouts_and_resets_are_retried(server: FaultServer, reply: Any) -> None:
+    server.set_script(lambda index, body: reply if index == 0 else Reply.ok())
+    completion = _complete(_client(server, [], attempts_per_provider=2))
+    assert completion.attempts[0].status is None and "transient" in completion.attempts[0].error
+    assert completion.attempts[1].status == 200
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404, 422])
+def test_final_statuses_are_not_retried(server: FaultServer, code: int) -> None:
+    server.set_default(Reply.status(code))
+    with pytest.raises(CallFailed):
+        _complete(_client(server, [], attempts_per_provider=3))
+    assert server.stats.requests == 1
+
+
+def test_the_api_key_never_appears_in_recorded_errors(
+    server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-test-9f8e7d6c5b4a39281706"
+    monkeypatch.setenv("FAULT_KEY", secret)
+    server.set_default(Reply.status(401, body=f"Incorrect API key provided: {secret}"))
+    with pytest.raises(CallFailed) as failed:
+        _complete(_client(server, [], api_key_env="FAULT_KEY"))
+    recorded = " ".join(a.error or "" for a in failed.value.attempts) + str(failed.value)
+    assert "Incorrect API key provided: ***" in recorded
+    assert secret not in recorded and secret[:8] not in recorded
+
+
+def test_missing_api_key_variable_is_a_config_error(server: FaultServer) -> None:
+    from transforms.core.errors import TaskConfigError
+
+    with pytest.raises(TaskConfigError, match="environment variable NOPE_KEY is not set"):
+        _client(server, [], api_key_env="NOPE_KEY")
