@@ -118,3 +118,17 @@ def test_broken_json_and_wrong_case_are_repaired_without_a_reask() -> None:
         "wrap_in_array",
         "numeric_string",
     }
+
+
+class Slow(Scripted):
+    async def complete(self, messages: Any, schema: Any, *, kind: str) -> Completion:
+        await asyncio.sleep(5)
+        raise AssertionError("the deadline should have fired")
+
+
+def test_per_record_deadline_covers_all_attempts() -> None:
+    policy = JOB.task.policy.model_copy(update={"record_deadline_s": 0.05})
+    job = compile_job(JOB.task.model_copy(update={"policy": policy}))
+    result = asyncio.run(Enricher(job, [Slow("slow", [])]).enrich(RECORD))  # type: ignore[list-item]
+    assert isinstance(result, Failure) and result.stage == "llm"
+    assert "policy.record_deadline_s" in result.message

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from tests.conftest import EXAMPLE_TASK
 from transforms.core import framing
 from transforms.core.envelope import dead_letter_envelope, output_envelope, read_dead_letter
@@ -73,6 +75,20 @@ def test_output_carries_source_coordinates_provider_and_prompt_hash() -> None:
     assert headers["llm_enrich.provider"] == "local"
     assert headers["llm_enrich.model"] == "smollm2"
     assert headers["llm_enrich.prompt_hash"] == JOB.prompt.hash
+    assert json.loads(headers["llm_enrich.attempts"]) == [
+        {
+            "provider": "local",
+            "kind": "call",
+            "status": 503,
+            "error": "InternalServerError",
+            "latency_ms": 0.0,
+        }
+    ]
+    assert json.loads(headers["llm_enrich.usage"]) == {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+    }
 
 
 def test_commit_point_stops_at_the_first_unsettled_offset() -> None:

@@ -119,3 +119,24 @@ def test_missing_api_key_variable_is_a_config_error(server: FaultServer) -> None
 
     with pytest.raises(TaskConfigError, match="environment variable NOPE_KEY is not set"):
         _client(server, [], api_key_env="NOPE_KEY")
+
+
+def test_requests_per_minute_are_paced_with_the_injected_clock(server: FaultServer) -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    spec = ProviderSpec(name="p", base_url=server.base_url, model="m", rpm=3)
+    client = ProviderClient(spec, GenerationSpec(), PolicySpec(), sleep=sleep, clock=lambda: now[0])
+
+    async def go() -> None:
+        for _ in range(4):
+            await client.complete(MESSAGES, SCHEMA, kind="call")
+        await client.aclose()
+
+    asyncio.run(go())
+    assert server.stats.requests == 4
+    assert slept == [pytest.approx(20.0)]  # the 4th of 3/minute waits a third of a minute

@@ -7,12 +7,14 @@ Outputs carry their source coordinates as headers, so duplicates are recognisabl
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from schemas import dead_letter_schema
 from transforms.core import framing
 from transforms.core.codec import encode_output
+from transforms.core.errors import Attempt
 from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure, KafkaRecord
 
@@ -59,11 +61,41 @@ def output_envelope(job: Job, enriched: Enriched) -> Envelope:
         ("llm_enrich.model", enriched.model.encode()),
         ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
         ("llm_enrich.output_schema", job.output_schema.identity.encode()),
-        ("llm_enrich.attempts", str(len(enriched.attempts)).encode()),
+        ("llm_enrich.attempts", _attempts_json(enriched.attempts).encode()),
+        ("llm_enrich.usage", _usage_json(enriched.attempts).encode()),
     ]
     if enriched.repairs:
         headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
     return _envelope(enriched.source, value, headers)
+
+
+def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
+    """Every attempt, compactly: provider, kind, status, error class, latency."""
+    return json.dumps(
+        [
+            {
+                "provider": a.provider,
+                "kind": a.kind,
+                "status": a.status,
+                "error": (a.error or "").split(" ", 1)[0] or None,
+                "latency_ms": round(a.latency_ms, 1),
+            }
+            for a in attempts
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _usage_json(attempts: tuple[Attempt, ...]) -> str:
+    """Tokens and cost of this record, failed attempts and re-asks included."""
+    return json.dumps(
+        {
+            "prompt_tokens": sum(a.prompt_tokens for a in attempts),
+            "completion_tokens": sum(a.completion_tokens for a in attempts),
+            "cost_usd": round(sum(a.cost_usd for a in attempts), 8),
+        },
+        separators=(",", ":"),
+    )
 
 
 def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict[str, Any]:
