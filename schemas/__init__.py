@@ -15,10 +15,19 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-__all__ = ["SCHEMA_DIR", "AvroSchema", "dead_letter_schema", "load_schema", "parse_schema"]
+__all__ = [
+    "SCHEMA_DIR",
+    "AvroSchema",
+    "dead_letter_schema",
+    "dead_letter_writers",
+    "load_schema",
+    "parse_schema",
+]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 DEAD_LETTER_FILE = SCHEMA_DIR / "llm_enrich.DeadLetter.avsc"
+# Every earlier version of a shipped schema stays here, so old records stay readable.
+HISTORY_DIR = SCHEMA_DIR / "history"
 
 
 @dataclass(frozen=True)
@@ -68,3 +77,9 @@ def load_schema(path: str | Path) -> AvroSchema:
 
 def dead_letter_schema() -> AvroSchema:
     return load_schema(DEAD_LETTER_FILE)
+
+
+def dead_letter_writers() -> dict[bytes, AvroSchema]:
+    """Every version of the dead-letter schema ever shipped, by fingerprint."""
+    versions = [load_schema(p) for p in sorted(HISTORY_DIR.glob("llm_enrich.DeadLetter.v*.avsc"))]
+    return {s.fingerprint: s for s in [*versions, dead_letter_schema()]}

@@ -99,3 +99,19 @@ def test_commit_point_stops_at_the_first_unsettled_offset() -> None:
     # offsets with a gap (a transaction marker at 12): the gap does not block the commit
     assert commit_point(range_, [10, 11, 13, 14], [10, 11, 13, 14]) == 15
     assert commit_point(PartitionRange("t", 0, 5, 5), [], []) == 5
+
+
+def test_dead_letters_written_with_the_v1_schema_stay_readable() -> None:
+    from schemas import SCHEMA_DIR, load_schema
+
+    v1 = load_schema(SCHEMA_DIR / "history" / "llm_enrich.DeadLetter.v1.avsc")
+    failure = Failure(SOURCE, "llm", "ProvidersExhausted", "down", (ATTEMPT,), None, (), None, 5)
+    current = dead_letter_envelope(JOB, failure)
+    old_value = read_dead_letter(current.value)
+    for attempt in old_value["attempts"]:
+        del attempt["cost_usd"]  # v1 had no cost
+    old_bytes = framing.encode(old_value, v1, "single-object")
+    assert old_bytes[2:10] == v1.fingerprint != JOB.output_schema.fingerprint
+    decoded = read_dead_letter(old_bytes)
+    assert decoded["attempts"][0]["cost_usd"] == 0.0  # filled from the reader's default
+    assert decoded["original"]["value"] == SOURCE.value and decoded["stage"] == "llm"

@@ -52,7 +52,7 @@ class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
         spec = self.job.task.input
         self._decoder = InputDecoder(
-            self.job.input_schema, spec.format, spec.framing, spec.max_bytes
+            self.job.input_schema, spec.format, spec.framing, spec.max_bytes, self.job.input_writers
         )
 
     def process(self, record: KafkaRecord) -> Iterator[Any]:

@@ -17,8 +17,16 @@ __all__ = ["InputDecoder", "encode_output"]
 class InputDecoder:
     """Decodes input values (Avro in a framing, or JSON validated against the schema)."""
 
-    def __init__(self, schema: AvroSchema, fmt: str, framing_name: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        schema: AvroSchema,
+        fmt: str,
+        framing_name: str,
+        max_bytes: int,
+        writers: dict[bytes, AvroSchema] | None = None,
+    ) -> None:
         self.schema = schema
+        self.writers = writers or {}
         self.format = fmt
         self.framing = framing_name
         self.max_bytes = max_bytes
@@ -33,7 +41,7 @@ class InputDecoder:
             )
         if self.format == "json":
             return Parsed(record, self._decode_json(value), self.schema.identity)
-        fields, writer = framing.decode(value, self.schema, self.framing)
+        fields, writer = framing.decode(value, self.schema, self.framing, self.writers)
         return Parsed(record, fields, writer.identity)
 
     def _decode_json(self, value: bytes) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from schemas import dead_letter_schema
+from schemas import dead_letter_schema, dead_letter_writers
 from transforms.core import framing
 from transforms.core.codec import encode_output
 from transforms.core.errors import Attempt
@@ -147,5 +147,5 @@ def dead_letter_envelope(job: Job, failure: Failure, replay_count: int = 0) -> E
 def read_dead_letter(payload: bytes) -> dict[str, Any]:
     """Decode a dead-letter value written by any version of the dead-letter schema."""
     schema = dead_letter_schema()
-    datum, _ = framing.decode(payload, schema, "single-object")
+    datum, _ = framing.decode(payload, schema, "single-object", dead_letter_writers())
     return datum

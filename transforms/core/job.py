@@ -30,6 +30,13 @@ class Job:
     output_schema: AvroSchema
     shape: ResponseShape
     prompt: PromptRenderer
+    input_previous: tuple[AvroSchema, ...] = ()
+    output_previous: tuple[AvroSchema, ...] = ()
+
+    @property
+    def input_writers(self) -> dict[bytes, AvroSchema]:
+        """Schemas input records may be written with, by single-object fingerprint."""
+        return {s.fingerprint: s for s in (*self.input_previous, self.input_schema)}
 
     @property
     def name(self) -> str:
@@ -45,6 +52,8 @@ def compile_job(task: TaskSpec) -> Job:
     try:
         input_schema = load_schema(task.input.schema_path)
         output_schema = load_schema(task.output.schema_path)
+        input_previous = tuple(load_schema(p) for p in task.input.previous_schemas)
+        output_previous = tuple(load_schema(p) for p in task.output.previous_schemas)
     except ValueError as exc:
         raise TaskConfigError(str(exc)) from None
     if not input_schema.fields or not output_schema.fields:
@@ -64,4 +73,4 @@ def compile_job(task: TaskSpec) -> Job:
                 f"{where}: prompt.examples[{index}].output: {errors[0]} "
                 f"(examples must fit the output schema)"
             )
-    return Job(task, input_schema, output_schema, shape, prompt)
+    return Job(task, input_schema, output_schema, shape, prompt, input_previous, output_previous)

@@ -78,16 +78,27 @@ class KafkaSpec(_Strict):
         return value
 
 
+Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
+
+
 class InputSpec(_Strict):
     format: Literal["avro", "json"] = "avro"
     schema_path: Path = Field(alias="schema")
     framing: Literal["single-object", "raw"] = "single-object"
     max_bytes: int = Field(default=1_000_000, gt=0)
+    # Earlier versions of the input schema that producers may still write with: their
+    # records are decoded with Avro schema resolution to ``schema``.
+    previous_schemas: list[Path] = Field(default_factory=list)
+    compatibility: Compatibility = "BACKWARD"
 
 
 class OutputSpec(_Strict):
     schema_path: Path = Field(alias="schema")
     framing: Literal["single-object", "raw"] = "single-object"
+    # Earlier versions consumers may still read with; ``schemas check`` and ``run`` check
+    # the current schema against each of them.
+    previous_schemas: list[Path] = Field(default_factory=list)
+    compatibility: Compatibility = "BACKWARD"
 
 
 class ExampleSpec(_Strict):
@@ -196,15 +207,26 @@ def load_task(path: str | Path) -> TaskSpec:
 
 def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
     base = path.resolve().parent
-    resolved_input = (base / task.input.schema_path).resolve()
-    resolved_output = (base / task.output.schema_path).resolve()
-    for key, file in (("input.schema", resolved_input), ("output.schema", resolved_output)):
-        if not file.is_file():
-            raise TaskConfigError(f"{path}: {key}: file not found: {file}")
+
+    def resolve(key: str, file: Path) -> Path:
+        full = (base / file).resolve()
+        if not full.is_file():
+            raise TaskConfigError(f"{path}: {key}: file not found: {full}")
+        return full
+
+    def resolve_all(section: InputSpec | OutputSpec, key: str) -> dict[str, Any]:
+        return {
+            "schema_path": resolve(f"{key}.schema", section.schema_path),
+            "previous_schemas": [
+                resolve(f"{key}.previous_schemas[{i}]", p)
+                for i, p in enumerate(section.previous_schemas)
+            ],
+        }
+
     return task.model_copy(
         update={
-            "input": task.input.model_copy(update={"schema_path": resolved_input}),
-            "output": task.output.model_copy(update={"schema_path": resolved_output}),
+            "input": task.input.model_copy(update=resolve_all(task.input, "input")),
+            "output": task.output.model_copy(update=resolve_all(task.output, "output")),
             "source_path": path.resolve(),
         }
     )
