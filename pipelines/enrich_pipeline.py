@@ -8,10 +8,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.beam.stage import EnrichStage
+from transforms.beam.stage import EnrichStage, ReplayStage
+from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
 
-__all__ = ["build_pipeline"]
+__all__ = ["build_pipeline", "build_replay_pipeline"]
 
 
 def build_pipeline(
@@ -20,4 +21,13 @@ def build_pipeline(
     options = PipelineOptions(list(beam_args) or ["--runner=DirectRunner"])
     pipeline = beam.Pipeline(options=options)
     outputs = pipeline | f"Enrich[{task.name}]" >> EnrichStage(task)
+    return pipeline, outputs
+
+
+def build_replay_pipeline(
+    task: TaskSpec, selection: ReplayFilter, limit: int | None, beam_args: Sequence[str] = ()
+) -> tuple[beam.Pipeline, dict[str, Any]]:
+    options = PipelineOptions(list(beam_args) or ["--runner=DirectRunner"])
+    pipeline = beam.Pipeline(options=options)
+    outputs = pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)
     return pipeline, outputs

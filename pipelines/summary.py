@@ -26,9 +26,17 @@ class RunSummary:
         }
 
     @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        prefix = "replay.skipped."
+        counts = sorted(self.counters.items())
+        return {k.removeprefix(prefix): v for k, v in counts if k.startswith(prefix)}
+
+    @property
     def unaccounted(self) -> int:
-        """Records read that ended neither as an output nor as a dead letter."""
-        return self.get("read") - self.get("written.output") - self.get("written.dead_letter")
+        """Records read that ended neither as an output nor as a dead letter (nor, in a
+        replay, were skipped on purpose)."""
+        settled = self.get("written.output") + self.get("written.dead_letter")
+        return self.get("read") - settled - sum(self.skipped_by_reason.values())
 
     @property
     def stop_reasons(self) -> list[str]:
@@ -63,6 +71,15 @@ class RunSummary:
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
         ] + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def replay_lines(self) -> list[str]:
+        skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"
+        return [
+            f"dead letters read   {self.get('read')}",
+            f"replayed            {self.get('replay.selected')}",
+            f"skipped             {sum(self.skipped_by_reason.values())}  (by reason: {skipped})",
+            *self.lines()[1:],
+        ]
 
 
 def summarize(result: Any, wall_time_s: float) -> RunSummary:

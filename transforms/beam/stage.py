@@ -1,4 +1,6 @@
-"""The enrichment stage as one composite: drain, decode, enrich, encode, write, commit."""
+"""The stages as composites: ``EnrichStage`` drains the input topic, ``ReplayStage`` the
+dead-letter topic; both share ``ProcessRecords`` (decode, enrich, encode, write) and commit
+offsets only after the writes."""
 
 from __future__ import annotations
 
@@ -15,29 +17,30 @@ from transforms.beam.enrich import (
     EnrichBatches,
 )
 from transforms.beam.read import DrainTopic
+from transforms.beam.replay import SKIPPED, SelectForReplay, source_coordinates
 from transforms.beam.write import FAILED, WriteEnvelopes
+from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
 
 WRITE_BATCH = 500
+# A batch holds several windows of in-flight calls: the enricher's semaphore keeps
+# max_in_flight calls busy as a sliding window, so one slow call does not hold the next
+# max_in_flight records back (as a batch of exactly max_in_flight would).
 LLM_BATCH_WINDOWS = 4
 
 
-class EnrichStage(beam.PTransform[Any, Any]):
-    """Applied to the pipeline root. Returns every intermediate PCollection by name, so
-    tests can assert on them: records, enriched, dead, settled, commits."""
+class ProcessRecords(beam.PTransform[Any, Any]):
+    """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
+    ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged)."""
 
     def __init__(self, task: TaskSpec) -> None:
         super().__init__()
         self._task = task
 
-    def expand(self, pbegin: Any) -> dict[str, Any]:
+    def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        # A batch holds several windows of in-flight calls: the enricher's semaphore keeps
-        # max_in_flight calls busy as a sliding window, so one slow call does not hold the
-        # next max_in_flight records back (as a batch of exactly max_in_flight would).
         llm_batch = task.policy.max_in_flight * LLM_BATCH_WINDOWS
-        drained = pbegin | "Drain" >> DrainTopic(kafka, kafka.input_topic, task.consumer_group)
-        decoded = drained["records"] | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
+        decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
             DEAD, main="ok"
         )
         enriched = (
@@ -71,15 +74,62 @@ class EnrichStage(beam.PTransform[Any, Any]):
             >> beam.ParDo(WriteEnvelopes(kafka, kafka.dead_letter_topic, "dead_letter", False))
         )
         settled = (written.settled, dead_settled) | "AllSettled" >> beam.Flatten()
+        return {"enriched": enriched.ok, "dead": dead, "settled": settled}
+
+
+class EnrichStage(beam.PTransform[Any, Any]):
+    """Applied to the pipeline root. Returns every intermediate PCollection by name, so
+    tests can assert on them: records, enriched, dead, settled, commits."""
+
+    def __init__(self, task: TaskSpec) -> None:
+        super().__init__()
+        self._task = task
+
+    def expand(self, pbegin: Any) -> dict[str, Any]:
+        task, kafka = self._task, self._task.kafka
+        drained = pbegin | "Drain" >> DrainTopic(kafka, kafka.input_topic, task.consumer_group)
+        processed = drained["records"] | "Process" >> ProcessRecords(task)
+        commits = {
+            "ranges": drained["ranges"],
+            "read_offsets": drained["read_offsets"],
+            "settled": processed["settled"],
+        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
+        return {"records": drained["records"], **processed, "commits": commits}
+
+
+class ReplayStage(beam.PTransform[Any, Any]):
+    """Drain the dead-letter topic under its own consumer group and re-enrich the originals
+    of the selected dead letters with the current task. Dead letters that are skipped
+    (filtered out, unreadable, or whose source already has an output) are settled too."""
+
+    def __init__(self, task: TaskSpec, selection: ReplayFilter, limit: int | None) -> None:
+        super().__init__()
+        self._task, self._selection, self._limit = task, selection, limit
+
+    def expand(self, pbegin: Any) -> dict[str, Any]:
+        task, kafka = self._task, self._task.kafka
+        group = replay_group(task)
+        drained = pbegin | "DrainDeadLetters" >> DrainTopic(
+            kafka, kafka.dead_letter_topic, group, self._limit
+        )
+        outputs = pbegin | "DrainOutputs" >> DrainTopic(
+            kafka, kafka.output_topic, None, counter_name="replay.outputs_scanned"
+        )
+        already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
+            source_coordinates
+        )
+        selected = drained["records"] | "Select" >> beam.ParDo(
+            SelectForReplay(self._selection), beam.pvalue.AsDict(already_enriched)
+        ).with_outputs(SKIPPED, main="replay")
+        processed = selected.replay | "Process" >> ProcessRecords(task)
+        settled = (processed["settled"], selected[SKIPPED]) | "SettledOrSkipped" >> beam.Flatten()
         commits = {
             "ranges": drained["ranges"],
             "read_offsets": drained["read_offsets"],
             "settled": settled,
-        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
-        return {
-            "records": drained["records"],
-            "enriched": enriched.ok,
-            "dead": dead,
-            "settled": settled,
-            "commits": commits,
-        }
+        } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group)
+        return {"records": drained["records"], **processed, "commits": commits}
+
+
+def replay_group(task: TaskSpec) -> str:
+    return f"{task.consumer_group}.replay"

@@ -36,8 +36,7 @@ class WriteEnvelopes(beam.DoFn):
         for envelope, error in write_all(self._producer, self._topic, batch):
             if error is None:
                 self._written.inc()
-                source = envelope.source
-                yield ((source.topic, source.partition), source.offset)
+                yield envelope.source.settled_coordinates
                 continue
             self._refused.inc()
             if self._failures_to_dead_letter:

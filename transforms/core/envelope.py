@@ -64,6 +64,8 @@ def output_envelope(job: Job, enriched: Enriched) -> Envelope:
         ("llm_enrich.attempts", _attempts_json(enriched.attempts).encode()),
         ("llm_enrich.usage", _usage_json(enriched.attempts).encode()),
     ]
+    if enriched.source.replay_count:
+        headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
     if enriched.repairs:
         headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
     return _envelope(enriched.source, value, headers)
@@ -126,10 +128,10 @@ def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict
     }
 
 
-def dead_letter_envelope(job: Job, failure: Failure, replay_count: int = 0) -> Envelope:
+def dead_letter_envelope(job: Job, failure: Failure) -> Envelope:
     source = failure.source
     value = framing.encode(
-        dead_letter_value(job, failure, replay_count), dead_letter_schema(), "single-object"
+        dead_letter_value(job, failure, source.replay_count), dead_letter_schema(), "single-object"
     )
     headers = [
         ("__connect.errors.topic", source.topic.encode()),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["PartitionRange", "commit_point"]
+__all__ = ["PartitionRange", "commit_point", "limit_ranges"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,17 @@ def commit_point(range_: PartitionRange, read: Iterable[int], settled: Iterable[
         if offset not in settled_set:
             return offset
     return range_.end
+
+
+def limit_ranges(ranges: list[PartitionRange], limit: int | None) -> list[PartitionRange]:
+    """Shorten ranges, in partition order, so they hold at most ``limit`` offsets."""
+    if limit is None:
+        return ranges
+    kept, left = [], limit
+    for range_ in sorted(ranges, key=lambda r: r.partition):
+        take = max(0, min(left, range_.end - range_.start))
+        kept.append(
+            PartitionRange(range_.topic, range_.partition, range_.start, range_.start + take)
+        )
+        left -= take
+    return kept

@@ -23,6 +23,16 @@ class KafkaRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+    # Set when this record is replayed from a dead letter: how often it has been replayed,
+    # and the dead letter's own coordinates (topic, partition, offset), whose offset the
+    # replay settles instead of the original's.
+    replay_count: int = 0
+    settles: tuple[str, int, int] | None = None
+
+    @property
+    def settled_coordinates(self) -> tuple[tuple[str, int], int]:
+        topic, partition, offset = self.settles or (self.topic, self.partition, self.offset)
+        return ((topic, partition), offset)
 
 
 @dataclass(frozen=True)

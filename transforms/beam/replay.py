@@ -1,0 +1,50 @@
+"""DoFns for replay: pick the dead letters to re-enrich, find sources already enriched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.beam.metrics import counter
+from transforms.core.records import KafkaRecord
+from transforms.core.replay import ReplayFilter, decide
+
+SKIPPED = "skipped"
+
+
+def source_coordinates(output: KafkaRecord) -> Iterator[tuple[tuple[str, int, int], bool]]:
+    """The input coordinates an output record was enriched from (its source headers)."""
+    headers = {k: (v or b"").decode() for k, v in output.headers}
+    try:
+        yield (
+            (
+                headers["llm_enrich.source.topic"],
+                int(headers["llm_enrich.source.partition"]),
+                int(headers["llm_enrich.source.offset"]),
+            ),
+            True,
+        )
+    except (KeyError, ValueError):
+        counter("replay.outputs_without_source").inc()
+
+
+class SelectForReplay(beam.DoFn):
+    """Main output: original records to re-enrich. ``skipped``: settled coordinates of dead
+    letters left alone, counted by reason (``replay.skipped.<reason>``)."""
+
+    def __init__(self, selection: ReplayFilter) -> None:
+        self._selection = selection
+        self._selected = counter("replay.selected")
+
+    def process(
+        self, dead_letter: KafkaRecord, enriched: Mapping[tuple[str, int, int], bool]
+    ) -> Iterator[Any]:
+        decision = decide(dead_letter, self._selection, enriched)
+        if decision.record is not None:
+            self._selected.inc()
+            yield decision.record
+            return
+        counter(f"replay.skipped.{decision.skip}").inc()
+        yield beam.pvalue.TaggedOutput(SKIPPED, dead_letter.settled_coordinates)
