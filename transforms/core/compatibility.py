@@ -54,8 +54,11 @@ def check_compatibility(new: AvroSchema, previous: AvroSchema, mode: str) -> lis
 
 
 def _explain(message: str, locations: set[str]) -> str:
+    """Avro's messages are terse ({'x'} for enums, a bare name for a missing default)."""
     if message.startswith("{") and any(loc.endswith("/symbols") for loc in locations):
         return f"enum symbols the reader does not know: {message}"
+    if message.isidentifier():
+        return f"the reader's field {message} is not written and has no default"
     return message
 
 
