@@ -13,6 +13,7 @@ from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 from transforms.kafka.reader import read_range, snapshot_ranges
+from transforms.registry.client import RegistryClient, schema_lookup, topic_subject
 
 __all__ = ["produce_jsonl", "topic_records"]
 
@@ -30,6 +31,10 @@ def produce_jsonl(
             kafka.dead_letter_topic: partitions,
         },
     )
+    schema_id = None
+    if job.task.input.framing == "confluent" and job.task.input.registry_url:
+        registry = RegistryClient(job.task.input.registry_url)
+        schema_id = registry.register(topic_subject(kafka.input_topic), job.input_schema)
     client = producer(kafka)
     sent = 0
     try:
@@ -43,7 +48,9 @@ def produce_jsonl(
                 if job.task.input.format == "json":
                     value = json.dumps(record).encode()
                 else:
-                    value = framing.encode(record, job.input_schema, job.task.input.framing)
+                    value = framing.encode(
+                        record, job.input_schema, job.task.input.framing, schema_id
+                    )
                 key = str(record[key_field]).encode() if key_field else None
                 client.send(kafka.input_topic, key=key, value=value)
                 sent += 1
@@ -57,13 +64,19 @@ def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
     """Every record of the output (or dead-letter) topic, decoded, with its coordinates."""
     kafka = job.task.kafka
     topic = kafka.dead_letter_topic if dead_letters else kafka.output_topic
+    output = job.task.output
+    by_id = None
+    if output.framing == "confluent" and output.registry_url:
+        by_id = schema_lookup(RegistryClient(output.registry_url))
     for range_ in snapshot_ranges(kafka, topic, None):
         for record in read_range(kafka, range_):
             assert record.value is not None
             if dead_letters:
                 value = read_dead_letter(record.value)
             else:
-                value, _ = framing.decode(record.value, job.output_schema, job.task.output.framing)
+                value, _ = framing.decode(
+                    record.value, job.output_schema, output.framing, job.output_writers, by_id
+                )
             headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
             yield {
                 "partition": record.partition,

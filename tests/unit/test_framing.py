@@ -84,3 +84,19 @@ def test_json_input_is_validated_against_the_schema() -> None:
             _record(json.dumps({**DATUM, "submitted_at": 1, "product": 3}).encode())
         )
     assert info.value.field_errors[0].path == "$.product"
+
+
+def test_confluent_framing_names_the_writer_by_registry_id() -> None:
+    payload = framing.encode(DATUM, REVIEW, "confluent", schema_id=258)
+    assert payload[:5] == b"\x00\x00\x00\x01\x02"
+    known = {258: REVIEW}
+    datum, writer = framing.decode(payload, REVIEW, "confluent", by_id=known.__getitem__)
+    assert datum["review_id"] == "r1" and writer is REVIEW
+
+
+def test_confluent_unknown_id_and_bad_magic_are_decode_errors() -> None:
+    payload = framing.encode(DATUM, REVIEW, "confluent", schema_id=7)
+    with pytest.raises(DecodeError, match="schema id 7 is not in the registry"):
+        framing.decode(payload, REVIEW, "confluent", by_id={}.__getitem__)
+    with pytest.raises(DecodeError, match="expected magic byte 00"):
+        framing.decode(b"\x01" + payload[1:], REVIEW, "confluent", by_id={7: REVIEW}.__getitem__)

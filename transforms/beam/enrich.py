@@ -18,6 +18,7 @@ from transforms.core.job import Job, compile_job
 from transforms.core.providers import ProviderClient
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.task import TaskSpec
+from transforms.registry.client import RegistryClient, schema_lookup, topic_subject
 
 DEAD = "dead"
 
@@ -51,8 +52,16 @@ class _JobDoFn(beam.DoFn):
 class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
         spec = self.job.task.input
+        by_id = None
+        if spec.framing == "confluent" and spec.registry_url:
+            by_id = schema_lookup(RegistryClient(spec.registry_url))
         self._decoder = InputDecoder(
-            self.job.input_schema, spec.format, spec.framing, spec.max_bytes, self.job.input_writers
+            self.job.input_schema,
+            spec.format,
+            spec.framing,
+            spec.max_bytes,
+            self.job.input_writers,
+            by_id,
         )
 
     def process(self, record: KafkaRecord) -> Iterator[Any]:
@@ -115,9 +124,18 @@ class EnrichBatches(_JobDoFn):
 
 
 class EncodeOutputs(_JobDoFn):
+    def setup(self) -> None:
+        spec = self.job.task.output
+        self._schema_id = None
+        if spec.framing == "confluent" and spec.registry_url:
+            subject = spec.subject or topic_subject(self.job.task.kafka.output_topic)
+            self._schema_id = RegistryClient(spec.registry_url).register(
+                subject, self.job.output_schema
+            )
+
     def process(self, enriched: Enriched) -> Iterator[Any]:
         try:
-            yield output_envelope(self.job, enriched)
+            yield output_envelope(self.job, enriched, self._schema_id)
         except RecordError as error:
             failure = Failure.from_error(enriched.source, error, failed_at_ms=_now_ms())
             yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}))

@@ -24,9 +24,11 @@ class InputDecoder:
         framing_name: str,
         max_bytes: int,
         writers: dict[bytes, AvroSchema] | None = None,
+        by_id: framing.SchemaById | None = None,
     ) -> None:
         self.schema = schema
         self.writers = writers or {}
+        self.by_id = by_id
         self.format = fmt
         self.framing = framing_name
         self.max_bytes = max_bytes
@@ -41,7 +43,7 @@ class InputDecoder:
             )
         if self.format == "json":
             return Parsed(record, self._decode_json(value), self.schema.identity)
-        fields, writer = framing.decode(value, self.schema, self.framing, self.writers)
+        fields, writer = framing.decode(value, self.schema, self.framing, self.writers, self.by_id)
         return Parsed(record, fields, writer.identity)
 
     def _decode_json(self, value: bytes) -> dict[str, Any]:
@@ -59,8 +61,10 @@ class InputDecoder:
         return dict(datum)
 
 
-def encode_output(datum: dict[str, Any], schema: AvroSchema, framing_name: str) -> bytes:
+def encode_output(
+    datum: dict[str, Any], schema: AvroSchema, framing_name: str, schema_id: int | None = None
+) -> bytes:
     try:
-        return framing.encode(datum, schema, framing_name)
+        return framing.encode(datum, schema, framing_name, schema_id)
     except Exception as exc:  # fastavro raises ValueError, TypeError, ...
         raise EncodeError(f"cannot encode output as {schema.identity}: {exc}") from None

@@ -52,9 +52,10 @@ def _envelope(source: KafkaRecord, value: bytes, headers: list[Header]) -> Envel
     return Envelope(source.key, value, tuple(headers), source)
 
 
-def output_envelope(job: Job, enriched: Enriched) -> Envelope:
-    """Raises ``EncodeError`` when the output cannot be encoded."""
-    value = encode_output(enriched.output, job.output_schema, job.task.output.framing)
+def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) -> Envelope:
+    """Raises ``EncodeError`` when the output cannot be encoded. ``schema_id``: the output
+    schema's registry id, for confluent framing."""
+    value = encode_output(enriched.output, job.output_schema, job.task.output.framing, schema_id)
     headers = [
         *source_headers(enriched.source),
         ("llm_enrich.provider", enriched.provider.encode()),

@@ -34,6 +34,10 @@ class Job:
     output_previous: tuple[AvroSchema, ...] = ()
 
     @property
+    def output_writers(self) -> dict[bytes, AvroSchema]:
+        return {s.fingerprint: s for s in (*self.output_previous, self.output_schema)}
+
+    @property
     def input_writers(self) -> dict[bytes, AvroSchema]:
         """Schemas input records may be written with, by single-object fingerprint."""
         return {s.fingerprint: s for s in (*self.input_previous, self.input_schema)}

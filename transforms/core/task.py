@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from transforms.core.errors import TaskConfigError
 
@@ -81,10 +88,25 @@ class KafkaSpec(_Strict):
 Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
 
 
-class InputSpec(_Strict):
+Framing = Literal["single-object", "raw", "confluent"]
+
+
+class _RegistryFraming(_Strict):
+    """Confluent framing names the writer schema by a registry id: it needs a registry."""
+
+    framing: Framing = "single-object"
+    registry_url: str | None = None
+
+    @model_validator(mode="after")
+    def _registry_for_confluent(self) -> _RegistryFraming:
+        if self.framing == "confluent" and not self.registry_url:
+            raise ValueError("framing 'confluent' needs registry_url")
+        return self
+
+
+class InputSpec(_RegistryFraming):
     format: Literal["avro", "json"] = "avro"
     schema_path: Path = Field(alias="schema")
-    framing: Literal["single-object", "raw"] = "single-object"
     max_bytes: int = Field(default=1_000_000, gt=0)
     # Earlier versions of the input schema that producers may still write with: their
     # records are decoded with Avro schema resolution to ``schema``.
@@ -92,9 +114,11 @@ class InputSpec(_Strict):
     compatibility: Compatibility = "BACKWARD"
 
 
-class OutputSpec(_Strict):
+class OutputSpec(_RegistryFraming):
     schema_path: Path = Field(alias="schema")
-    framing: Literal["single-object", "raw"] = "single-object"
+    # the registry subject outputs are registered under (confluent framing); default
+    # <output_topic>-value, the topic-name strategy
+    subject: str | None = None
     # Earlier versions consumers may still read with; ``schemas check`` and ``run`` check
     # the current schema against each of them.
     previous_schemas: list[Path] = Field(default_factory=list)

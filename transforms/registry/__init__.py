@@ -1,0 +1,1 @@
+"""The schema-registry edge: a Confluent-compatible REST client."""
