@@ -39,6 +39,10 @@ def test_example_task_loads_and_resolves_paths() -> None:
         (lambda r: r["input"].update(framing="xml"), "input.framing: Input should be"),
         (lambda r: r["generation"].update(temperature=5), "generation.temperature"),
         (lambda r: r.update(providers=[]), "providers: List should have at least 1 item"),
+        (
+            lambda r: r["input"].update(framing="confluent"),
+            "input: Value error, framing 'confluent'",
+        ),
     ],
 )
 def test_invalid_task_is_one_line_naming_the_key(
