@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,13 +76,9 @@ def run(task_path: str, show: int, allow_incompatible: bool, beam_args: tuple[st
             "(see `llm-enrich schemas check`; --allow-incompatible overrides)"
         )
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
-    from pipelines.summary import summarize
+    from pipelines.summary import execute
 
-    pipeline, _ = build_pipeline(job.task, beam_args)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summarize(result, time.monotonic() - started)
+    summary = execute(build_pipeline(job.task, beam_args)[0])
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
         click.echo(f"  {line}")
@@ -134,13 +129,9 @@ def replay(
             click.echo(line)
         return
     from pipelines.enrich_pipeline import build_replay_pipeline
-    from pipelines.summary import summarize
+    from pipelines.summary import execute
 
-    pipeline, _ = build_replay_pipeline(job.task, selection, limit, beam_args)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summarize(result, time.monotonic() - started)
+    summary = execute(build_replay_pipeline(job.task, selection, limit, beam_args)[0])
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():
         click.echo(f"  {line}")

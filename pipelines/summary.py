@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from transforms.beam.metrics import NAMESPACE
 
-__all__ = ["RunSummary", "summarize"]
+__all__ = ["RunSummary", "execute", "summarize"]
 
 
 @dataclass
@@ -91,3 +92,11 @@ def summarize(result: Any, wall_time_s: float) -> RunSummary:
         value = metric.committed if metric.committed is not None else metric.attempted
         counters[name] = counters.get(name, 0) + int(value)
     return RunSummary(counters, wall_time_s)
+
+
+def execute(pipeline: Any) -> RunSummary:
+    """Run a pipeline to the end and account for it."""
+    started = time.monotonic()
+    result = pipeline.run()
+    result.wait_until_finish()
+    return summarize(result, time.monotonic() - started)

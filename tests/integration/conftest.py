@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import socket
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from pipelines.enrich_pipeline import build_pipeline
-from pipelines.summary import RunSummary, summarize
+from pipelines.summary import RunSummary, execute
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
 from tests.fault_server import FaultServer
@@ -146,11 +145,7 @@ def sample_reviews(count: int) -> list[dict[str, Any]]:
 
 def run_job(task: TaskSpec) -> RunSummary:
     """Run the drain pipeline in-process on the DirectRunner, as ``llm-enrich run`` does."""
-    pipeline, _ = build_pipeline(task)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    return summarize(result, time.monotonic() - started)
+    return execute(build_pipeline(task)[0])
 
 
 def committed_offsets(job: Job) -> dict[int, int | None]:

@@ -12,7 +12,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from pipelines.enrich_pipeline import build_replay_pipeline
-from pipelines.summary import RunSummary, summarize
+from pipelines.summary import RunSummary, execute
 from pipelines.topics import topic_records
 from tests.fault_server import Reply
 from tests.integration.conftest import KAFKA, MakeTask, fault_provider, produce, reviews, run_job
@@ -26,11 +26,7 @@ FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.02, "circuit_failure_thres
 def _replay(
     job: Job, selection: ReplayFilter | None = None, limit: int | None = None
 ) -> RunSummary:
-    pipeline, _ = build_replay_pipeline(job.task, selection or ReplayFilter(), limit)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    return summarize(result, time.monotonic() - started)
+    return execute(build_replay_pipeline(job.task, selection or ReplayFilter(), limit)[0])
 
 
 def _outputs_by_source(job: Job) -> Counter[tuple[int, int]]:

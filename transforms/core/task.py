@@ -37,9 +37,8 @@ __all__ = [
 
 # Client settings passed through to kafka-python (connection and security only; the stage
 # owns offsets, acks and serialisation itself, so those are not settable here).
-KAFKA_CLIENT_KEYS = frozenset(
+KAFKA_SECURITY_KEYS = frozenset(
     {
-        "client_id",
         "security_protocol",
         "ssl_cafile",
         "ssl_certfile",
@@ -48,15 +47,20 @@ KAFKA_CLIENT_KEYS = frozenset(
         "sasl_mechanism",
         "sasl_plain_username",
         "sasl_kerberos_service_name",
+    }
+)
+KAFKA_PRODUCER_KEYS = frozenset({"max_request_size", "compression_type", "linger_ms"})
+KAFKA_CONSUMER_KEYS = frozenset({"max_partition_fetch_bytes", "fetch_max_bytes"})
+KAFKA_CLIENT_KEYS = (
+    KAFKA_SECURITY_KEYS
+    | KAFKA_PRODUCER_KEYS
+    | KAFKA_CONSUMER_KEYS
+    | {
+        "client_id",
         "request_timeout_ms",
         "connections_max_idle_ms",
         "metadata_max_age_ms",
         "api_version_auto_timeout_ms",
-        "max_partition_fetch_bytes",
-        "fetch_max_bytes",
-        "max_request_size",
-        "compression_type",
-        "linger_ms",
     }
 )
 

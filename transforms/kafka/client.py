@@ -8,28 +8,20 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from transforms.core.errors import TaskConfigError
-from transforms.core.task import KafkaSpec
+from transforms.core.task import (
+    KAFKA_CONSUMER_KEYS,
+    KAFKA_PRODUCER_KEYS,
+    KAFKA_SECURITY_KEYS,
+    KafkaSpec,
+)
 
 __all__ = ["common_settings", "consumer", "producer"]
-
-_PRODUCER_ONLY = {"max_request_size", "compression_type", "linger_ms"}
-_CONSUMER_ONLY = {"max_partition_fetch_bytes", "fetch_max_bytes"}
-_SECURITY = {
-    "security_protocol",
-    "ssl_cafile",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_check_hostname",
-    "sasl_mechanism",
-    "sasl_plain_username",
-    "sasl_kerberos_service_name",
-}
 
 
 def common_settings(spec: KafkaSpec) -> dict[str, Any]:
     """Bootstrap servers, security settings and the SASL password from the environment."""
     settings: dict[str, Any] = {"bootstrap_servers": spec.bootstrap_servers.split(",")}
-    security = {k: v for k, v in spec.client.items() if k.startswith(("security", "ssl", "sasl"))}
+    security = {k: v for k, v in spec.client.items() if k in KAFKA_SECURITY_KEYS}
     settings.update(security)
     if spec.sasl_password_env:
         password = os.environ.get(spec.sasl_password_env)
@@ -42,7 +34,9 @@ def common_settings(spec: KafkaSpec) -> dict[str, Any]:
 
 
 def consumer(spec: KafkaSpec, group_id: str | None, **overrides: Any) -> KafkaConsumer:
-    client = {k: v for k, v in spec.client.items() if k not in _PRODUCER_ONLY | _SECURITY}
+    client = {
+        k: v for k, v in spec.client.items() if k not in KAFKA_PRODUCER_KEYS | KAFKA_SECURITY_KEYS
+    }
     return KafkaConsumer(
         **common_settings(spec),
         **client,
@@ -54,7 +48,9 @@ def consumer(spec: KafkaSpec, group_id: str | None, **overrides: Any) -> KafkaCo
 
 
 def producer(spec: KafkaSpec) -> KafkaProducer:
-    client = {k: v for k, v in spec.client.items() if k not in _CONSUMER_ONLY | _SECURITY}
+    client = {
+        k: v for k, v in spec.client.items() if k not in KAFKA_CONSUMER_KEYS | KAFKA_SECURITY_KEYS
+    }
     settings: dict[str, Any] = {"acks": "all", "retries": 5, "linger_ms": 5}
     settings.update(client)
     return KafkaProducer(**common_settings(spec), **settings)
