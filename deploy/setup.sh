@@ -14,3 +14,4 @@ fi
 export PYTHON="$ROOT/.venv/bin/python"
 bash deploy/kafka.sh install
 bash deploy/llm.sh install
+bash deploy/registry.sh install
