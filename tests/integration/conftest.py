@@ -200,3 +200,15 @@ def fault_provider(server: FaultServer, name: str, **extra: Any) -> dict[str, An
 def reviews(count: int) -> list[bytes]:
     schema = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
     return [framing.encode(r, schema, "single-object") for r in sample_reviews(count)]
+
+
+REGISTRY = os.environ.get("LLM_ENRICH_REGISTRY", "http://127.0.0.1:18081/apis/ccompat/v7")
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> str:
+    try:
+        urllib.request.urlopen(REGISTRY + "/subjects", timeout=5).read()
+    except Exception as exc:
+        pytest.fail(f"no schema registry at {REGISTRY} ({exc}); run deploy/registry.sh start")
+    return REGISTRY
