@@ -10,7 +10,8 @@
 #   stop     stop it (idempotent)
 #   status   exit 0 and print the base URL when healthy, else exit 1
 # Env: LLM_ENRICH_CACHE (~/.cache/llm-enrich), LLM_ENRICH_STATE (<repo>/.local),
-#      LLM_ENRICH_LLM_PORT (18080), PYTHON (python3)
+#      LLM_ENRICH_LLM_PORT (18080), LLM_ENRICH_LLM_ARGS (extra server flags),
+#      PYTHON (python3)
 set -euo pipefail
 
 LCP_VERSION=0.3.36   # llama-cpp-python sdist, vendors llama.cpp (MIT)
@@ -58,8 +59,8 @@ cmd_install() {
   if [[ ! -x $BIN ]]; then
     fetch "llama-cpp-python==$LCP_VERSION" "llama_cpp_python-$LCP_VERSION.tar.gz" "$LCP_SHA256" --no-binary :all:
     tar -xzf "$CACHE/dist/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$tmp"
-    local t0=$SECONDS
-    echo "llm: building llama-server $LCP_VERSION (~6 min on 2 cores, log: $tmp/build.log)"
+    local t0=$SECONDS log=$CACHE/llama-server-$LCP_VERSION.build.log
+    echo "llm: building llama-server $LCP_VERSION (~6-12 min on 2 cores, log: $log)"
     # No network during the build: no web UI (neither npm nor the prebuilt
     # download), no OpenSSL/BoringSSL, no curl (LLAMA_CURL is a no-op since
     # llama.cpp dropped libcurl; kept for older trees).
@@ -68,10 +69,10 @@ cmd_install() {
         -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF &&
-      cmake --build "$tmp/build" --target llama-server -j2; } >"$tmp/build.log" 2>&1 ||
-      { tail -n 40 "$tmp/build.log" >&2; die "llama-server build failed"; }
+      cmake --build "$tmp/build" --target llama-server -j2; } >"$log" 2>&1 ||
+      { tail -n 40 "$log" >&2; die "llama-server build failed (log: $log)"; }
     mkdir -p "$(dirname "$BIN")"
-    mv "$tmp/build/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+    mv "$tmp/build/bin/llama-server" "$BIN"  # rename on one filesystem: atomic
     echo "llm: built $BIN in $((SECONDS - t0)) s"
   fi
 }
@@ -89,8 +90,14 @@ cmd_start() {
   mkdir -p "$STATE"
   local pid t0=${EPOCHREALTIME/[.,]/}  # microseconds
   if ! pid=$(server_pid); then  # else: still loading from an earlier start
+    # --no-cache-prompt: reusing a cached prompt prefix changes the numerics, so
+    # the same request could answer differently depending on the one before it.
+    # Requests may opt back in with extra_body={"cache_prompt": True} (~2-3x faster
+    # with a long shared few-shot prefix). LLM_ENRICH_LLM_ARGS: extra server flags.
+    # shellcheck disable=SC2086
     nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" \
-      -np 1 -c 4096 -t 2 -tb 2 --no-webui >"$LOG" 2>&1 </dev/null &
+      -np 1 -c 4096 -t 2 -tb 2 --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
+      >"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"
   fi

@@ -54,26 +54,50 @@ SYSTEM = (
     "product aspects), summary (one short sentence) and rating (integer 1-5)."
 )
 FEW_SHOT = [
-    ("The blender is powerful and crushes ice easily, but it is very loud and the lid leaks.",
-     {"sentiment": "mixed", "topics": ["power", "noise", "lid"],
-      "summary": "Powerful blender, but loud with a leaky lid.", "rating": 3}),
-    ("Terrible headphones. The left ear stopped working after two days and support never answered.",
-     {"sentiment": "negative", "topics": ["durability", "customer support"],
-      "summary": "Headphones broke quickly and support was unresponsive.", "rating": 1}),
-    ("Great running shoes: light, comfortable from day one, and they still look new after 300 km.",
-     {"sentiment": "positive", "topics": ["comfort", "weight", "durability"],
-      "summary": "Light, comfortable and durable running shoes.", "rating": 5}),
+    (
+        "The blender is powerful and crushes ice easily, but it is very loud and the lid leaks.",
+        {
+            "sentiment": "mixed",
+            "topics": ["power", "noise", "lid"],
+            "summary": "Powerful blender, but loud with a leaky lid.",
+            "rating": 3,
+        },
+    ),
+    (
+        "Terrible headphones. The left ear stopped working after two days "
+        "and support never answered.",
+        {
+            "sentiment": "negative",
+            "topics": ["durability", "customer support"],
+            "summary": "Headphones broke quickly and support was unresponsive.",
+            "rating": 1,
+        },
+    ),
+    (
+        "Great running shoes: light, comfortable from day one, "
+        "and they still look new after 300 km.",
+        {
+            "sentiment": "positive",
+            "topics": ["comfort", "weight", "durability"],
+            "summary": "Light, comfortable and durable running shoes.",
+            "rating": 5,
+        },
+    ),
 ]
-REVIEW = ("I love this coffee maker. It brews fast, the coffee tastes great and it is easy "
-          "to clean, although the water tank is a bit small.")
+REVIEW = (
+    "I love this coffee maker. It brews fast, the coffee tastes great and it is easy "
+    "to clean, although the water tank is a bit small."
+)
 
 
 def messages(review, few_shot=True):
     msgs = [{"role": "system", "content": SYSTEM}]
     for text, answer in FEW_SHOT if few_shot else []:
-        msgs += [{"role": "user", "content": f"Review: {text}"},
-                 {"role": "assistant", "content": json.dumps(answer)}]
-    return msgs + [{"role": "user", "content": f"Review: {review}"}]
+        msgs += [
+            {"role": "user", "content": f"Review: {text}"},
+            {"role": "assistant", "content": json.dumps(answer)},
+        ]
+    return [*msgs, {"role": "user", "content": f"Review: {review}"}]
 
 
 def validate(obj):
@@ -84,11 +108,18 @@ def validate(obj):
     assert isinstance(obj["rating"], int) and 1 <= obj["rating"] <= 5, obj
 
 
-def call(client, msgs, response_format, max_tokens=128):
+def call(client, msgs, response_format, max_tokens=128, cache_prompt=None):
+    extra = {} if cache_prompt is None else {"cache_prompt": cache_prompt}
     t0 = time.perf_counter()
     r = client.chat.completions.create(
-        model=MODEL, messages=msgs, temperature=0, seed=1, max_tokens=max_tokens,
-        response_format=response_format)
+        model=MODEL,
+        messages=msgs,
+        temperature=0,
+        seed=1,
+        max_tokens=max_tokens,
+        response_format=response_format,
+        extra_body=extra,
+    )
     return r, time.perf_counter() - t0
 
 
@@ -99,8 +130,10 @@ def main():
     r1, dt1 = call(client, messages(REVIEW, few_shot=False), schema())
     r2, dt2 = call(client, messages(REVIEW, few_shot=False), schema())
     c1 = r1.choices[0]
-    print(f"zero-shot: {dt1 * 1000:.0f} ms / {dt2 * 1000:.0f} ms, model={r1.model!r}, "
-          f"finish_reason={c1.finish_reason!r}, usage={r1.usage}")
+    print(
+        f"zero-shot: {dt1 * 1000:.0f} ms / {dt2 * 1000:.0f} ms, model={r1.model!r}, "
+        f"finish_reason={c1.finish_reason!r}, usage={r1.usage}"
+    )
     print("  content:", c1.message.content)
     if c1.finish_reason == "stop":
         validate(json.loads(c1.message.content))
@@ -108,6 +141,7 @@ def main():
     else:
         print("  WARNING: truncated (finish_reason != stop), JSON may be incomplete")
     print("  reproducible:", c1.message.content == r2.choices[0].message.content)
+    assert c1.message.content == r2.choices[0].message.content
 
     for kw in ({"max_items": 2}, {"max_length": 20}, {"max_items": 1, "max_length": 10}):
         r, _ = call(client, messages(REVIEW), schema(**kw), max_tokens=256)
@@ -115,9 +149,12 @@ def main():
         obj = json.loads(c.message.content)
         ok_items = "max_items" not in kw or len(obj["topics"]) <= kw["max_items"]
         ok_len = "max_length" not in kw or all(
-            len(s) <= kw["max_length"] for s in obj["topics"] + [obj["summary"]])
-        print(f"constraint {kw}: honoured={ok_items and ok_len} "
-              f"finish_reason={c.finish_reason!r} -> {c.message.content}")
+            len(s) <= kw["max_length"] for s in obj["topics"] + [obj["summary"]]
+        )
+        print(
+            f"constraint {kw}: honoured={ok_items and ok_len} "
+            f"finish_reason={c.finish_reason!r} -> {c.message.content}"
+        )
 
     msgs = messages(REVIEW)
     outs, lat, completion_tokens, prompt_tokens = set(), [], 0, 0
@@ -131,25 +168,34 @@ def main():
         prompt_tokens = r.usage.prompt_tokens
     wall = time.perf_counter() - t0
     lat.sort()
-    print(f"few-shot x{n} sequential: prompt {prompt_tokens} tok, "
-          f"{completion_tokens / n:.0f} completion tok/call, "
-          f"latency p50 {lat[n // 2] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms, "
-          f"{n / wall:.2f} calls/s, {completion_tokens / wall:.0f} completion tok/s, "
-          f"distinct outputs: {len(outs)}")
+    print(
+        f"few-shot x{n} sequential: prompt {prompt_tokens} tok, "
+        f"{completion_tokens / n:.0f} completion tok/call, "
+        f"latency p50 {lat[n // 2] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms, "
+        f"{n / wall:.2f} calls/s, {completion_tokens / wall:.0f} completion tok/s, "
+        f"distinct outputs: {len(outs)}"
+    )
     print("  content:", next(iter(outs)))
 
-    # Same prompts but different reviews: defeats the server's prompt cache for
-    # the tail, closer to real traffic.
+    # Distinct reviews behind the same few-shot prefix (closer to real traffic),
+    # with the server default and with the prompt cache opted in per request.
     reviews = [f"{REVIEW} Order #{i}: arrived {i % 5 + 1} days late." for i in range(n)]
-    completion_tokens = 0
-    t0 = time.perf_counter()
-    for review in reviews:
-        r, _ = call(client, messages(review), schema())
-        completion_tokens += r.usage.completion_tokens
-        validate(json.loads(r.choices[0].message.content))
-    wall = time.perf_counter() - t0
-    print(f"few-shot x{n} distinct reviews: {n / wall:.2f} calls/s, "
-          f"{completion_tokens / wall:.0f} completion tok/s")
+    for cache_prompt in (None, True):
+        completion_tokens, truncated = 0, 0
+        t0 = time.perf_counter()
+        for review in reviews:
+            r, _ = call(client, messages(review), schema(), cache_prompt=cache_prompt)
+            completion_tokens += r.usage.completion_tokens
+            if r.choices[0].finish_reason == "length":
+                truncated += 1
+            else:
+                validate(json.loads(r.choices[0].message.content))
+        wall = time.perf_counter() - t0
+        print(
+            f"few-shot x{n} distinct reviews, cache_prompt={cache_prompt}: "
+            f"{n / wall:.2f} calls/s, {completion_tokens / wall:.0f} completion tok/s, "
+            f"truncated (finish_reason=length): {truncated}"
+        )
 
 
 if __name__ == "__main__":
