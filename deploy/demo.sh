@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The newcomer's command: set everything up, start the local broker and model, load the
 # sample reviews, run the example job, and show the summary and a few enriched records.
-#   deploy/demo.sh [number of reviews, default 60]
+#   deploy/demo.sh [number of reviews, default 40]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-COUNT=${1:-60}
+COUNT=${1:-40}
 TASK=pipelines/examples/reviews/task.yaml
 
 bash deploy/setup.sh

@@ -9,7 +9,11 @@ cd "$ROOT"
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+mkdir -p .local
+if ! .venv/bin/python -m pip install -q -e ".[dev]" >.local/pip-install.log 2>&1; then
+  cat .local/pip-install.log >&2
+  exit 1
+fi
 
 export PYTHON="$ROOT/.venv/bin/python"
 bash deploy/kafka.sh install

@@ -228,10 +228,14 @@ def _print_records(job: Job, dead_letters: bool, limit: int) -> None:
 
     which = "dead letters" if dead_letters else "enriched records"
     click.echo(f"== first {limit} {which}")
-    for index, record in enumerate(topic_records(job, dead_letters)):
-        if index >= limit:
+    shown = 0
+    for record in topic_records(job, dead_letters):
+        if shown >= limit:
             break
         click.echo(json.dumps(record["value"], default=_jsonable, ensure_ascii=False))
+        shown += 1
+    if not shown:
+        click.echo("(none)")
 
 
 def _jsonable(value: Any) -> Any:
