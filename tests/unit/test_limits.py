@@ -87,3 +87,13 @@ def test_token_limit_is_corrected_with_reported_usage() -> None:
     limiter.settle(estimated_tokens=100, used_tokens=1000)  # it used far more
     asyncio.run(limiter.acquire(100))
     assert round(sum(clock.slept), 2) == 6.0  # 100 tokens at 1000/min
+
+
+def test_a_cancelled_probe_does_not_keep_the_circuit_half_open_forever() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(threshold=1, cooldown_s=5, clock=clock)
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.allow() and not breaker.allow()
+    breaker.abandon_probe()  # e.g. the record's deadline cancelled the probe call
+    assert breaker.allow()

@@ -140,3 +140,13 @@ def test_requests_per_minute_are_paced_with_the_injected_clock(server: FaultServ
     asyncio.run(go())
     assert server.stats.requests == 4
     assert slept == [pytest.approx(20.0)]  # the 4th of 3/minute waits a third of a minute
+
+
+def test_context_length_error_does_not_count_against_the_provider(server: FaultServer) -> None:
+    server.set_default(Reply.context_length_exceeded())
+    client = _client(server, [], attempts_per_provider=3, circuit_failure_threshold=1)
+    with pytest.raises(CallFailed) as failed:
+        _complete(client)
+    assert server.stats.requests == 1  # not retried
+    assert "(fallback)" in (failed.value.attempts[0].error or "")
+    assert client.breaker.state == "closed"

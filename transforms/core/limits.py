@@ -47,6 +47,10 @@ class CircuitBreaker:
             return True
         return False
 
+    def abandon_probe(self) -> None:
+        """The call was cancelled before any verdict: let another probe through."""
+        self._probing = False
+
     def record_success(self) -> None:
         self._failures, self._opened_at, self._probing = 0, None, False
 

@@ -130,10 +130,11 @@ class ProviderClient:
             attempts.append(self._failed(kind, skipped, time.perf_counter()))
             raise skipped
         estimate = estimate_tokens(list(messages))
-        await self._limiter.acquire(estimate)
-        async with self._slots:
-            started = time.perf_counter()
-            try:
+        started = time.perf_counter()
+        try:
+            await self._limiter.acquire(estimate)
+            async with self._slots:
+                started = time.perf_counter()
                 create: Any = self._client.chat.completions.create
                 response = await create(
                     model=self.spec.model,
@@ -143,10 +144,14 @@ class ProviderClient:
                     max_tokens=self._generation.max_tokens,
                     response_format=_response_format(response_schema),
                 )
-            except Exception as exc:
-                error = self._judge_failure(exc)
-                attempts.append(self._failed(kind, error, started, cause=exc))
-                raise error from exc
+        except Exception as exc:
+            error = self._judge_failure(exc)
+            attempts.append(self._failed(kind, error, started, cause=exc))
+            raise error from exc
+        except BaseException:  # cancelled (the record's deadline): no verdict on the provider
+            self.breaker.abandon_probe()
+            raise
+        self.breaker.record_success()  # it answered; what it answered is judged elsewhere
         choice = response.choices[0] if response.choices else None
         usage = response.usage
         prompt_tokens = usage.prompt_tokens if usage else estimate
@@ -167,7 +172,6 @@ class ProviderClient:
             refused = ContentFiltered("the provider returned no answer (content filter)")
             attempts.append(replace(attempt, error=f"ContentFiltered (fallback): {refused}"))
             raise refused
-        self.breaker.record_success()
         attempts.append(attempt)
         return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
 
@@ -180,7 +184,9 @@ class ProviderClient:
                 f"asked to retry after {asked:.1f}s, over policy.max_retry_after_s "
                 f"({self._policy.max_retry_after_s:.1f}s)"
             )
-        if classify(exc) != "fallback":  # a too-long prompt says nothing of provider health
+        if classify(exc) == "fallback":  # a too-long prompt: the provider itself is fine
+            self.breaker.record_success()
+        else:
             self.breaker.record_failure()
         return exc
 
