@@ -132,3 +132,14 @@ def test_per_record_deadline_covers_all_attempts() -> None:
     result = asyncio.run(Enricher(job, [Slow("slow", [])]).enrich(RECORD))  # type: ignore[list-item]
     assert isinstance(result, Failure) and result.stage == "llm"
     assert "policy.record_deadline_s" in result.message
+
+
+class Broken(Scripted):
+    async def complete(self, messages: Any, schema: Any, *, kind: str) -> Completion:
+        raise RuntimeError("a bug, not an HTTP error")
+
+
+def test_an_unexpected_error_dead_letters_the_record_instead_of_crashing_the_run() -> None:
+    result = asyncio.run(Enricher(JOB, [Broken("b", [])]).enrich(RECORD))  # type: ignore[list-item]
+    assert isinstance(result, Failure) and result.stage == "llm"
+    assert "unexpected RuntimeError" in result.message

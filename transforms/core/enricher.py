@@ -75,6 +75,10 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
+        except Exception as exc:  # a defect, not the record's fault: still one dead letter
+            error = ProvidersExhausted(
+                f"unexpected {type(exc).__name__} while enriching: {exc}", attempts=attempts
+            )
         return Failure.from_error(
             parsed.source,
             error,
