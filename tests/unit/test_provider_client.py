@@ -150,3 +150,16 @@ def test_context_length_error_does_not_count_against_the_provider(server: FaultS
     assert server.stats.requests == 1  # not retried
     assert "(fallback)" in (failed.value.attempts[0].error or "")
     assert client.breaker.state == "closed"
+
+
+def test_a_request_specific_422_does_not_open_the_circuit(server: FaultServer) -> None:
+    server.set_default(Reply.status(422))
+    client = _client(server, [], circuit_failure_threshold=1)
+    with pytest.raises(CallFailed):
+        _complete(client)
+    assert client.breaker.state == "closed"
+    server.set_default(Reply.status(401))
+    client = _client(server, [], circuit_failure_threshold=1)
+    with pytest.raises(CallFailed):
+        _complete(client)
+    assert client.breaker.state == "open"  # a bad key: the provider is unusable

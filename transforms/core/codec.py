@@ -34,6 +34,15 @@ class InputDecoder:
         self.max_bytes = max_bytes
 
     def decode(self, record: KafkaRecord) -> Parsed:
+        """Raises ``DecodeError`` for every value that is not a valid input record."""
+        try:
+            return self._decode(record)
+        except DecodeError:
+            raise
+        except Exception as exc:  # RecursionError on deep JSON, ValueError on huge ints, ...
+            raise DecodeError(f"cannot decode value: {type(exc).__name__}: {exc}") from None
+
+    def _decode(self, record: KafkaRecord) -> Parsed:
         value = record.value
         if value is None:
             raise DecodeError("record has no value (tombstone)")

@@ -21,6 +21,7 @@ from transforms.core.errors import (
     OutputInvalid,
     ProvidersExhausted,
     RecordError,
+    UnexpectedError,
 )
 from transforms.core.guard import RunGuard
 from transforms.core.job import Job
@@ -76,7 +77,7 @@ class Enricher:
         except RecordError as exc:
             error = exc
         except Exception as exc:  # a defect, not the record's fault: still one dead letter
-            error = ProvidersExhausted(
+            error = UnexpectedError(
                 f"unexpected {type(exc).__name__} while enriching: {exc}", attempts=attempts
             )
         return Failure.from_error(

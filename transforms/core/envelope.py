@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 Header = tuple[str, bytes]
+# Kafka's default message limit is about 1 MiB; a dead letter stays under it.
+DEAD_LETTER_MAX_BYTES = 900_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class Envelope:
     value: bytes
     headers: tuple[Header, ...]
     source: KafkaRecord
+
+
+def text(value: str) -> str:
+    """Text that is safe to encode as UTF-8 (lone surrogates from JSON become escapes)."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def source_headers(source: KafkaRecord) -> list[Header]:
@@ -115,10 +122,12 @@ def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict
         },
         "stage": failure.stage,
         "error_class": failure.error_class,
-        "error_message": failure.message,
-        "attempts": [asdict(a) for a in failure.attempts],
-        "last_raw_output": failure.raw_output,
-        "validation_errors": [{"path": e.path, "message": e.message} for e in failure.field_errors],
+        "error_message": text(failure.message),
+        "attempts": [{**asdict(a), "error": a.error and text(a.error)} for a in failure.attempts],
+        "last_raw_output": failure.raw_output and text(failure.raw_output),
+        "validation_errors": [
+            {"path": text(e.path), "message": text(e.message)} for e in failure.field_errors
+        ],
         "prompt_hash": job.prompt.hash,
         "input_schema": failure.input_schema,
         "output_schema": job.output_schema.identity,
@@ -131,16 +140,25 @@ def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict
 
 def dead_letter_envelope(job: Job, failure: Failure) -> Envelope:
     source = failure.source
-    value = framing.encode(
-        dead_letter_value(job, failure, source.replay_count), dead_letter_schema(), "single-object"
-    )
+    datum = dead_letter_value(job, failure, source.replay_count)
+    value = framing.encode(datum, dead_letter_schema(), "single-object")
+    if len(value) > DEAD_LETTER_MAX_BYTES:
+        # Too large for a Kafka message: keep the coordinates (the original stays in its
+        # topic until retention) and everything else, and say so.
+        datum["original"]["value"] = None
+        datum["last_raw_output"] = (datum["last_raw_output"] or "")[:10_000] or None
+        datum["error_message"] += (
+            f" [original value of {len(source.value or b'')} bytes omitted from this dead "
+            f"letter: too large; it is at {source.topic}[{source.partition}]@{source.offset}]"
+        )
+        value = framing.encode(datum, dead_letter_schema(), "single-object")
     headers = [
         ("__connect.errors.topic", source.topic.encode()),
         ("__connect.errors.partition", str(source.partition).encode()),
         ("__connect.errors.offset", str(source.offset).encode()),
         ("__connect.errors.stage", failure.stage.encode()),
         ("__connect.errors.exception.class.name", failure.error_class.encode()),
-        ("__connect.errors.exception.message", failure.message[:1000].encode()),
+        ("__connect.errors.exception.message", text(failure.message[:1000]).encode()),
         *source_headers(source),
         ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
     ]

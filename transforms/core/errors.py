@@ -6,6 +6,7 @@ EnrichError                      base of everything this project raises
     ├── DecodeError              stage "decode": bytes are not a valid input record
     ├── PromptError              stage "prompt": the template cannot render this record
     ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+    ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
     ├── OutputInvalid            stage "validate": the answer does not fit the output schema
     ├── EncodeError              stage "encode": the enriched record cannot be encoded
     └── WriteError               stage "write": the broker refused the record
@@ -27,6 +28,7 @@ __all__ = [
     "ProvidersExhausted",
     "RecordError",
     "TaskConfigError",
+    "UnexpectedError",
     "WriteError",
 ]
 
@@ -100,6 +102,12 @@ class ProvidersExhausted(RecordError):
 
 class OutputInvalid(RecordError):
     stage = "validate"
+
+
+class UnexpectedError(RecordError):
+    """A defect met while enriching this record (not an HTTP or validation failure)."""
+
+    stage = "llm"
 
 
 class EncodeError(RecordError):

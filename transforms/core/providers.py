@@ -52,9 +52,9 @@ class CallFailed(Exception):
     """Every try at one provider failed; the attempts say how."""
 
     def __init__(self, last_error: BaseException, attempts: Sequence[Attempt]) -> None:
-        super().__init__(str(last_error))
         self.last_error = last_error
         self.attempts = tuple(attempts)
+        super().__init__(str(self))  # the redacted description, never the raw error
 
     def __str__(self) -> str:  # attempts hold the redacted description
         if self.attempts and self.attempts[-1].error:
@@ -125,6 +125,7 @@ class ProviderClient:
         kind: str,
         attempts: list[Attempt],
     ) -> Completion:
+        is_probe = self.breaker.state == "half-open"
         if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
             skipped = ProviderUnavailable(f"circuit {self.breaker.state}; provider skipped")
             attempts.append(self._failed(kind, skipped, time.perf_counter()))
@@ -145,11 +146,12 @@ class ProviderClient:
                     response_format=_response_format(response_schema),
                 )
         except Exception as exc:
-            error = self._judge_failure(exc)
+            error = self._judge_failure(exc, is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))
             raise error from exc
         except BaseException:  # cancelled (the record's deadline): no verdict on the provider
-            self.breaker.abandon_probe()
+            if is_probe:
+                self.breaker.abandon_probe()
             raise
         self.breaker.record_success()  # it answered; what it answered is judged elsewhere
         choice = response.choices[0] if response.choices else None
@@ -175,8 +177,12 @@ class ProviderClient:
         attempts.append(attempt)
         return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
 
-    def _judge_failure(self, exc: BaseException) -> BaseException:
-        """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'."""
+    def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
+        """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.
+
+        Only errors that say something about the provider's health count as failures; a
+        context-length error or a 400/422 about this record's request leaves it as it was.
+        """
         asked = retry_after_seconds(exc)
         if asked is not None and asked > self._policy.max_retry_after_s:
             self.breaker.record_failure(open_for_s=asked)
@@ -184,8 +190,10 @@ class ProviderClient:
                 f"asked to retry after {asked:.1f}s, over policy.max_retry_after_s "
                 f"({self._policy.max_retry_after_s:.1f}s)"
             )
-        if classify(exc) == "fallback":  # a too-long prompt: the provider itself is fine
-            self.breaker.record_success()
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        if classify(exc) == "fallback" or status in (400, 422):
+            if is_probe:
+                self.breaker.abandon_probe()
         else:
             self.breaker.record_failure()
         return exc

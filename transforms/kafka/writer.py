@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -14,14 +16,24 @@ __all__ = ["write_all"]
 def write_all(
     producer: KafkaProducer, topic: str, envelopes: Sequence[Envelope], timeout_s: float = 60.0
 ) -> list[tuple[Envelope, Exception | None]]:
-    """Send all, flush, and pair each envelope with ``None`` (acknowledged) or its error."""
-    futures = [
-        (e, producer.send(topic, key=e.key, value=e.value, headers=list(e.headers)))
-        for e in envelopes
-    ]
-    producer.flush(timeout=timeout_s)
+    """Send all, flush, and pair each envelope with ``None`` (acknowledged) or its error.
+
+    Never raises for one record: a record the producer refuses at once (too large, say) is
+    paired with that error, like one the broker refuses later.
+    """
+    pending: list[tuple[Envelope, Any]] = []
     results: list[tuple[Envelope, Exception | None]] = []
-    for envelope, future in futures:
+    for envelope in envelopes:
+        try:
+            future = producer.send(
+                topic, key=envelope.key, value=envelope.value, headers=list(envelope.headers)
+            )
+            pending.append((envelope, future))
+        except Exception as exc:  # e.g. MessageSizeTooLargeError, raised by send() itself
+            results.append((envelope, exc))
+    with contextlib.suppress(Exception):  # a flush timeout shows in the futures below
+        producer.flush(timeout=timeout_s)
+    for envelope, future in pending:
         try:
             future.get(timeout=timeout_s)
             results.append((envelope, None))
