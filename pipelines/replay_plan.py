@@ -44,11 +44,16 @@ def plan_replay(job: Job, selection: ReplayFilter, limit: int | None) -> ReplayP
                     )
                 )
     plan = ReplayPlan()
+    seen: set[tuple[str, int, int]] = set()
     ranges = snapshot_ranges(kafka, kafka.dead_letter_topic, replay_group(job.task))
     for range_ in limit_ranges(ranges, limit):
         for dead_letter in read_range(kafka, range_):
             decision = decide(dead_letter, selection, enriched)
-            if decision.record is not None and decision.letter is not None:
+            record = decision.record
+            if record is not None and (record.topic, record.partition, record.offset) in seen:
+                plan.skipped["duplicate"] += 1  # the replay keeps one dead letter per original
+            elif record is not None and decision.letter is not None:
+                seen.add((record.topic, record.partition, record.offset))
                 plan.selected[(decision.letter["stage"], decision.letter["error_class"])] += 1
             else:
                 plan.skipped[decision.skip or "unknown"] += 1

@@ -167,3 +167,20 @@ def test_dry_run_reports_groups_and_changes_nothing(make_task: MakeTask, fault_s
         assert consumer.committed(tp) is None
     finally:
         consumer.close(autocommit=False)
+
+
+def test_several_dead_letters_for_one_original_are_replayed_once(
+    make_task: MakeTask, fault_server: Any
+) -> None:
+    job, server = _outage(make_task, fault_server, 8)
+    _replay(job)  # still down: each original now has two dead letters (replay_count 0 and 1)
+    server.set_default(Reply.ok())
+    other = job.task.model_copy(
+        update={"kafka": job.task.kafka.model_copy(update={"consumer_group": "fresh"})}
+    )
+    again = _replay(Job(other, job.input_schema, job.output_schema, job.shape, job.prompt))
+    assert again.get("read") == 16
+    assert again.skipped_by_reason == {"duplicate": 8}
+    assert again.get("written.output") == 8 and again.unaccounted == 0
+    assert set(_outputs_by_source(job).values()) == {1}
+    assert {r["headers"]["llm_enrich.replay_count"] for r in topic_records(job, False)} == {"2"}

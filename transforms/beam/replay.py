@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
 
 from transforms.beam.metrics import counter
 from transforms.core.records import KafkaRecord
-from transforms.core.replay import ReplayFilter, decide
+from transforms.core.replay import ReplayFilter, decide, one_per_source
 
 SKIPPED = "skipped"
 
@@ -48,3 +48,18 @@ class SelectForReplay(beam.DoFn):
             return
         counter(f"replay.skipped.{decision.skip}").inc()
         yield beam.pvalue.TaggedOutput(SKIPPED, dead_letter.settled_coordinates)
+
+
+def by_source(record: KafkaRecord) -> tuple[tuple[str, int, int], KafkaRecord]:
+    return ((record.topic, record.partition, record.offset), record)
+
+
+class OnePerSource(beam.DoFn):
+    """Main output: one record per original. ``skipped``: the other dead letters for it."""
+
+    def process(self, element: tuple[Any, Iterable[KafkaRecord]]) -> Iterator[Any]:
+        keep, duplicates = one_per_source(element[1])
+        yield keep
+        for duplicate in duplicates:
+            counter("replay.skipped.duplicate").inc()
+            yield beam.pvalue.TaggedOutput(SKIPPED, duplicate.settled_coordinates)

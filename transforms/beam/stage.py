@@ -17,7 +17,13 @@ from transforms.beam.enrich import (
     EnrichBatches,
 )
 from transforms.beam.read import DrainTopic
-from transforms.beam.replay import SKIPPED, SelectForReplay, source_coordinates
+from transforms.beam.replay import (
+    SKIPPED,
+    OnePerSource,
+    SelectForReplay,
+    by_source,
+    source_coordinates,
+)
 from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
@@ -121,8 +127,18 @@ class ReplayStage(beam.PTransform[Any, Any]):
         selected = drained["records"] | "Select" >> beam.ParDo(
             SelectForReplay(self._selection), beam.pvalue.AsDict(already_enriched)
         ).with_outputs(SKIPPED, main="replay")
-        processed = selected.replay | "Process" >> ProcessRecords(task)
-        settled = (processed["settled"], selected[SKIPPED]) | "SettledOrSkipped" >> beam.Flatten()
+        unique = (
+            selected.replay
+            | "KeyBySource" >> beam.Map(by_source)
+            | "GroupBySource" >> beam.GroupByKey()
+            | "OnePerSource" >> beam.ParDo(OnePerSource()).with_outputs(SKIPPED, main="replay")
+        )
+        processed = unique.replay | "Process" >> ProcessRecords(task)
+        settled = (
+            processed["settled"],
+            selected[SKIPPED],
+            unique[SKIPPED],
+        ) | "SettledOrSkipped" >> beam.Flatten()
         commits = {
             "ranges": drained["ranges"],
             "read_offsets": drained["read_offsets"],

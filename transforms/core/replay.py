@@ -8,7 +8,7 @@ a replay from enriching anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from transforms.core.envelope import read_dead_letter
 from transforms.core.errors import RecordError
 from transforms.core.records import KafkaRecord
 
-__all__ = ["Decision", "ReplayFilter", "decide"]
+__all__ = ["Decision", "ReplayFilter", "decide", "one_per_source"]
 
 Coordinates = tuple[str, int, int]
 
@@ -81,6 +81,13 @@ def decide(
         settles=(dead_letter.topic, dead_letter.partition, dead_letter.offset),
     )
     return Decision(record, None, letter)
+
+
+def one_per_source(records: Iterable[KafkaRecord]) -> tuple[KafkaRecord, list[KafkaRecord]]:
+    """Of several dead letters for the same original (a lost commit, a crashed replay),
+    replay the most replayed one only; the others are settled as duplicates."""
+    ordered = sorted(records, key=lambda r: (r.replay_count, r.settles or ()), reverse=True)
+    return ordered[0], ordered[1:]
 
 
 def _millis(value: Any) -> int:
