@@ -30,6 +30,7 @@ from transforms.core import framing
 from transforms.core.job import Job, compile_job
 from transforms.core.task import TaskSpec, load_task
 from transforms.kafka.admin import ensure_topics
+from transforms.kafka.reader import read_range, snapshot_ranges
 
 KAFKA = os.environ.get("LLM_ENRICH_KAFKA", "127.0.0.1:19092")
 LLM_URL = os.environ.get("LLM_ENRICH_LLM_URL", "http://127.0.0.1:18080/v1")
@@ -212,3 +213,13 @@ def registry_url() -> str:
     except Exception as exc:
         pytest.fail(f"no schema registry at {REGISTRY} ({exc}); run deploy/registry.sh start")
     return REGISTRY
+
+
+def raw_output_values(job: Job) -> list[bytes | None]:
+    """The output topic's values exactly as written (framing included)."""
+    kafka = job.task.kafka
+    return [
+        record.value
+        for range_ in snapshot_ranges(kafka, kafka.output_topic, None)
+        for record in read_range(kafka, range_)
+    ]

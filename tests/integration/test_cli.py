@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from schemas import load_schema
 from tests.conftest import EXAMPLE_TASK, SCHEMAS
 from tests.integration.conftest import (
     MakeTask,
@@ -15,12 +14,10 @@ from tests.integration.conftest import (
     end_offsets,
     local_provider,
     produce,
-    sample_reviews,
+    reviews,
 )
-from transforms.core import framing
 
 CLI = [sys.executable, "-m", "pipelines.cli"]
-REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +26,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_run_prints_a_summary_and_commits(make_task: MakeTask, llm_server: None) -> None:
     job = make_task([local_provider()])
-    produce(job, [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(12)])
+    produce(job, reviews(12))
     assert job.task.source_path is not None
 
     done = _cli("run", "--task", str(job.task.source_path), "--show", "2")

@@ -9,7 +9,14 @@ from pipelines.topics import topic_records
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
 from tests.fault_server import Reply
-from tests.integration.conftest import MakeTask, fault_provider, produce, run_job, sample_reviews
+from tests.integration.conftest import (
+    MakeTask,
+    fault_provider,
+    produce,
+    raw_output_values,
+    run_job,
+    sample_reviews,
+)
 from transforms.core import framing
 from transforms.registry.client import RegistryClient, topic_subject
 
@@ -70,12 +77,5 @@ def test_confluent_framed_input_and_output_through_the_pipeline(
     outputs = list(topic_records(job, False))
     assert len(outputs) == 20
     assert {o["value"]["sentiment"] for o in outputs} == {"positive"}
-    from transforms.kafka.reader import read_range, snapshot_ranges
-
-    kafka = job.task.kafka
-    raw = [
-        r.value
-        for rg in snapshot_ranges(kafka, kafka.output_topic, None)
-        for r in read_range(kafka, rg)
-    ]
+    raw = raw_output_values(job)
     assert {v[:5] for v in raw if v} == {b"\x00" + output_id.to_bytes(4, "big")}

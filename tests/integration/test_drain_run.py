@@ -14,6 +14,7 @@ from tests.integration.conftest import (
     end_offsets,
     local_provider,
     produce,
+    reviews,
     run_job,
     sample_reviews,
 )
@@ -35,7 +36,7 @@ def test_every_offset_ends_in_exactly_one_output_or_dead_letter(
     make_task: MakeTask, llm_server: None
 ) -> None:
     job = make_task([local_provider()])
-    values = [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(210)]
+    values = reviews(210)
     poison = _poison()
     values[50:50] = poison
     produce(job, values)

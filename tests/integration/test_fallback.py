@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pipelines.topics import topic_records
-from schemas import load_schema
-from tests.conftest import SCHEMAS
 from tests.integration.conftest import (
     MakeTask,
     committed_offsets,
@@ -12,23 +10,16 @@ from tests.integration.conftest import (
     end_offsets,
     local_provider,
     produce,
+    reviews,
     run_job,
-    sample_reviews,
 )
-from transforms.core import framing
-
-REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
-
-
-def _values(count: int) -> list[bytes]:
-    return [framing.encode(r, REVIEW, "single-object") for r in sample_reviews(count)]
 
 
 def test_connection_refused_falls_back_to_the_next_provider(
     make_task: MakeTask, llm_server: None
 ) -> None:
     job = make_task([down_provider("primary"), local_provider("fallback")])
-    produce(job, _values(24))
+    produce(job, reviews(24))
 
     summary = run_job(job.task)
 
@@ -45,7 +36,7 @@ def test_all_providers_down_dead_letters_every_record_with_its_attempts(
     make_task: MakeTask,
 ) -> None:
     job = make_task([down_provider("first"), down_provider("second")])
-    produce(job, _values(30))
+    produce(job, reviews(30))
 
     summary = run_job(job.task)
 

@@ -16,6 +16,7 @@ from tests.integration.conftest import (
     MakeTask,
     fault_provider,
     produce,
+    raw_output_values,
     run_job,
     sample_reviews,
 )
@@ -79,24 +80,13 @@ def test_output_schema_v2_is_followed_and_readable_by_v1_and_v2_consumers(
     assert len(outputs) == 10
     for output in outputs:
         assert output["headers"]["llm_enrich.output_schema"] == VERDICT_V2.identity
-    raw = [r.value for r in _raw_outputs(job)]
+    raw = [v for v in raw_output_values(job) if v]
     for payload in raw:
         assert payload[2:10] == VERDICT_V2.fingerprint
         for reader in (VERDICT_V1, VERDICT_V2):
             datum = schemaless_reader(io.BytesIO(payload[10:]), VERDICT_V2.parsed, reader.parsed)
             assert datum["sentiment"] == "positive"
             assert ("mentions_delivery" in datum) == (reader is VERDICT_V2)
-
-
-def _raw_outputs(job: object) -> list[object]:
-    from transforms.kafka.reader import read_range, snapshot_ranges
-
-    kafka = job.task.kafka  # type: ignore[attr-defined]
-    return [
-        record
-        for range_ in snapshot_ranges(kafka, kafka.output_topic, None)
-        for record in read_range(kafka, range_)
-    ]
 
 
 def test_schemas_check_names_each_incompatible_field_and_run_refuses(
