@@ -1,8 +1,9 @@
 """Benchmark: records/s of the drain pipeline against a provider that answers in 1 s.
 
 The ratio that matters is the pipeline's throughput over a baseline measured in the same
-run on the same machine: the bare ``AsyncOpenAI`` client sending the same number of calls
-with the same concurrency to the same server (the ceiling for one process). Both talk to a
+run on the same machine: the bare ``AsyncOpenAI`` client (``chat.completions.create``, the
+usual way to call it) sending the same number of calls with the same concurrency to the
+same server. ``--latency 0`` shows the per-record CPU cost instead of the waiting. Both talk to a
 fault server running in its own process, which also reports the calls it saw in flight.
 
     .venv/bin/python -m tests.bench.concurrency --records 1000 --latency 1.0 --in-flight 300
@@ -155,10 +156,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    ideal = args.in_flight / args.latency
+    ideal = f"ideal {args.in_flight / args.latency:.0f} records/s" if args.latency else "no wait"
     print(
         f"provider latency {args.latency:.1f}s, {args.records} records, "
-        f"max_in_flight {args.in_flight} (ideal {ideal:.0f} records/s)"
+        f"max_in_flight {args.in_flight} ({ideal})"
     )
     print(
         f"baseline  bare AsyncOpenAI client: {base_rate:7.1f} calls/s, "

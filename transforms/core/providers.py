@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.errors import Attempt, TaskConfigError
@@ -136,14 +137,22 @@ class ProviderClient:
             await self._limiter.acquire(estimate)
             async with self._slots:
                 started = time.perf_counter()
-                create: Any = self._client.chat.completions.create
-                response = await create(
-                    model=self.spec.model,
-                    messages=list(messages),
-                    temperature=self._generation.temperature,
-                    seed=self._generation.seed,
-                    max_tokens=self._generation.max_tokens,
-                    response_format=_response_format(response_schema),
+                # The SDK's documented way to send a ready-made body: ``client.post`` with
+                # ``cast_to``. ``chat.completions.create`` would first walk every message
+                # and the JSON schema against its TypedDicts, which profiling showed to be
+                # two thirds of the client's CPU per call; errors, timeouts and the typed
+                # response are the same.
+                response = await self._client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body={
+                        "model": self.spec.model,
+                        "messages": list(messages),
+                        "temperature": self._generation.temperature,
+                        "seed": self._generation.seed,
+                        "max_tokens": self._generation.max_tokens,
+                        "response_format": _response_format(response_schema),
+                    },
                 )
         except Exception as exc:
             error = self._judge_failure(exc, is_probe)
