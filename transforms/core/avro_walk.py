@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CONSTRAINTS_KEY", "Named", "non_null_branches", "resolve", "type_name"]
+__all__ = ["CONSTRAINTS_KEY", "Named", "resolve", "type_name"]
 
 # An Avro field may carry extra JSON-Schema keywords under this property, for example
 # {"name": "rating", "type": "int", "llm.json_schema": {"minimum": 1, "maximum": 5}}.
@@ -28,7 +28,3 @@ def type_name(schema: Any) -> str:
     if isinstance(schema, dict):
         return str(schema["type"])
     return str(schema)
-
-
-def non_null_branches(union: list[Any]) -> list[Any]:
-    return [branch for branch in union if branch != "null"]
