@@ -9,7 +9,7 @@ COUNT=${1:-40}
 TASK=pipelines/examples/reviews/task.yaml
 
 bash deploy/setup.sh
-bash deploy/services.sh start
+bash deploy/services.sh start kafka llm
 .venv/bin/llm-enrich produce --task "$TASK" --data pipelines/examples/reviews/reviews.jsonl \
   --key-field review_id --limit "$COUNT"
 status=0
