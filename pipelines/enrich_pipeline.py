@@ -15,19 +15,19 @@ from transforms.core.task import TaskSpec
 __all__ = ["build_pipeline", "build_replay_pipeline"]
 
 
+def _pipeline(beam_args: Sequence[str]) -> beam.Pipeline:
+    return beam.Pipeline(options=PipelineOptions(list(beam_args) or ["--runner=DirectRunner"]))
+
+
 def build_pipeline(
     task: TaskSpec, beam_args: Sequence[str] = ()
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    options = PipelineOptions(list(beam_args) or ["--runner=DirectRunner"])
-    pipeline = beam.Pipeline(options=options)
-    outputs = pipeline | f"Enrich[{task.name}]" >> EnrichStage(task)
-    return pipeline, outputs
+    pipeline = _pipeline(beam_args)
+    return pipeline, pipeline | f"Enrich[{task.name}]" >> EnrichStage(task)
 
 
 def build_replay_pipeline(
     task: TaskSpec, selection: ReplayFilter, limit: int | None, beam_args: Sequence[str] = ()
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    options = PipelineOptions(list(beam_args) or ["--runner=DirectRunner"])
-    pipeline = beam.Pipeline(options=options)
-    outputs = pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)
-    return pipeline, outputs
+    pipeline = _pipeline(beam_args)
+    return pipeline, pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from transforms.beam.stage import replay_group
+from transforms.core.envelope import output_source
 from transforms.core.job import Job
 from transforms.core.offsets import limit_ranges
 from transforms.core.replay import ReplayFilter, decide
@@ -31,18 +32,12 @@ class ReplayPlan:
 
 def plan_replay(job: Job, selection: ReplayFilter, limit: int | None) -> ReplayPlan:
     kafka = job.task.kafka
-    enriched = set()
-    for range_ in snapshot_ranges(kafka, kafka.output_topic, None):
-        for output in read_range(kafka, range_):
-            headers = {k: (v or b"").decode() for k, v in output.headers}
-            if "llm_enrich.source.offset" in headers:
-                enriched.add(
-                    (
-                        headers["llm_enrich.source.topic"],
-                        int(headers["llm_enrich.source.partition"]),
-                        int(headers["llm_enrich.source.offset"]),
-                    )
-                )
+    sources = (
+        output_source(output.headers)
+        for range_ in snapshot_ranges(kafka, kafka.output_topic, None)
+        for output in read_range(kafka, range_)
+    )
+    enriched = {source for source in sources if source is not None}
     plan = ReplayPlan()
     seen: set[tuple[str, int, int]] = set()
     ranges = snapshot_ranges(kafka, kafka.dead_letter_topic, replay_group(job.task))

@@ -19,18 +19,18 @@ class RunSummary:
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
 
+    def grouped(self, prefix: str) -> dict[str, int]:
+        """Counters named ``<prefix><key>``, by key, sorted."""
+        counts = sorted(self.counters.items())
+        return {k.removeprefix(prefix): v for k, v in counts if k.startswith(prefix)}
+
     @property
     def dead_by_stage(self) -> dict[str, int]:
-        prefix = "dead_letter."
-        return {
-            k[len(prefix) :]: v for k, v in sorted(self.counters.items()) if k.startswith(prefix)
-        }
+        return self.grouped("dead_letter.")
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
-        prefix = "replay.skipped."
-        counts = sorted(self.counters.items())
-        return {k.removeprefix(prefix): v for k, v in counts if k.startswith(prefix)}
+        return self.grouped("replay.skipped.")
 
     @property
     def unaccounted(self) -> int:
@@ -46,14 +46,9 @@ class RunSummary:
             "budget": "policy.budget_usd was reached",
             "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
         }
-        halted = {
-            k.removeprefix("halted."): v
-            for k, v in self.counters.items()
-            if k.startswith("halted.")
-        }
         return [
             f"{explain.get(k, k)}; {v} records left for the next run"
-            for k, v in sorted(halted.items())
+            for k, v in self.grouped("halted.").items()
         ]
 
     def lines(self) -> list[str]:

@@ -13,7 +13,7 @@ from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 from transforms.kafka.reader import read_range, snapshot_ranges
-from transforms.registry.client import RegistryClient, schema_lookup, topic_subject
+from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
 __all__ = ["produce_jsonl", "topic_records"]
 
@@ -65,9 +65,8 @@ def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
     kafka = job.task.kafka
     topic = kafka.dead_letter_topic if dead_letters else kafka.output_topic
     output = job.task.output
-    by_id = None
-    if output.framing == "confluent" and output.registry_url:
-        by_id = schema_lookup(RegistryClient(output.registry_url))
+    by_id = registry_lookup(output.framing, output.registry_url)
+    writers = job.output_writers
     for range_ in snapshot_ranges(kafka, topic, None):
         for record in read_range(kafka, range_):
             assert record.value is not None
@@ -75,7 +74,7 @@ def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
                 value = read_dead_letter(record.value)
             else:
                 value, _ = framing.decode(
-                    record.value, job.output_schema, output.framing, job.output_writers, by_id
+                    record.value, job.output_schema, output.framing, writers, by_id
                 )
             headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
             yield {

@@ -79,6 +79,7 @@ def dead_letter_schema() -> AvroSchema:
     return load_schema(DEAD_LETTER_FILE)
 
 
+@lru_cache(maxsize=1)
 def dead_letter_writers() -> dict[bytes, AvroSchema]:
     """Every version of the dead-letter schema ever shipped, by fingerprint."""
     versions = [load_schema(p) for p in sorted(HISTORY_DIR.glob("llm_enrich.DeadLetter.v*.avsc"))]

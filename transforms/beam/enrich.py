@@ -18,7 +18,7 @@ from transforms.core.job import Job, compile_job
 from transforms.core.providers import ProviderClient
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.task import TaskSpec
-from transforms.registry.client import RegistryClient, schema_lookup, topic_subject
+from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
 DEAD = "dead"
 
@@ -52,9 +52,7 @@ class _JobDoFn(beam.DoFn):
 class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
         spec = self.job.task.input
-        by_id = None
-        if spec.framing == "confluent" and spec.registry_url:
-            by_id = schema_lookup(RegistryClient(spec.registry_url))
+        by_id = registry_lookup(spec.framing, spec.registry_url)
         self._decoder = InputDecoder(
             self.job.input_schema,
             spec.format,

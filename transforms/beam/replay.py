@@ -8,6 +8,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.beam.metrics import counter
+from transforms.core.envelope import output_source
 from transforms.core.records import KafkaRecord
 from transforms.core.replay import ReplayFilter, decide, one_per_source
 
@@ -16,18 +17,11 @@ SKIPPED = "skipped"
 
 def source_coordinates(output: KafkaRecord) -> Iterator[tuple[tuple[str, int, int], bool]]:
     """The input coordinates an output record was enriched from (its source headers)."""
-    headers = {k: (v or b"").decode() for k, v in output.headers}
-    try:
-        yield (
-            (
-                headers["llm_enrich.source.topic"],
-                int(headers["llm_enrich.source.partition"]),
-                int(headers["llm_enrich.source.offset"]),
-            ),
-            True,
-        )
-    except (KeyError, ValueError):
+    source = output_source(output.headers)
+    if source is None:
         counter("replay.outputs_without_source").inc()
+        return
+    yield source, True
 
 
 class SelectForReplay(beam.DoFn):

@@ -16,13 +16,14 @@ from transforms.core import framing
 from transforms.core.codec import encode_output
 from transforms.core.errors import Attempt
 from transforms.core.job import Job
-from transforms.core.records import Enriched, Failure, KafkaRecord
+from transforms.core.records import Enriched, Failure, Headers, KafkaRecord
 
 __all__ = [
     "Envelope",
     "dead_letter_envelope",
     "dead_letter_value",
     "output_envelope",
+    "output_source",
     "read_dead_letter",
     "source_headers",
 ]
@@ -53,6 +54,20 @@ def source_headers(source: KafkaRecord) -> list[Header]:
         ("llm_enrich.source.partition", str(source.partition).encode()),
         ("llm_enrich.source.offset", str(source.offset).encode()),
     ]
+
+
+def output_source(headers: Headers) -> tuple[str, int, int] | None:
+    """The input coordinates an output was enriched from (its ``source_headers``), or None
+    when the headers are missing or malformed."""
+    values = {k: (v or b"").decode(errors="replace") for k, v in headers}
+    try:
+        return (
+            values["llm_enrich.source.topic"],
+            int(values["llm_enrich.source.partition"]),
+            int(values["llm_enrich.source.offset"]),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 def _envelope(source: KafkaRecord, value: bytes, headers: list[Header]) -> Envelope:

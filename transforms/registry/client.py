@@ -21,7 +21,7 @@ from schemas import AvroSchema, parse_schema
 from transforms.core.errors import DecodeError
 from transforms.core.framing import SchemaById
 
-__all__ = ["RegistryClient", "RegistryError", "schema_lookup", "topic_subject"]
+__all__ = ["RegistryClient", "RegistryError", "registry_lookup", "schema_lookup", "topic_subject"]
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -113,3 +113,10 @@ def schema_lookup(client: RegistryClient) -> SchemaById:
             raise DecodeError(f"cannot look up schema id {schema_id}: {exc}") from None
 
     return by_id
+
+
+def registry_lookup(framing_name: str, registry_url: str | None) -> SchemaById | None:
+    """The id lookup a confluent-framed topic needs; None for the other framings."""
+    if framing_name != "confluent" or not registry_url:
+        return None
+    return schema_lookup(RegistryClient(registry_url))
