@@ -26,7 +26,14 @@ CACHE=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}
 STATE=${LLM_ENRICH_STATE:-$ROOT/.local}/llm
 PORT=${LLM_ENRICH_LLM_PORT:-18080}
 PY=${PYTHON:-python3}
-BIN=$CACHE/llama-server-$LCP_VERSION/bin/llama-server
+# Portable build: no -march=native. A native build on a CPU with AMX compiles in the AMX
+# matmul path, which crashes at the first request (ggml_backend_amx_mul_mat), and a
+# cached native binary would be reused on whatever CPU the cache later lands on. The
+# baseline is AVX2/FMA/F16C (every x86-64 CPU since 2013-2015). The cache is keyed by
+# the flags, so changing them rebuilds instead of reusing a binary built otherwise.
+BUILD_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+BUILD_KEY=$(echo "$BUILD_FLAGS" | sha256sum | cut -c1-12)
+BIN=$CACHE/llama-server-$LCP_VERSION-$BUILD_KEY/bin/llama-server
 MODEL=$CACHE/models/$MODEL_FILE
 URL=http://127.0.0.1:$PORT
 PIDFILE=$STATE/llama-server.pid
@@ -59,14 +66,14 @@ cmd_install() {
   if [[ ! -x $BIN ]]; then
     fetch "llama-cpp-python==$LCP_VERSION" "llama_cpp_python-$LCP_VERSION.tar.gz" "$LCP_SHA256" --no-binary :all:
     tar -xzf "$CACHE/dist/llama_cpp_python-$LCP_VERSION.tar.gz" -C "$tmp"
-    local t0=$SECONDS log=$CACHE/llama-server-$LCP_VERSION.build.log
+    local t0=$SECONDS log=$CACHE/llama-server-$LCP_VERSION-$BUILD_KEY.build.log
     echo "llm: building llama-server $LCP_VERSION (~6-12 min on 2 cores, log: $log)"
     # No network during the build: no web UI (neither npm nor the prebuilt
     # download), no OpenSSL/BoringSSL, no curl (LLAMA_CURL is a no-op since
     # llama.cpp dropped libcurl; kept for older trees).
     { cmake -S "$tmp/llama_cpp_python-$LCP_VERSION/vendor/llama.cpp" -B "$tmp/build" \
         $(command -v ninja >/dev/null && echo -GNinja) \
-        -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+        -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF $BUILD_FLAGS \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF &&
       cmake --build "$tmp/build" --target llama-server -j2; } >"$log" 2>&1 ||

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.runner import pipeline_options
 from transforms.beam.stage import EnrichStage, ReplayStage
 from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
@@ -15,19 +15,15 @@ from transforms.core.task import TaskSpec
 __all__ = ["build_pipeline", "build_replay_pipeline"]
 
 
-def _pipeline(beam_args: Sequence[str]) -> beam.Pipeline:
-    return beam.Pipeline(options=PipelineOptions(list(beam_args) or ["--runner=DirectRunner"]))
-
-
 def build_pipeline(
-    task: TaskSpec, beam_args: Sequence[str] = ()
+    task: TaskSpec, beam_args: Sequence[str] = (), *, follow: bool = False
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    pipeline = _pipeline(beam_args)
-    return pipeline, pipeline | f"Enrich[{task.name}]" >> EnrichStage(task)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, streaming=True))
+    return pipeline, pipeline | f"Enrich[{task.name}]" >> EnrichStage(task, follow=follow)
 
 
 def build_replay_pipeline(
     task: TaskSpec, selection: ReplayFilter, limit: int | None, beam_args: Sequence[str] = ()
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    pipeline = _pipeline(beam_args)
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args, streaming=False))
     return pipeline, pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)

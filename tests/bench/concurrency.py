@@ -166,7 +166,7 @@ def main() -> None:
         f"server saw {base_peak} in flight"
     )
     print(
-        f"pipeline  drain run (DirectRunner): {piped['records_per_s']:7.1f} records/s, "
+        f"pipeline  drain run (Prism): {piped['records_per_s']:7.1f} records/s, "
         f"server saw {stats['max_in_flight']} in flight, {piped['written']} written "
         f"in {piped['wall_s']:.1f}s"
     )

@@ -1,56 +1,113 @@
-"""Commit offsets after the writes: per partition, up to the first unsettled offset."""
+"""Commit offsets as the stage goes, never before a record's write is acknowledged.
+
+Keyed by partition. Events: ``begin`` (where this run starts reading the partition) and
+``settled`` spans (a record's output or dead letter was acknowledged). The chain of
+settled spans from the start decides the commit point (``PartitionProgress``); a commit is
+made every ``COMMIT_INTERVAL_S`` or ``COMMIT_EVERY`` records, when a drained partition is
+complete, and by a timer for a chain that stopped moving.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import counter
-from transforms.core.offsets import PartitionRange, commit_point
+from transforms.core.offsets import PartitionRange
+from transforms.core.progress import PartitionProgress
+from transforms.core.records import Settled
 from transforms.core.task import KafkaSpec
-from transforms.kafka.committer import commit_offsets
+from transforms.kafka.committer import commit_forward
+
+__all__ = ["CommitAfterWrites"]
+
+COMMIT_INTERVAL_S = 2.0
+COMMIT_EVERY = 200
+
+Key = tuple[str, int]
 
 
-class CommitPartition(beam.DoFn):
+class CommitProgress(beam.DoFn):
+    PROGRESS = ReadModifyWriteStateSpec("progress", PickleCoder())
+    FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
+
     def __init__(self, spec: KafkaSpec, group: str) -> None:
         self._spec, self._group = spec, group
-        self._unsettled = counter("unsettled")
+        self._commits = counter("commits")
+        self._behind = counter("commits_behind_another_run")
 
-    def process(self, element: tuple[tuple[str, int], dict[str, Iterable[Any]]]) -> Iterator[Any]:
-        key, grouped = element
-        for range_ in grouped["range"]:
-            read = list(grouped["read"])
-            settled = set(grouped["settled"])
-            offset = commit_point(range_, read, settled)
-            self._unsettled.inc(sum(1 for o in read if o not in settled))
-            if offset > range_.start:
-                commit_offsets(self._spec, self._group, {key: offset})
-            yield {
-                "topic": key[0],
-                "partition": key[1],
-                "start": range_.start,
-                "end": range_.end,
-                "committed": offset,
-            }
+    def process(
+        self,
+        element: tuple[Key, tuple[str, Any]],
+        state: Any = beam.DoFn.StateParam(PROGRESS),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
+    ) -> Iterator[dict[str, Any]]:
+        key, (kind, value) = element
+        progress: PartitionProgress = state.read() or PartitionProgress()
+        if kind == "begin":
+            progress.begin(value.start, value.end)
+        else:
+            progress.settle(*value)
+        now = time.time()
+        offset = progress.should_commit(now, COMMIT_INTERVAL_S, COMMIT_EVERY)
+        if offset is not None:
+            yield from self._commit(key, progress, offset, now)
+        elif progress.due() is not None:
+            flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
+        state.write(progress)
+
+    @on_timer(FLUSH)
+    def on_flush(
+        self, key: Any = beam.DoFn.KeyParam, state: Any = beam.DoFn.StateParam(PROGRESS)
+    ) -> Iterator[dict[str, Any]]:
+        progress: PartitionProgress | None = state.read()
+        if progress is None:
+            return
+        offset = progress.due()
+        if offset is not None:
+            yield from self._commit(key, progress, offset, time.time())
+            state.write(progress)
+
+    def _commit(
+        self, key: Key, progress: PartitionProgress, offset: int, now: float
+    ) -> Iterator[dict[str, Any]]:
+        topic, partition = key
+        if commit_forward(self._spec, self._group, topic, partition, offset):
+            self._commits.inc()
+        else:
+            self._behind.inc()
+        progress.committed_to(offset, now)
+        yield {"topic": topic, "partition": partition, "committed": offset}
+
+
+def _begin(range_: PartitionRange) -> tuple[Key, tuple[str, Any]]:
+    return (range_.key, ("begin", range_))
+
+
+def _settled(settled: Settled) -> tuple[Key, tuple[str, Any]]:
+    key, span = settled
+    return (key, ("settled", span))
 
 
 class CommitAfterWrites(beam.PTransform[Any, Any]):
-    """Input: a dict of ``ranges``, ``read_offsets`` and ``settled`` PCollections."""
+    """Input: a dict of ``ranges`` (PartitionRange) and ``settled`` (Settled)."""
 
     def __init__(self, spec: KafkaSpec, group: str) -> None:
         super().__init__()
         self._spec, self._group = spec, group
 
     def expand(self, inputs: dict[str, Any]) -> Any:
-        keyed_ranges = inputs["ranges"] | "KeyRanges" >> beam.Map(_keyed)
+        begins = inputs["ranges"] | "Begin" >> beam.Map(_begin)
+        settles = inputs["settled"] | "Settle" >> beam.Map(_settled)
         return (
-            {"range": keyed_ranges, "read": inputs["read_offsets"], "settled": inputs["settled"]}
-            | "JoinByPartition" >> beam.CoGroupByKey()
-            | "Commit" >> beam.ParDo(CommitPartition(self._spec, self._group))
+            (begins, settles)
+            | "Events" >> beam.Flatten()
+            | "Commit" >> beam.ParDo(CommitProgress(self._spec, self._group))
         )
-
-
-def _keyed(range_: PartitionRange) -> tuple[tuple[str, int], PartitionRange]:
-    return ((range_.topic, range_.partition), range_)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
 
 import apache_beam as beam
+from apache_beam.utils.shared import Shared
 
 from transforms.beam.metrics import counter, dead_letter_counter
 from transforms.core.codec import InputDecoder
@@ -69,11 +71,40 @@ class DecodeRecords(_JobDoFn):
             yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()))
 
 
-class EnrichBatches(_JobDoFn):
-    """Enriches a batch of records concurrently on one event loop owned by this DoFn."""
+T = TypeVar("T")
 
-    def __init__(self, task: TaskSpec) -> None:
+
+class EnrichService:
+    """One per worker process and run: an event loop on its own thread, the provider
+    clients, and the enricher, so that every DoFn instance of the process shares the
+    in-flight window, rate limits, circuit breakers and guards."""
+
+    def __init__(self, job: Job) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="llm-enrich-loop", daemon=True
+        )
+        self._thread.start()
+        task = job.task
+        self.providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
+        self.enricher = Enricher(job, self.providers)
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def __del__(self) -> None:  # the last DoFn let go of it (Shared holds a weak reference)
+        loop = getattr(self, "loop", None)
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class EnrichBatches(_JobDoFn):
+    """Enriches a batch of records concurrently on the process's shared event loop."""
+
+    def __init__(self, task: TaskSpec, run_id: str) -> None:
         super().__init__(task)
+        self._shared = Shared()
+        self._run_id = run_id
         self._enriched = counter("enriched")
         self._calls = counter("llm_calls")
         self._reasks = counter("llm_reasks")
@@ -84,13 +115,13 @@ class EnrichBatches(_JobDoFn):
         self._cost_micro_usd = counter("cost_micro_usd")
 
     def setup(self) -> None:
-        task = self.job.task
-        self._loop = asyncio.new_event_loop()
-        self._providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
-        self._enricher = Enricher(self.job, self._providers)
+        self._service: EnrichService = self._shared.acquire(
+            lambda: EnrichService(self.job), tag=self._run_id
+        )
 
     def process(self, batch: Sequence[Parsed]) -> Iterator[Any]:
-        for result in self._loop.run_until_complete(self._enricher.enrich_all(batch)):
+        service = self._service
+        for result in service.run(service.enricher.enrich_all(batch)):
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
                 counter(f"halted.{result.reason.split(':')[0]}").inc()
@@ -111,14 +142,6 @@ class EnrichBatches(_JobDoFn):
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
-
-    def teardown(self) -> None:
-        loop = getattr(self, "_loop", None)
-        if loop is None:
-            return
-        for provider in self._providers:
-            loop.run_until_complete(provider.aclose())
-        loop.close()
 
 
 class EncodeOutputs(_JobDoFn):

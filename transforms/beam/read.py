@@ -1,75 +1,195 @@
-"""Drain a topic: plan partition ranges on a worker, then read each range in parallel."""
+"""Read a topic as a splittable DoFn: one restriction per partition, bounded or not.
+
+    drain   Create(topic) -> PlanRanges (snapshot [committed, end) per partition)
+    follow  WatchPartitions (a new range [committed, inf) for every partition, also for
+            partitions added while running)
+    both    -> ReadPartitions: fetch for up to a second, then checkpoint
+               (``defer_remainder``), so records flow downstream and commits follow
+               while a partition is still being read
+
+A reader stops claiming when a stop is requested (``transforms.core.control``); what it
+did not claim stays uncommitted. Kafka's own ordering holds within a restriction: one
+restriction per partition, never split except at checkpoints.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import counter
+from transforms.core import control
 from transforms.core.offsets import PartitionRange, limit_ranges
 from transforms.core.task import KafkaSpec
-from transforms.kafka.reader import read_range, snapshot_ranges
+from transforms.kafka.reader import partition_reader, snapshot_ranges
 
-READ_OFFSETS = "read_offsets"
+__all__ = ["ReadTopic"]
 
-
-class PlanRanges(beam.DoFn):
-    """Snapshot ``[committed, end)`` of every partition of a topic, for one consumer group."""
-
-    def __init__(self, spec: KafkaSpec, group: str | None, limit: int | None = None) -> None:
-        self._spec = spec
-        self._group = group
-        self._limit = limit
-
-    def process(self, topic: str) -> Iterator[PartitionRange]:
-        yield from limit_ranges(snapshot_ranges(self._spec, topic, self._group), self._limit)
+UNBOUNDED = sys.maxsize
+SLICE_S = 1.0  # read this long, then checkpoint: downstream gets records as they come
+POLL_S = 0.2
+DISCOVERY_INTERVAL_S = 10.0
 
 
-class ReadRanges(beam.DoFn):
-    """Read each range; also report every offset read, for the commit stage."""
+class _CheckpointOnlyTracker(OffsetRestrictionTracker):
+    """A partition is read in order by one reader: no dynamic splits, only checkpoints."""
 
-    def __init__(self, spec: KafkaSpec, counter_name: str) -> None:
+    def try_split(self, fraction_of_remainder: float) -> Any:
+        if fraction_of_remainder != 0:
+            return None
+        return super().try_split(fraction_of_remainder)
+
+
+class _Ranges(RestrictionProvider):
+    def initial_restriction(self, element: PartitionRange) -> OffsetRange:
+        end = UNBOUNDED if element.end is None else element.end
+        return OffsetRange(element.start, max(element.start, end))
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return _CheckpointOnlyTracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
+        return int(min(restriction.size(), 1 << 30))
+
+    def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield restriction
+
+    def truncate(self, element: Any, restriction: OffsetRange) -> OffsetRange | None:
+        """A runner's drain (Dataflow): stop following; finish a bounded range."""
+        return None if restriction.stop == UNBOUNDED else restriction
+
+
+class ReadPartitions(beam.DoFn):
+    """PartitionRange in, KafkaRecords out (timestamped with the record's timestamp)."""
+
+    def __init__(self, spec: KafkaSpec, counter_name: str = "read") -> None:
         self._spec = spec
         self._read = counter(counter_name)
 
-    def process(self, range_: PartitionRange) -> Iterator[Any]:
-        for record in read_range(self._spec, range_):
-            self._read.inc()
-            yield record
-            yield beam.pvalue.TaggedOutput(
-                READ_OFFSETS, ((record.topic, record.partition), record.offset)
-            )
+    def process(
+        self,
+        part: PartitionRange,
+        tracker: Any = beam.DoFn.RestrictionParam(_Ranges()),
+        watermark: Any = beam.DoFn.WatermarkEstimatorParam(
+            ManualWatermarkEstimator.default_provider()
+        ),
+    ) -> Iterator[Any]:
+        restriction = tracker.current_restriction()
+        reader = partition_reader(self._spec, part.topic, part.partition)
+        position, slice_ends = restriction.start, time.monotonic() + SLICE_S
+        with reader.lock:
+            while True:
+                if control.stop_requested() or (part.end is not None and position >= part.end):
+                    tracker.try_claim(restriction.stop)  # done: the rest stays unread
+                    return
+                for record in reader.fetch(position, timeout_s=POLL_S):
+                    if not tracker.try_claim(record.offset):
+                        return  # past a bounded range's end
+                    self._read.inc()
+                    stamp = Timestamp.of((record.timestamp_ms or 0) / 1000)
+                    current = watermark.current_watermark()
+                    if current is None or stamp > current:
+                        watermark.set_watermark(stamp)
+                    yield TimestampedValue(record, stamp)
+                position = max(position, reader.position())
+                if time.monotonic() > slice_ends:
+                    break
+        tracker.defer_remainder()
 
 
-class DrainTopic(beam.PTransform[Any, Any]):
-    """Outputs: ``ranges`` (PartitionRange), ``records`` (KafkaRecord), ``read_offsets``."""
+class PlanRanges(beam.DoFn):
+    """Drain mode: snapshot ``[committed, end)`` of every partition of a topic."""
+
+    def __init__(self, spec: KafkaSpec, group: str | None, limit: int | None = None) -> None:
+        self._spec, self._group, self._limit = spec, group, limit
+
+    def process(self, topic: str) -> Iterator[PartitionRange]:
+        for range_ in limit_ranges(snapshot_ranges(self._spec, topic, self._group), self._limit):
+            counter("expired").inc(range_.expired)
+            yield range_
+
+
+class _Rounds(RestrictionProvider):
+    """Positions are partition counts: a round that finds ``n`` partitions claims ``n``,
+    so a resumed restriction knows ``start - 1`` partitions were already handed out."""
+
+    def initial_restriction(self, element: str) -> OffsetRange:
+        return OffsetRange(0, UNBOUNDED)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return _CheckpointOnlyTracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
+        return 1
+
+    def truncate(self, element: Any, restriction: OffsetRange) -> None:
+        return None
+
+
+class WatchPartitions(beam.DoFn):
+    """Follow mode: a range from the committed offset for every partition, including
+    partitions added while the job runs (checked every ``DISCOVERY_INTERVAL_S``)."""
+
+    def __init__(self, spec: KafkaSpec, group: str | None) -> None:
+        self._spec, self._group = spec, group
+
+    def process(
+        self, topic: str, tracker: Any = beam.DoFn.RestrictionParam(_Rounds())
+    ) -> Iterator[Any]:
+        restriction = tracker.current_restriction()
+        if control.stop_requested():
+            tracker.try_claim(restriction.stop)
+            return
+        known = max(0, restriction.start - 1)
+        ranges = snapshot_ranges(
+            self._spec, topic, self._group, follow=True, known=frozenset(range(known))
+        )
+        if ranges:
+            if not tracker.try_claim(max(r.partition for r in ranges) + 1):
+                return
+            for range_ in ranges:
+                counter("expired").inc(range_.expired)
+                yield range_
+        tracker.defer_remainder(Duration(seconds=DISCOVERY_INTERVAL_S))
+
+
+class ReadTopic(beam.PTransform[Any, Any]):
+    """Outputs: ``ranges`` (PartitionRange: where each partition starts) and ``records``."""
 
     def __init__(
         self,
         spec: KafkaSpec,
         topic: str,
         group: str | None,
+        *,
+        follow: bool = False,
         limit: int | None = None,
         counter_name: str = "read",
     ) -> None:
         super().__init__()
-        self._spec, self._topic, self._group, self._limit = spec, topic, group, limit
-        self._counter_name = counter_name
+        self._spec, self._topic, self._group = spec, topic, group
+        self._follow, self._limit, self._counter_name = follow, limit, counter_name
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
-        ranges = (
-            pbegin
-            | "Topic" >> beam.Create([self._topic])
-            | "PlanRanges" >> beam.ParDo(PlanRanges(self._spec, self._group, self._limit))
-        )
-        read = (
-            ranges
-            | "SpreadRanges" >> beam.Reshuffle()
-            | "ReadRanges"
-            >> beam.ParDo(ReadRanges(self._spec, self._counter_name)).with_outputs(
-                READ_OFFSETS, main="records"
+        topic = pbegin | "Topic" >> beam.Create([self._topic])
+        if self._follow:
+            ranges = topic | "WatchPartitions" >> beam.ParDo(
+                WatchPartitions(self._spec, self._group)
             )
+        else:
+            ranges = topic | "PlanRanges" >> beam.ParDo(
+                PlanRanges(self._spec, self._group, self._limit)
+            )
+        records = ranges | "ReadPartitions" >> beam.ParDo(
+            ReadPartitions(self._spec, self._counter_name)
         )
-        return {"ranges": ranges, "records": read.records, "read_offsets": read[READ_OFFSETS]}
+        return {"ranges": ranges, "records": records}

@@ -4,6 +4,7 @@ offsets only after the writes."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import apache_beam as beam
@@ -16,7 +17,7 @@ from transforms.beam.enrich import (
     EncodeOutputs,
     EnrichBatches,
 )
-from transforms.beam.read import DrainTopic
+from transforms.beam.read import ReadTopic
 from transforms.beam.replay import (
     SKIPPED,
     OnePerSource,
@@ -53,7 +54,8 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             decoded.ok
             | "BatchForLLM"
             >> beam.BatchElements(min_batch_size=llm_batch, max_batch_size=llm_batch)
-            | "Enrich" >> beam.ParDo(EnrichBatches(task)).with_outputs(DEAD, main="ok")
+            | "Enrich"
+            >> beam.ParDo(EnrichBatches(task, uuid.uuid4().hex)).with_outputs(DEAD, main="ok")
         )
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
@@ -84,23 +86,27 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 
 
 class EnrichStage(beam.PTransform[Any, Any]):
-    """Applied to the pipeline root. Returns every intermediate PCollection by name, so
-    tests can assert on them: records, enriched, dead, settled, commits."""
+    """Applied to the pipeline root: drain (``follow=False``) or follow the input topic.
+    Returns every intermediate PCollection by name, so tests can assert on them: records,
+    enriched, dead, settled, commits."""
 
-    def __init__(self, task: TaskSpec) -> None:
+    def __init__(self, task: TaskSpec, *, follow: bool = False) -> None:
         super().__init__()
-        self._task = task
+        self._task, self._follow = task, follow
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        drained = pbegin | "Drain" >> DrainTopic(kafka, kafka.input_topic, task.consumer_group)
-        processed = drained["records"] | "Process" >> ProcessRecords(task)
+        read = pbegin | "Read" >> ReadTopic(
+            kafka, kafka.input_topic, task.consumer_group, follow=self._follow
+        )
+        # A partition's records spread over every worker; commits stay per partition.
+        spread = read["records"] | "Spread" >> beam.Reshuffle()
+        processed = spread | "Process" >> ProcessRecords(task)
         commits = {
-            "ranges": drained["ranges"],
-            "read_offsets": drained["read_offsets"],
+            "ranges": read["ranges"],
             "settled": processed["settled"],
         } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
-        return {"records": drained["records"], **processed, "commits": commits}
+        return {"records": read["records"], **processed, "commits": commits}
 
 
 class ReplayStage(beam.PTransform[Any, Any]):
@@ -115,10 +121,10 @@ class ReplayStage(beam.PTransform[Any, Any]):
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         group = replay_group(task)
-        drained = pbegin | "DrainDeadLetters" >> DrainTopic(
-            kafka, kafka.dead_letter_topic, group, self._limit
+        drained = pbegin | "DrainDeadLetters" >> ReadTopic(
+            kafka, kafka.dead_letter_topic, group, limit=self._limit
         )
-        outputs = pbegin | "DrainOutputs" >> DrainTopic(
+        outputs = pbegin | "DrainOutputs" >> ReadTopic(
             kafka, kafka.output_topic, None, counter_name="replay.outputs_scanned"
         )
         already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
@@ -141,7 +147,6 @@ class ReplayStage(beam.PTransform[Any, Any]):
         ) | "SettledOrSkipped" >> beam.Flatten()
         commits = {
             "ranges": drained["ranges"],
-            "read_offsets": drained["read_offsets"],
             "settled": settled,
         } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group)
         return {"records": drained["records"], **processed, "commits": commits}

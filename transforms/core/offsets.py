@@ -1,49 +1,47 @@
-"""Which offset is safe to commit for a partition, given what was read and what was written.
+"""Partition ranges: what a run reads from each partition of a topic.
 
-An input offset is settled when its output or its dead letter was acknowledged. The commit
-point is the first offset read but not settled (so it is read again next time), or the end
-of the range when everything read is settled. Offsets need not be contiguous (compaction,
-transaction markers), which is why this works from the offsets actually read.
+Drain mode snapshots ``[committed, end)`` per partition at start; follow mode reads
+``[committed, ∞)``. Which offset may be committed while records settle is
+``transforms.core.progress``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["PartitionRange", "commit_point", "limit_ranges"]
+__all__ = ["PartitionRange", "limit_ranges"]
 
 
 @dataclass(frozen=True)
 class PartitionRange:
-    """Offsets ``[start, end)`` of one partition: what one drain run reads."""
+    """Offsets ``[start, end)`` of one partition. ``end`` is None when following the
+    partition (unbounded). ``expired`` counts the offsets between the group's committed
+    offset and the earliest the broker still holds: records that left the topic by
+    retention before this group read them."""
 
     topic: str
     partition: int
     start: int
-    end: int
+    end: int | None
+    expired: int = 0
 
     @property
     def empty(self) -> bool:
-        return self.end <= self.start
+        return self.end is not None and self.end <= self.start
 
-
-def commit_point(range_: PartitionRange, read: Iterable[int], settled: Iterable[int]) -> int:
-    """The offset to commit (the next offset to read) for this range."""
-    settled_set = set(settled)
-    for offset in sorted(read):
-        if offset not in settled_set:
-            return offset
-    return range_.end
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
 
 
 def limit_ranges(ranges: list[PartitionRange], limit: int | None) -> list[PartitionRange]:
-    """Shorten ranges, in partition order, so they hold at most ``limit`` offsets."""
+    """Shorten bounded ranges, in partition order, so they hold at most ``limit`` offsets."""
     if limit is None:
         return ranges
     kept, left = [], limit
     for range_ in sorted(ranges, key=lambda r: r.partition):
-        take = max(0, min(left, range_.end - range_.start))
+        end = range_.end if range_.end is not None else range_.start
+        take = max(0, min(left, end - range_.start))
         kept.append(
             PartitionRange(range_.topic, range_.partition, range_.start, range_.start + take)
         )

@@ -7,9 +7,11 @@ from typing import Any
 
 from transforms.core.errors import Attempt, FieldError, RecordError
 
-__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Skipped"]
+__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Settled", "Skipped"]
 
 Headers = tuple[tuple[str, bytes | None], ...]
+# What a write acknowledges, for the commit step: ((topic, partition), (span_start, offset)).
+Settled = tuple[tuple[str, int], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -23,16 +25,26 @@ class KafkaRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+    # The reader's position before this record: the record accounts for the offsets
+    # [span_start, offset], so that the commit step can tell a gap in the offsets
+    # (compaction, transaction markers) from a record still in flight.
+    span_start: int | None = None
     # Set when this record is replayed from a dead letter: how often it has been replayed,
-    # and the dead letter's own coordinates (topic, partition, offset), whose offset the
-    # replay settles instead of the original's.
+    # and the dead letter's own coordinates (topic, partition, span_start, offset), which
+    # the replay settles instead of the original's.
     replay_count: int = 0
-    settles: tuple[str, int, int] | None = None
+    settles: tuple[str, int, int, int] | None = None
 
     @property
-    def settled_coordinates(self) -> tuple[tuple[str, int], int]:
-        topic, partition, offset = self.settles or (self.topic, self.partition, self.offset)
-        return ((topic, partition), offset)
+    def span(self) -> tuple[int, int]:
+        return (self.offset if self.span_start is None else self.span_start, self.offset)
+
+    @property
+    def settled_coordinates(self) -> Settled:
+        if self.settles:
+            topic, partition, span_start, offset = self.settles
+            return ((topic, partition), (span_start, offset))
+        return ((self.topic, self.partition), self.span)
 
 
 @dataclass(frozen=True)

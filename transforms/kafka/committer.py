@@ -1,28 +1,41 @@
-"""Commit consumer-group offsets, from inside the pipeline, after the writes."""
+"""Commit consumer-group offsets from inside the pipeline, after the writes.
+
+One committing client per group per process. A commit never moves a group backwards: if
+the group's committed offset is already past ours (another run of the same task), ours is
+dropped and the caller is told.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from transforms.core.task import KafkaSpec
 from transforms.kafka.client import consumer
 
-__all__ = ["commit_offsets"]
+__all__ = ["commit_forward"]
+
+_clients: dict[tuple[str, str], KafkaConsumer] = {}
+_lock = threading.Lock()
 
 
-def commit_offsets(spec: KafkaSpec, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
-    if not offsets:
-        return
-    client = consumer(spec, group)
-    try:
-        client.commit(
-            offsets={
-                TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                for (topic, partition), offset in offsets.items()
-            }
-        )
-    finally:
-        client.close(autocommit=False)
+def _client(spec: KafkaSpec, group: str) -> KafkaConsumer:
+    key = (spec.bootstrap_servers, group)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = consumer(spec, group)
+    return client
+
+
+def commit_forward(spec: KafkaSpec, group: str, topic: str, partition: int, offset: int) -> bool:
+    """Commit ``offset`` unless the group is already further; True when committed."""
+    tp = TopicPartition(topic, partition)
+    with _lock:
+        client = _client(spec, group)
+        current = client.committed(tp)
+        if current is not None and current > offset:
+            return False
+        client.commit(offsets={tp: OffsetAndMetadata(offset, "", -1)})
+        return True

@@ -1,49 +1,63 @@
-"""Read Kafka in ranges: snapshot ``[committed, end)`` per partition, then read each range.
+"""Read Kafka partitions: snapshot where each starts (and, draining, ends), then fetch.
 
-Drain mode reads exactly the snapshot. The range reader only needs a start and an end; a
-follow (unbounded) mode can hand it ranges that grow, without changing how it reads.
+``PartitionReader`` keeps one consumer per partition per process, so a reader that
+checkpoints every second (Beam's ``defer_remainder``) does not reconnect every second.
+``read_range`` is the simple bounded loop the CLI uses to show what a topic holds.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from transforms.core.offsets import PartitionRange
 from transforms.core.records import KafkaRecord
 from transforms.core.task import KafkaSpec
 from transforms.kafka.client import consumer
 
-__all__ = ["read_range", "snapshot_ranges"]
+__all__ = ["PartitionReader", "partition_reader", "read_range", "snapshot_ranges"]
 
 
 def snapshot_ranges(
-    spec: KafkaSpec, topic: str, group: str | None, timeout_s: float = 30.0
+    spec: KafkaSpec,
+    topic: str,
+    group: str | None,
+    *,
+    follow: bool = False,
+    known: frozenset[int] = frozenset(),
+    timeout_s: float = 30.0,
 ) -> list[PartitionRange]:
-    """Each partition's committed offset (or earliest; always earliest without a group)
-    up to its current end."""
+    """Per partition (except ``known`` ones): the group's committed offset (or the
+    earliest; always the earliest without a group) and, unless following, the current end.
+    """
     client = consumer(spec, group)
     try:
         partitions = _partitions(client, topic, timeout_s)
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = [TopicPartition(topic, p) for p in partitions if p not in known]
+        if not tps:
+            return []
         beginning = client.beginning_offsets(tps)
         end = client.end_offsets(tps)
         ranges = []
         for tp in tps:
             committed = client.committed(tp) if group else None
             start = max(committed if committed is not None else 0, beginning[tp])
-            ranges.append(PartitionRange(topic, tp.partition, start, end[tp]))
+            expired = max(0, beginning[tp] - committed) if committed is not None else 0
+            stop = None if follow else end[tp]
+            ranges.append(PartitionRange(topic, tp.partition, start, stop, expired))
         return ranges
     finally:
         client.close(autocommit=False)
 
 
-def _partitions(client: object, topic: str, timeout_s: float) -> list[int]:
+def _partitions(client: KafkaConsumer, topic: str, timeout_s: float) -> list[int]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = client.partitions_for_topic(topic)  # type: ignore[attr-defined]
+        found = client.partitions_for_topic(topic)
         if found:
             return sorted(found)
         if time.monotonic() > deadline:
@@ -51,38 +65,89 @@ def _partitions(client: object, topic: str, timeout_s: float) -> list[int]:
         time.sleep(0.2)
 
 
+def _record(message: Any, span_start: int) -> KafkaRecord:
+    return KafkaRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp,
+        key=message.key,
+        value=message.value,
+        headers=tuple((k, v) for k, v in (message.headers or [])),
+        span_start=span_start,
+    )
+
+
+class PartitionReader:
+    """One consumer assigned to one partition. ``fetch(position)`` returns the records
+    from ``position`` on, each with its span; it seeks only when asked for a position
+    other than where the last fetch left off (which may lie past the last record's
+    offset, over transaction markers)."""
+
+    def __init__(self, spec: KafkaSpec, topic: str, partition: int) -> None:
+        self._tp = TopicPartition(topic, partition)
+        self._client = consumer(spec, None, max_poll_records=500)
+        self._client.assign([self._tp])
+        self._next: int | None = None  # the position the last fetch was asked to end at
+        self.lock = threading.Lock()
+
+    def position(self) -> int:
+        return int(self._client.position(self._tp))
+
+    def fetch(self, position: int, timeout_s: float) -> list[KafkaRecord]:
+        if position != self._next:
+            self._client.seek(self._tp, position)
+        batch = self._client.poll(timeout_ms=int(timeout_s * 1000)).get(self._tp, [])
+        records, span_start = [], position
+        for message in batch:
+            if message.offset < span_start:  # a stale fetch from before a seek
+                continue
+            records.append(_record(message, span_start))
+            span_start = message.offset + 1
+        self._next = span_start if records else position
+        return records
+
+    def close(self) -> None:
+        self._client.close(autocommit=False)
+
+
+_readers: dict[tuple[str, str, int], PartitionReader] = {}
+_readers_lock = threading.Lock()
+
+
+def partition_reader(spec: KafkaSpec, topic: str, partition: int) -> PartitionReader:
+    """This process's reader for a partition (created on first use)."""
+    key = (spec.bootstrap_servers, topic, partition)
+    with _readers_lock:
+        reader = _readers.get(key)
+        if reader is None:
+            reader = _readers[key] = PartitionReader(spec, topic, partition)
+        return reader
+
+
 def read_range(
     spec: KafkaSpec, range_: PartitionRange, idle_timeout_s: float = 60.0
 ) -> Iterator[KafkaRecord]:
-    """Yield every record of ``range_`` in offset order; fail if the broker stops answering."""
-    if range_.empty:
+    """Yield every record of a bounded ``range_`` in offset order; fail if the broker stops
+    answering."""
+    if range_.empty or range_.end is None:
         return
-    client = consumer(spec, None, max_poll_records=500)
-    tp = TopicPartition(range_.topic, range_.partition)
+    reader = PartitionReader(spec, range_.topic, range_.partition)
     try:
-        client.assign([tp])
-        client.seek(tp, range_.start)
-        last_progress = time.monotonic()
-        while client.position(tp) < range_.end:
-            batch = client.poll(timeout_ms=500).get(tp, [])
-            if batch:
+        position, last_progress = range_.start, time.monotonic()
+        while position < range_.end:
+            records = reader.fetch(position, timeout_s=0.5)
+            if records:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > idle_timeout_s:
                 raise TimeoutError(
                     f"no progress reading {range_.topic}[{range_.partition}] "
-                    f"at {client.position(tp)} of {range_.end} for {idle_timeout_s:.0f}s"
+                    f"at {position} of {range_.end} for {idle_timeout_s:.0f}s"
                 )
-            for message in batch:
-                if message.offset >= range_.end:
+            for record in records:
+                if record.offset >= range_.end:
                     return
-                yield KafkaRecord(
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    timestamp_ms=message.timestamp,
-                    key=message.key,
-                    value=message.value,
-                    headers=tuple((k, v) for k, v in (message.headers or [])),
-                )
+                yield record
+            position = max(position, reader.position())
     finally:
-        client.close(autocommit=False)
+        reader.close()
