@@ -1,7 +1,7 @@
 """``llm-enrich``: run a task, load sample data, look at what a run produced.
 
-Exit codes: 0 done; 1 the run finished but left records unsettled (not committed, they will
-be read again); 2 the task file or the command line is wrong (nothing touched Kafka).
+Exit codes: see ``pipelines.exit_codes`` (0 settled, 1 unsettled, 2 bad task or launch
+check, 3 systemic fault, 4 guard, 70 internal error).
 """
 
 from __future__ import annotations
@@ -15,18 +15,45 @@ from typing import Any, NoReturn
 
 import click
 
+from pipelines import exit_codes
 from transforms.core.errors import TaskConfigError
 from transforms.core.job import Job, compile_job
 from transforms.core.replay import ReplayFilter
 from transforms.core.task import load_task
 
-EXIT_UNSETTLED = 1
-EXIT_CONFIG = 2
+log = logging.getLogger("llm_enrich")
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int = exit_codes.USAGE) -> NoReturn:
     click.echo(f"llm-enrich: error: {message}", err=True)
-    sys.exit(EXIT_CONFIG)
+    sys.exit(code)
+
+
+def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
+    from pipelines.preflight import preflight
+
+    problems = preflight(job.task, dead_letter_topic_needed=dead_letter_topic_needed)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        _fail(f"{job.task.source_path}: {problems[0]}{more}")
+
+
+def _execute(build: Any, beam_args: tuple[str, ...]) -> Any:
+    """Run a pipeline on our own Prism job server, unless the user chose a runner."""
+    from pipelines.execute import execute
+    from pipelines.runner import prism_server
+
+    try:
+        if any(arg.startswith("--runner") for arg in beam_args):
+            return execute(build(None)[0], stop_on_signals=True)
+        with prism_server() as endpoint:
+            return execute(build(endpoint)[0], stop_on_signals=True)
+    except FileNotFoundError as exc:  # Prism not installed
+        _fail(str(exc))
+    except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
+        log.debug("pipeline failed", exc_info=True)
+        last = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
+        _fail(f"the pipeline failed: {last[0][:500]} (-v shows more)", exit_codes.INTERNAL)
 
 
 def _job(task_path: str) -> Job:
@@ -57,14 +84,21 @@ def main(verbose: bool) -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @TASK
+@click.option(
+    "--follow", is_flag=True, help="Keep reading new records until SIGINT/SIGTERM (unbounded)."
+)
 @click.option("--show", default=0, help="Print this many enriched records after the run.")
 @click.option(
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def run(task_path: str, show: int, allow_incompatible: bool, beam_args: tuple[str, ...]) -> None:
-    """Drain the input topic once: enrich, write, dead-letter, commit; print a summary.
+def run(
+    task_path: str, follow: bool, show: int, allow_incompatible: bool, beam_args: tuple[str, ...]
+) -> None:
+    """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
 
+    Drain mode (the default) reads up to the end offsets snapshotted at start, then stops;
+    --follow keeps reading. SIGINT/SIGTERM stop cleanly (a second one exits at once).
     Arguments after the options go to Beam (e.g. --runner=DirectRunner).
     """
     job = _job(task_path)
@@ -75,16 +109,21 @@ def run(task_path: str, show: int, allow_incompatible: bool, beam_args: tuple[st
             f"{job.task.output.compatibility}-compatible: {problems[0]} "
             "(see `llm-enrich schemas check`; --allow-incompatible overrides)"
         )
+    _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
-    from pipelines.summary import execute
 
-    summary = execute(build_pipeline(job.task, beam_args)[0])
+    summary = _execute(
+        lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
+        beam_args,
+    )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
         click.echo(f"  {line}")
+    for reason in summary.stop_reasons:
+        click.echo(f"llm-enrich: stopped: {reason}", err=True)
     if show:
         _print_records(job, dead_letters=False, limit=show)
-    sys.exit(EXIT_UNSETTLED if summary.unaccounted else 0)
+    sys.exit(summary.exit_code)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -128,14 +167,21 @@ def replay(
         for line in plan_replay(job, selection, limit).lines():
             click.echo(line)
         return
+    _launch_checks(job)
     from pipelines.enrich_pipeline import build_replay_pipeline
-    from pipelines.summary import execute
 
-    summary = execute(build_replay_pipeline(job.task, selection, limit, beam_args)[0])
+    summary = _execute(
+        lambda endpoint: build_replay_pipeline(
+            job.task, selection, limit, beam_args, job_endpoint=endpoint
+        ),
+        beam_args,
+    )
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():
         click.echo(f"  {line}")
-    sys.exit(EXIT_UNSETTLED if summary.unaccounted else 0)
+    for reason in summary.stop_reasons:
+        click.echo(f"llm-enrich: stopped: {reason}", err=True)
+    sys.exit(summary.exit_code)
 
 
 def _utc_millis(moment: datetime | None) -> int | None:
@@ -244,5 +290,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def entry_point() -> None:
+    """The console script: an uncaught exception is an internal error (exit 70), never
+    mistaken for one of the documented outcomes."""
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            sys.exit(exit_codes.UNSETTLED)
+        log.debug("internal error", exc_info=True)
+        click.echo(f"llm-enrich: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(exit_codes.INTERNAL)
+
+
 if __name__ == "__main__":
-    main()
+    entry_point()

@@ -16,14 +16,25 @@ __all__ = ["build_pipeline", "build_replay_pipeline"]
 
 
 def build_pipeline(
-    task: TaskSpec, beam_args: Sequence[str] = (), *, follow: bool = False
+    task: TaskSpec,
+    beam_args: Sequence[str] = (),
+    *,
+    follow: bool = False,
+    job_endpoint: str | None = None,
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args, streaming=True))
+    options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint)
+    pipeline = beam.Pipeline(options=options)
     return pipeline, pipeline | f"Enrich[{task.name}]" >> EnrichStage(task, follow=follow)
 
 
 def build_replay_pipeline(
-    task: TaskSpec, selection: ReplayFilter, limit: int | None, beam_args: Sequence[str] = ()
+    task: TaskSpec,
+    selection: ReplayFilter,
+    limit: int | None,
+    beam_args: Sequence[str] = (),
+    *,
+    job_endpoint: str | None = None,
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    pipeline = beam.Pipeline(options=pipeline_options(beam_args, streaming=False))
+    options = pipeline_options(beam_args, streaming=False, job_endpoint=job_endpoint)
+    pipeline = beam.Pipeline(options=options)
     return pipeline, pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)

@@ -1,16 +1,28 @@
-"""Beam options for a run: Prism (built by deploy/setup.sh) unless the user picks a runner."""
+"""Where a run executes: Prism (built by deploy/setup.sh) unless the user picks a runner.
+
+``llm-enrich run`` starts its own Prism job server in a session of its own, so that a
+Ctrl-C in the terminal reaches the launcher (which stops the run cleanly) and not Prism
+(which would abort the job). The server dies with the launcher (``PR_SET_PDEATHSIG``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-from collections.abc import Sequence
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-__all__ = ["PRISM_VERSION", "pipeline_options", "prism_location"]
+__all__ = ["PRISM_VERSION", "pipeline_options", "prism_location", "prism_server"]
 
 PRISM_VERSION = "2.77.0"
+_PR_SET_PDEATHSIG = 1
 
 
 def prism_location() -> Path:
@@ -22,18 +34,64 @@ def prism_location() -> Path:
     return cache / f"prism-{PRISM_VERSION}" / "prism"
 
 
-def pipeline_options(beam_args: Sequence[str], *, streaming: bool) -> PipelineOptions:
-    """The user's Beam arguments, with Prism as the default runner. A streaming pipeline
-    (the enrich stage, drain or follow) commits as it goes; replay runs in batch."""
+def _installed_prism() -> Path:
+    location = prism_location()
+    if not location.is_file():
+        raise FileNotFoundError(
+            f"Prism is not installed at {location}: run deploy/setup.sh "
+            "(or pass a runner after --, e.g. -- --runner=DirectRunner)"
+        )
+    return location
+
+
+def _die_with_parent() -> None:  # runs in the child, before exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
+    """Start a Prism job server in its own session; yield its endpoint; stop it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(_installed_prism()), "--job_port", str(port), "--serve_http=false"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Prism did not start (exit code {process.poll()})")
+            time.sleep(0.05)
+        yield f"localhost:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def pipeline_options(
+    beam_args: Sequence[str], *, streaming: bool, job_endpoint: str | None = None
+) -> PipelineOptions:
+    """The user's Beam arguments, with Prism as the default runner (at ``job_endpoint`` if
+    given). The enrich stage runs streaming (drain or follow) and commits as it goes;
+    replay runs in batch."""
     args = list(beam_args)
     if not any(a.startswith("--runner") for a in args):
-        location = prism_location()
-        if not location.is_file():
-            raise FileNotFoundError(
-                f"Prism is not installed at {location}: run deploy/setup.sh "
-                "(or pass --runner=... after --)"
-            )
-        args += ["--runner=PrismRunner", f"--prism_location={location}"]
+        args.append("--runner=PrismRunner")
+        if job_endpoint:
+            args.append(f"--job_endpoint={job_endpoint}")
+        else:
+            args.append(f"--prism_location={_installed_prism()}")
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     return PipelineOptions(args)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms.beam.metrics import NAMESPACE
+from pipelines import exit_codes
+from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 
-__all__ = ["RunSummary", "execute", "summarize"]
+__all__ = ["RunSummary", "summarize"]
+
+GUARDS = {
+    "budget": "policy.budget_usd was reached",
+    "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
+}
+SYSTEMIC = ("systemic", "outage")
 
 
 @dataclass
 class RunSummary:
     counters: dict[str, int] = field(default_factory=dict)
     wall_time_s: float = 0.0
+    reasons: list[str] = field(default_factory=list)  # why the run stopped early, in full
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -40,16 +47,23 @@ class RunSummary:
         return self.get("read") - settled - sum(self.skipped_by_reason.values())
 
     @property
+    def stop_kinds(self) -> set[str]:
+        """What stopped the run early: guard names (``budget``...) or ``systemic``/``outage``."""
+        kinds = {k for k, v in self.grouped("halted.").items() if v}
+        return kinds | {reason.split(":")[0] for reason in self.reasons}
+
+    @property
     def stop_reasons(self) -> list[str]:
-        """Why the run stopped early, if a guard tripped (see policy in the README)."""
-        explain = {
-            "budget": "policy.budget_usd was reached",
-            "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
-        }
-        return [
-            f"{explain.get(k, k)}; {v} records left for the next run"
-            for k, v in self.grouped("halted.").items()
-        ]
+        """Why the run stopped early (see policy in the README), one line each."""
+        return self.reasons or [GUARDS.get(k, k) for k in sorted(self.stop_kinds)]
+
+    @property
+    def exit_code(self) -> int:
+        if self.stop_kinds & set(SYSTEMIC):
+            return exit_codes.SYSTEMIC
+        if self.stop_kinds:
+            return exit_codes.GUARD
+        return exit_codes.UNSETTLED if self.unaccounted else exit_codes.OK
 
     def lines(self) -> list[str]:
         read = self.get("read")
@@ -79,19 +93,17 @@ class RunSummary:
 
 
 def summarize(result: Any, wall_time_s: float) -> RunSummary:
+    metrics = result.metrics().query()
     counters: dict[str, int] = {}
-    for metric in result.metrics().query()["counters"]:
+    for metric in metrics["counters"]:
         if metric.key.metric.namespace != NAMESPACE:
             continue
         name = metric.key.metric.name
         value = metric.committed if metric.committed is not None else metric.attempted
         counters[name] = counters.get(name, 0) + int(value)
-    return RunSummary(counters, wall_time_s)
-
-
-def execute(pipeline: Any) -> RunSummary:
-    """Run a pipeline to the end and account for it."""
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    return summarize(result, time.monotonic() - started)
+    reasons: set[str] = set()
+    for metric in metrics.get("string_sets", []):
+        if (metric.key.metric.namespace, metric.key.metric.name) == (NAMESPACE, STOP_REASONS):
+            value = metric.committed if metric.committed is not None else metric.attempted
+            reasons |= set(value or ())
+    return RunSummary(counters, wall_time_s, sorted(reasons))

@@ -22,7 +22,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from pipelines.enrich_pipeline import build_pipeline
-from pipelines.summary import RunSummary, execute
+from pipelines.execute import execute
+from pipelines.summary import RunSummary
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
 from tests.fault_server import FaultServer

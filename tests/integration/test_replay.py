@@ -12,7 +12,8 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from pipelines.enrich_pipeline import build_replay_pipeline
-from pipelines.summary import RunSummary, execute
+from pipelines.execute import execute
+from pipelines.summary import RunSummary
 from pipelines.topics import topic_records
 from tests.fault_server import Reply
 from tests.integration.conftest import KAFKA, MakeTask, fault_provider, produce, reviews, run_job

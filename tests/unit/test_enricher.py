@@ -8,14 +8,18 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+import httpx2 as httpx
 import openai
+import pytest
 
 from tests.conftest import EXAMPLE_TASK
+from transforms.core import control
 from transforms.core.enricher import Enricher
-from transforms.core.errors import Attempt
-from transforms.core.job import compile_job
+from transforms.core.errors import Attempt, SystemicFault
+from transforms.core.job import Job, compile_job
+from transforms.core.policy import ProviderUnavailable, systemic_reason
 from transforms.core.providers import CallFailed, Completion
-from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
+from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.task import load_task
 
 JOB = compile_job(load_task(EXAMPLE_TASK))
@@ -34,6 +38,10 @@ class Scripted:
         self.spec = SimpleNamespace(name=name, model=f"{name}-model")
         self.script = list(script)
         self.conversations: list[list[dict[str, str]]] = []
+
+    @staticmethod
+    def systemic_reason(exc: BaseException) -> str | None:
+        return systemic_reason(exc)
 
     async def complete(self, messages: Any, schema: Any, *, kind: str) -> Completion:
         self.conversations.append(list(messages))
@@ -143,3 +151,82 @@ def test_an_unexpected_error_dead_letters_the_record_instead_of_crashing_the_run
     result = asyncio.run(Enricher(JOB, [Broken("b", [])]).enrich(RECORD))  # type: ignore[list-item]
     assert isinstance(result, Failure) and result.stage == "llm"
     assert "unexpected RuntimeError" in result.message
+
+
+@pytest.fixture(autouse=True)
+def _fresh_control() -> Any:
+    control.reset()
+    yield
+    control.reset()
+
+
+def _status_error(status: int) -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://provider/v1/chat/completions")
+    response = httpx.Response(status, request=request)
+    return openai.APIStatusError(f"HTTP {status}", response=response, body=None)
+
+
+def _with_policy(**update: Any) -> Job:
+    policy = JOB.task.policy.model_copy(update=update)
+    return compile_job(JOB.task.model_copy(update={"policy": policy}))
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 405])
+def test_every_provider_refusing_us_is_a_systemic_fault_not_a_dead_letter(status: int) -> None:
+    providers = [Scripted("a", [_status_error(status)]), Scripted("b", [_status_error(401)])]
+    with pytest.raises(SystemicFault) as raised:
+        asyncio.run(Enricher(JOB, providers).enrich(RECORD))  # type: ignore[arg-type]
+    assert raised.value.kind == "systemic"
+    assert f"a: {systemic_reason(_status_error(status))}" in raised.value.reason
+
+
+def test_a_systemic_fault_halts_the_run_and_skips_every_record() -> None:
+    providers = [Scripted("a", [_status_error(401)] * 3)]
+    results = asyncio.run(Enricher(JOB, providers).enrich_all([RECORD] * 3))  # type: ignore[arg-type]
+    assert all(isinstance(r, Skipped) for r in results)
+    assert control.halted() is not None and control.halted().startswith("systemic: ")  # type: ignore[union-attr]
+    assert control.stop_requested()
+    assert len(providers[0].conversations) == 1  # the others were never attempted
+
+
+def test_one_provider_refusing_us_falls_back_as_before() -> None:
+    result = _run(Scripted("a", [_status_error(401)]), Scripted("b", [json.dumps(GOOD)]))
+    assert isinstance(result, Enriched) and result.provider == "b"
+
+
+def test_a_400_for_this_record_is_still_a_dead_letter() -> None:
+    result = _run(Scripted("a", [_status_error(400)]))
+    assert isinstance(result, Failure) and result.stage == "llm"
+
+
+def test_policy_can_keep_dead_lettering_systemic_faults() -> None:
+    job = _with_policy(on_systemic_fault="dead_letter")
+    enricher = Enricher(job, [Scripted("a", [_status_error(401)])])  # type: ignore[list-item]
+    result = asyncio.run(enricher.enrich(RECORD))
+    assert isinstance(result, Failure) and result.error_class == "ProvidersExhausted"
+    assert "authentication failed" in result.message
+
+
+def test_every_circuit_open_stops_a_drain_run() -> None:
+    closed = ProviderUnavailable("circuit open; provider skipped")
+    results = asyncio.run(
+        Enricher(JOB, [Scripted("a", [closed])]).enrich_all([RECORD])  # type: ignore[list-item]
+    )
+    assert isinstance(results[0], Skipped) and results[0].reason.startswith("outage: ")
+
+
+def test_a_follow_run_waits_out_an_outage_and_probes_until_a_provider_is_back() -> None:
+    closed = ProviderUnavailable("circuit open; provider skipped")
+    provider = Scripted("a", [closed, closed, json.dumps(GOOD)])
+    slept: list[float] = []
+    paused_while_waiting: list[bool] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        paused_while_waiting.append(control.paused())
+
+    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep)  # type: ignore[list-item]
+    results = asyncio.run(enricher.enrich_all([RECORD]))
+    assert isinstance(results[0], Enriched)
+    assert slept == [JOB.task.policy.circuit_cooldown_s] * 2 and all(paused_while_waiting)
+    assert not control.paused() and control.halted() is None

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from transforms.core.offsets import PartitionRange, limit_ranges
 from transforms.core.progress import PartitionProgress
-
-pytestmark = pytest.mark.unit
 
 
 def _progress(start: int = 10, end: int | None = 15) -> PartitionProgress:

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 import apache_beam as beam
 from apache_beam.utils.shared import Shared
 
-from transforms.beam.metrics import counter, dead_letter_counter
+from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt
 from transforms.core.codec import InputDecoder
 from transforms.core.enricher import Enricher
 from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
-from transforms.core.errors import RecordError
+from transforms.core.errors import RecordError, SystemicFault
 from transforms.core.job import Job, compile_job
 from transforms.core.providers import ProviderClient
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
@@ -69,6 +69,8 @@ class DecodeRecords(_JobDoFn):
             yield self._decoder.decode(record)
         except RecordError as error:
             yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()))
+        except SystemicFault as fault:  # e.g. the registry is unreachable: stop the run
+            halt(f"systemic: {fault.reason}")
 
 
 T = TypeVar("T")
@@ -79,7 +81,7 @@ class EnrichService:
     clients, and the enricher, so that every DoFn instance of the process shares the
     in-flight window, rate limits, circuit breakers and guards."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, follow: bool) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="llm-enrich-loop", daemon=True
@@ -87,7 +89,7 @@ class EnrichService:
         self._thread.start()
         task = job.task
         self.providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
-        self.enricher = Enricher(job, self.providers)
+        self.enricher = Enricher(job, self.providers, follow=follow)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
@@ -101,10 +103,10 @@ class EnrichService:
 class EnrichBatches(_JobDoFn):
     """Enriches a batch of records concurrently on the process's shared event loop."""
 
-    def __init__(self, task: TaskSpec, run_id: str) -> None:
+    def __init__(self, task: TaskSpec, run_id: str, follow: bool) -> None:
         super().__init__(task)
         self._shared = Shared()
-        self._run_id = run_id
+        self._run_id, self._follow = run_id, follow
         self._enriched = counter("enriched")
         self._calls = counter("llm_calls")
         self._reasks = counter("llm_reasks")
@@ -116,7 +118,7 @@ class EnrichBatches(_JobDoFn):
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job), tag=self._run_id
+            lambda: EnrichService(self.job, self._follow), tag=self._run_id
         )
 
     def process(self, batch: Sequence[Parsed]) -> Iterator[Any]:
@@ -124,7 +126,7 @@ class EnrichBatches(_JobDoFn):
         for result in service.run(service.enricher.enrich_all(batch)):
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
-                counter(f"halted.{result.reason.split(':')[0]}").inc()
+                count_halted(result.reason)
                 continue
             if isinstance(result, Enriched):
                 self._enriched.inc()

@@ -26,7 +26,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from transforms.beam.metrics import counter
+from transforms.beam.metrics import counter, halt
 from transforms.core import control
 from transforms.core.offsets import PartitionRange, limit_ranges
 from transforms.core.task import KafkaSpec
@@ -38,6 +38,8 @@ UNBOUNDED = sys.maxsize
 SLICE_S = 1.0  # read this long, then checkpoint: downstream gets records as they come
 POLL_S = 0.2
 DISCOVERY_INTERVAL_S = 10.0
+PAUSE_S = 1.0
+IDLE_S = 60.0  # draining, no record for this long: the broker is gone
 
 
 class _CheckpointOnlyTracker(OffsetRestrictionTracker):
@@ -90,6 +92,16 @@ class ReadPartitions(beam.DoFn):
             while True:
                 if control.stop_requested() or (part.end is not None and position >= part.end):
                     tracker.try_claim(restriction.stop)  # done: the rest stays unread
+                    return
+                if part.end is not None and time.monotonic() - reader.last_progress > IDLE_S:
+                    halt(
+                        f"systemic: no progress reading {part.topic}[{part.partition}] at "
+                        f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
+                    )
+                    tracker.try_claim(restriction.stop)
+                    return
+                if control.paused():  # every provider is down: wait, do not pile up
+                    tracker.defer_remainder(Duration(seconds=PAUSE_S))
                     return
                 for record in reader.fetch(position, timeout_s=POLL_S):
                     if not tracker.try_claim(record.offset):

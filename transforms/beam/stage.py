@@ -40,9 +40,9 @@ class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
     ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged)."""
 
-    def __init__(self, task: TaskSpec) -> None:
+    def __init__(self, task: TaskSpec, follow: bool = False) -> None:
         super().__init__()
-        self._task = task
+        self._task, self._follow = task, follow
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -55,7 +55,9 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             | "BatchForLLM"
             >> beam.BatchElements(min_batch_size=llm_batch, max_batch_size=llm_batch)
             | "Enrich"
-            >> beam.ParDo(EnrichBatches(task, uuid.uuid4().hex)).with_outputs(DEAD, main="ok")
+            >> beam.ParDo(EnrichBatches(task, uuid.uuid4().hex, self._follow)).with_outputs(
+                DEAD, main="ok"
+            )
         )
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
@@ -101,7 +103,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         )
         # A partition's records spread over every worker; commits stay per partition.
         spread = read["records"] | "Spread" >> beam.Reshuffle()
-        processed = spread | "Process" >> ProcessRecords(task)
+        processed = spread | "Process" >> ProcessRecords(task, self._follow)
         commits = {
             "ranges": read["ranges"],
             "settled": processed["settled"],

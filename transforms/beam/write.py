@@ -8,13 +8,13 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.beam.metrics import counter, dead_letter_counter
+from transforms.beam.metrics import counter, dead_letter_counter, halt
 from transforms.core.envelope import Envelope
 from transforms.core.errors import WriteError
 from transforms.core.records import Failure
 from transforms.core.task import KafkaSpec
 from transforms.kafka.client import producer
-from transforms.kafka.writer import write_all
+from transforms.kafka.writer import systemic_write_error, write_all
 
 FAILED = "failed"
 
@@ -39,6 +39,10 @@ class WriteEnvelopes(beam.DoFn):
                 yield envelope.source.settled_coordinates
                 continue
             self._refused.inc()
+            systemic = systemic_write_error(error)
+            if systemic is not None:  # the topic is missing or closed to us: stop the run
+                halt(f"systemic: cannot write to {self._topic}: {systemic}")
+                continue  # not settled: read again once the fault is fixed
             if self._failures_to_dead_letter:
                 dead_letter_counter("write").inc()
                 yield beam.pvalue.TaggedOutput(FAILED, _write_failure(envelope, error))

@@ -5,15 +5,23 @@ for each provider in order:
     parse + deterministic repair + validate  -> valid: done
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
+
+Unless every provider failed for a reason that is not the record's (bad credentials, no
+such model, not an OpenAI-compatible endpoint, circuit open): that is a SystemicFault.
+It halts the run (``transforms.core.control``) and the record is Skipped, neither written
+nor dead-lettered, so it is read again once the fault is fixed; a follow run waits out an
+outage instead, probing until a provider is back. ``policy.on_systemic_fault:
+dead_letter`` turns both back into dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from transforms.core import control
 from transforms.core.coerce import coerce
 from transforms.core.errors import (
     Attempt,
@@ -21,10 +29,12 @@ from transforms.core.errors import (
     OutputInvalid,
     ProvidersExhausted,
     RecordError,
+    SystemicFault,
     UnexpectedError,
 )
 from transforms.core.guard import RunGuard
 from transforms.core.job import Job
+from transforms.core.policy import ProviderUnavailable
 from transforms.core.prompt import Message, reask_messages
 from transforms.core.providers import CallFailed, ProviderClient
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
@@ -34,16 +44,27 @@ from transforms.core.validation import validate
 __all__ = ["Enricher"]
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
 
 
 class Enricher:
+    """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
+
     def __init__(
-        self, job: Job, providers: Sequence[ProviderClient], *, clock: Clock = time.time
+        self,
+        job: Job,
+        providers: Sequence[ProviderClient],
+        *,
+        follow: bool = False,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._job = job
         self._providers = list(providers)
+        self._follow = follow
         self._clock = clock
+        self._sleep = sleep
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
         self.guard = RunGuard(
@@ -55,14 +76,28 @@ class Enricher:
 
     async def _bounded(self, parsed: Parsed) -> Enriched | Failure | Skipped:
         async with self._in_flight:
-            if self.guard.stop_reason:
-                return Skipped(parsed.source, self.guard.stop_reason)
-            result = await self.enrich(parsed)
-            cost = sum(a.cost_usd for a in result.attempts)
-            self.guard.observe(isinstance(result, Failure), cost)
-            return result
+            while True:
+                stopped = control.halted() or self.guard.stop_reason
+                if stopped:
+                    return Skipped(parsed.source, stopped)
+                try:
+                    result = await self.enrich(parsed)
+                except SystemicFault as fault:
+                    if fault.kind == "outage" and self._follow:
+                        control.set_paused(True)  # readers wait; this record probes again
+                        await self._sleep(self._job.task.policy.circuit_cooldown_s)
+                        continue
+                    control.halt(f"{fault.kind}: {fault.reason}")
+                    continue
+                control.set_paused(False)
+                cost = sum(a.cost_usd for a in result.attempts)
+                self.guard.observe(isinstance(result, Failure), cost)
+                if self.guard.stop_reason:
+                    control.halt(self.guard.stop_reason)
+                return result
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
+        """The record's outcome; raises SystemicFault when it is not the record's fault."""
         attempts: list[Attempt] = []
         deadline_s = self._job.task.policy.record_deadline_s
         try:
@@ -76,6 +111,10 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
+        except SystemicFault as fault:
+            if self._job.task.policy.on_systemic_fault == "stop":
+                raise
+            error = ProvidersExhausted(fault.reason, attempts=attempts)
         except Exception as exc:  # a defect, not the record's fault: still one dead letter
             error = UnexpectedError(
                 f"unexpected {type(exc).__name__} while enriching: {exc}", attempts=attempts
@@ -91,6 +130,8 @@ class Enricher:
         self, parsed: Parsed, messages: list[Message], attempts: list[Attempt]
     ) -> Enriched:
         last_invalid: tuple[str, list[FieldError]] | None = None
+        not_the_record: list[str] = []  # providers that failed for a systemic reason
+        outage = True
         for provider in self._providers:
             conversation = messages
             for turn in range(self._job.task.policy.max_reasks + 1):
@@ -101,6 +142,13 @@ class Enricher:
                     )
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
+                    reason = provider.systemic_reason(failed.last_error)
+                    if isinstance(failed.last_error, ProviderUnavailable):
+                        reason = f"unavailable ({failed})"
+                    else:
+                        outage = False
+                    if reason is not None and turn == 0:
+                        not_the_record.append(f"{provider.spec.name}: {reason}")
                     break  # next provider
                 attempts.extend(completion.attempts)
                 output, repairs, errors = self._judge(parsed, completion.text)
@@ -126,6 +174,11 @@ class Enricher:
                 attempts=attempts,
                 raw_output=raw,
                 field_errors=errors,
+            )
+        if self._providers and len(not_the_record) == len(self._providers):
+            raise SystemicFault(
+                "every provider failed: " + "; ".join(not_the_record),
+                kind="outage" if outage else "systemic",
             )
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)

@@ -2,6 +2,9 @@
 
 EnrichError                      base of everything this project raises
 ├── TaskConfigError              the task file is wrong (raised at load, never per record)
+├── SystemicFault                the environment is broken, not the record: stop the run
+│                                (bad credentials, a missing model, topic or subject, an
+│                                unreachable registry, every provider down)
 └── RecordError                  one record failed; ``stage`` names where
     ├── DecodeError              stage "decode": bytes are not a valid input record
     ├── PromptError              stage "prompt": the template cannot render this record
@@ -27,6 +30,7 @@ __all__ = [
     "PromptError",
     "ProvidersExhausted",
     "RecordError",
+    "SystemicFault",
     "TaskConfigError",
     "UnexpectedError",
     "WriteError",
@@ -66,6 +70,20 @@ class EnrichError(Exception):
 
 class TaskConfigError(EnrichError):
     """The task file (or a file it names) is invalid. The message names the key or path."""
+
+
+class SystemicFault(EnrichError):
+    """Not this record's fault: every record would fail the same way until someone fixes
+    the environment. Nothing is dead-lettered because of it; the run stops (a follow run
+    waits instead, for an ``outage``) and the record is read again next run.
+
+    ``kind``: ``systemic`` (credentials, permissions, something missing) or ``outage``
+    (every provider's circuit is open)."""
+
+    def __init__(self, reason: str, kind: str = "systemic") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
 
 
 class RecordError(EnrichError):

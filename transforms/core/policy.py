@@ -5,6 +5,11 @@
                circuit open, Retry-After beyond the cap           -> next provider, no retry
     final      400, 401, 403, 404, 422 and anything unknown      -> next provider, no retry
 
+Some final errors say nothing about the record and everything about the environment:
+401, 403, 404 (no such model or endpoint), 405 and an answer that is not an OpenAI chat
+completion. When every provider fails like that (or is unavailable), the run stops
+(``systemic_reason``) instead of dead-lettering every record.
+
 The SDK's own retries are off; this module is the only retry layer.
 """
 
@@ -22,12 +27,14 @@ __all__ = [
     "ContentFiltered",
     "ContextTooLong",
     "Kind",
+    "NotChatCompletions",
     "ProviderUnavailable",
     "RetryAfterWait",
     "classify",
     "is_transient",
     "redact",
     "retry_after_seconds",
+    "systemic_reason",
 ]
 
 Kind = Literal["transient", "fallback", "final"]
@@ -48,6 +55,27 @@ class ContentFiltered(Exception):
 
 class ProviderUnavailable(Exception):
     """Skip this provider for now: its circuit is open, or it asked to wait past the cap."""
+
+
+class NotChatCompletions(Exception):
+    """The endpoint answered, but not as an OpenAI-compatible chat completions API."""
+
+
+_SYSTEMIC_STATUS = {
+    401: "authentication failed (401): check the API key",
+    403: "permission denied (403)",
+    404: "not found (404): no such model or endpoint",
+    405: "method not allowed (405): not an OpenAI-compatible endpoint",
+}
+
+
+def systemic_reason(exc: BaseException) -> str | None:
+    """Why this failure would hit every record, or None when it is about this one."""
+    if isinstance(exc, NotChatCompletions | openai.APIResponseValidationError):
+        return f"not an OpenAI-compatible chat completions endpoint: {exc}"
+    if isinstance(exc, openai.APIStatusError):
+        return _SYSTEMIC_STATUS.get(exc.status_code)
+    return None
 
 
 def classify(exc: BaseException) -> Kind:

@@ -27,12 +27,14 @@ from transforms.core.errors import Attempt, TaskConfigError
 from transforms.core.limits import CircuitBreaker, RateLimiter, estimate_tokens
 from transforms.core.policy import (
     ContentFiltered,
+    NotChatCompletions,
     ProviderUnavailable,
     RetryAfterWait,
     classify,
     is_transient,
     redact,
     retry_after_seconds,
+    systemic_reason,
 )
 from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
 
@@ -154,6 +156,8 @@ class ProviderClient:
                         "response_format": _response_format(response_schema),
                     },
                 )
+                if not isinstance(response, ChatCompletion) or response.choices is None:
+                    raise NotChatCompletions(f"the answer was {_shape(response)}")
         except Exception as exc:
             error = self._judge_failure(exc, is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))
@@ -230,9 +234,20 @@ class ProviderClient:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
+    def systemic_reason(self, exc: BaseException) -> str | None:
+        """Why a failure of this provider would hit every record (secrets redacted)."""
+        reason = systemic_reason(exc)
+        return None if reason is None else redact(reason, self._secrets)[:300]
+
     def describe(self, exc: BaseException) -> str:
         message = f"{type(exc).__name__} ({classify(exc)}): {exc}"
         return redact(message, self._secrets)[:1000]
+
+
+def _shape(response: object) -> str:
+    if isinstance(response, str):
+        return f"text, not JSON: {response[:80]!r}"
+    return f"JSON without 'choices' ({type(response).__name__})"
 
 
 def _response_format(schema: dict[str, Any]) -> Any:

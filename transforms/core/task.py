@@ -49,7 +49,9 @@ KAFKA_SECURITY_KEYS = frozenset(
         "sasl_kerberos_service_name",
     }
 )
-KAFKA_PRODUCER_KEYS = frozenset({"max_request_size", "compression_type", "linger_ms"})
+KAFKA_PRODUCER_KEYS = frozenset(
+    {"max_request_size", "compression_type", "linger_ms", "delivery_timeout_ms"}
+)
 KAFKA_CONSUMER_KEYS = frozenset({"max_partition_fetch_bytes", "fetch_max_bytes"})
 KAFKA_CLIENT_KEYS = (
     KAFKA_SECURITY_KEYS
@@ -76,6 +78,8 @@ class KafkaSpec(_Strict):
     dead_letter_topic: str
     consumer_group: str | None = None
     sasl_password_env: str | None = None
+    # Create missing output and dead-letter topics at launch (else a missing one is an error)
+    create_topics: bool = False
     client: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("client")
@@ -174,9 +178,14 @@ class PolicySpec(_Strict):
     backoff_max_s: float = Field(default=20.0, ge=0)
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_cooldown_s: float = Field(default=30.0, ge=0)
-    max_dead_letter_ratio: float | None = Field(default=None, gt=0, le=1)
+    # On by default: half of the last 100 records dead-lettered stops the run (null: off).
+    max_dead_letter_ratio: float | None = Field(default=0.5, gt=0, le=1)
     dead_letter_window: int = Field(default=100, ge=1)
     budget_usd: float | None = Field(default=None, gt=0)
+    # What a fault that is not the record's does (every provider answering 401/403/404, or
+    # every circuit open): stop the run (a follow run waits out an outage), or dead-letter
+    # the records as any other failure, for replay later.
+    on_systemic_fault: Literal["stop", "dead_letter"] = "stop"
 
 
 class TaskSpec(_Strict):

@@ -10,7 +10,16 @@ from kafka.errors import TopicAlreadyExistsError
 from transforms.core.task import KafkaSpec
 from transforms.kafka.client import common_settings
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "existing_topics"]
+
+
+def existing_topics(spec: KafkaSpec) -> set[str]:
+    """The topics the broker has (listing them creates none)."""
+    admin = KafkaAdminClient(**common_settings(spec), request_timeout_ms=10_000)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
 
 
 def ensure_topics(spec: KafkaSpec, topics: dict[str, int]) -> None:

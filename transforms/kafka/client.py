@@ -51,6 +51,8 @@ def producer(spec: KafkaSpec) -> KafkaProducer:
     client = {
         k: v for k, v in spec.client.items() if k not in KAFKA_CONSUMER_KEYS | KAFKA_SECURITY_KEYS
     }
-    settings: dict[str, Any] = {"acks": "all", "retries": 5, "linger_ms": 5}
+    # One delivery deadline: kafka-python retries until delivery_timeout_ms (default 120 s)
+    # and then fails the record's future; the writer waits for that verdict, never less.
+    settings: dict[str, Any] = {"acks": "all", "linger_ms": 5}
     settings.update(client)
     return KafkaProducer(**common_settings(spec), **settings)

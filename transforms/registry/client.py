@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 from schemas import AvroSchema, parse_schema
-from transforms.core.errors import DecodeError
+from transforms.core.errors import SystemicFault
 from transforms.core.framing import SchemaById
 
 __all__ = ["RegistryClient", "RegistryError", "registry_lookup", "schema_lookup", "topic_subject"]
@@ -60,6 +60,10 @@ class RegistryClient:
             self._ids[key] = int(reply["id"])
             self._by_id.setdefault(int(reply["id"]), schema)
         return self._ids[key]
+
+    def check(self) -> None:
+        """Raise RegistryError unless the registry answers."""
+        self._request("GET", "/subjects")
 
     def versions(self, subject: str) -> list[int]:
         reply = self._request("GET", f"/subjects/{_quote(subject)}/versions", missing_ok=True)
@@ -103,14 +107,15 @@ def _quote(subject: str) -> str:
 
 
 def schema_lookup(client: RegistryClient) -> SchemaById:
-    """``SchemaById`` for decoding: an unreachable registry fails the record, not the run
-    (a ``decode`` dead letter, replayable once the registry is back)."""
+    """``SchemaById`` for decoding. An id the registry does not know fails the record (a
+    ``decode`` dead letter); a registry that cannot be reached or refuses us is a
+    systemic fault: it stops the run instead of dead-lettering every record."""
 
     def by_id(schema_id: int) -> AvroSchema:
         try:
             return client.schema_by_id(schema_id)
         except RegistryError as exc:
-            raise DecodeError(f"cannot look up schema id {schema_id}: {exc}") from None
+            raise SystemicFault(f"schema registry: cannot look up id {schema_id}: {exc}") from None
 
     return by_id
 

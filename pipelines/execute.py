@@ -1,0 +1,78 @@
+"""Run a pipeline to its end, stopping it cleanly on SIGINT/SIGTERM, and account for it.
+
+First signal: the readers stop claiming new offsets; what was read is enriched, written
+and committed; the job ends and the summary is printed. Second signal: exit at once
+(``EXIT_UNSETTLED``); nothing is lost, records not committed are read again next run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pipelines.summary import RunSummary, summarize
+from transforms.core import control
+
+__all__ = ["EXIT_UNSETTLED", "execute"]
+
+EXIT_UNSETTLED = 1
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
+    """Run ``pipeline`` and wait for it; with ``stop_on_signals`` (the CLI, main thread),
+    SIGINT/SIGTERM stop it as described above."""
+    control.reset()
+    started = time.monotonic()
+    result = pipeline.run()
+    waiter = _Waiter(result)
+    previous = _install(_on_signal) if stop_on_signals else {}
+    try:
+        waiter.start()
+        while waiter.is_alive():
+            waiter.join(0.2)  # a timed join lets signal handlers run
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if waiter.error is not None:
+        raise waiter.error
+    return summarize(result, time.monotonic() - started)
+
+
+class _Waiter(threading.Thread):
+    def __init__(self, result: Any) -> None:
+        super().__init__(name="llm-enrich-wait", daemon=True)
+        self._result = result
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._result.wait_until_finish()
+        except BaseException as exc:  # re-raised in the main thread
+            self.error = exc
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if control.stop_requested():
+        print(
+            "llm-enrich: second signal: exiting now; uncommitted records are read again",
+            file=sys.stderr,
+        )
+        os._exit(EXIT_UNSETTLED)
+    name = signal.Signals(signum).name
+    print(
+        f"llm-enrich: {name}: stopping; finishing the records in flight "
+        "(signal again to exit at once)",
+        file=sys.stderr,
+    )
+    control.request_stop()
+
+
+def _install(handler: Callable[[int, FrameType | None], None]) -> dict[int, Any]:
+    return {signum: signal.signal(signum, handler) for signum in _SIGNALS}
