@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.runner import pipeline_options
+from pipelines.runner import in_one_process, pipeline_options
 from transforms.beam.stage import EnrichStage, ReplayStage
 from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
@@ -24,7 +24,8 @@ def build_pipeline(
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
     options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint)
     pipeline = beam.Pipeline(options=options)
-    return pipeline, pipeline | f"Enrich[{task.name}]" >> EnrichStage(task, follow=follow)
+    stage = EnrichStage(task, follow=follow, backpressure=in_one_process(options))
+    return pipeline, pipeline | f"Enrich[{task.name}]" >> stage
 
 
 def build_replay_pipeline(

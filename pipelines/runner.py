@@ -19,7 +19,13 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-__all__ = ["PRISM_VERSION", "pipeline_options", "prism_location", "prism_server"]
+__all__ = [
+    "PRISM_VERSION",
+    "in_one_process",
+    "pipeline_options",
+    "prism_location",
+    "prism_server",
+]
 
 PRISM_VERSION = "2.77.0"
 _PR_SET_PDEATHSIG = 1
@@ -95,3 +101,15 @@ def pipeline_options(
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     return PipelineOptions(args)
+
+
+def in_one_process(options: PipelineOptions) -> bool:
+    """Readers and enrichment share a process (Prism with LOOPBACK workers, or the
+    DirectRunner): process-wide backpressure between them works."""
+    from apache_beam.options.pipeline_options import PortableOptions, StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "")
+    environment = options.view_as(PortableOptions).environment_type
+    if runner.endswith("DirectRunner"):
+        return True
+    return runner.endswith("PrismRunner") and environment in (None, "LOOPBACK")

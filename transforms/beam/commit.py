@@ -28,8 +28,8 @@ from transforms.kafka.committer import commit_forward
 
 __all__ = ["CommitAfterWrites"]
 
-COMMIT_INTERVAL_S = 2.0
-COMMIT_EVERY = 200
+COMMIT_INTERVAL_S = 1.0
+COMMIT_EVERY = 100
 
 Key = tuple[str, int]
 

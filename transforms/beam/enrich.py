@@ -6,12 +6,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Coroutine, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import apache_beam as beam
 from apache_beam.utils.shared import Shared
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt
+from transforms.core import control
 from transforms.core.codec import InputDecoder
 from transforms.core.enricher import Enricher
 from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
@@ -25,8 +28,9 @@ from transforms.registry.client import RegistryClient, registry_lookup, topic_su
 DEAD = "dead"
 
 
-def _dead(failure: Failure) -> Any:
-    dead_letter_counter(failure.stage).inc()
+def _dead(failure: Failure | WindowedValue) -> Any:
+    stage = (failure.value if isinstance(failure, WindowedValue) else failure).stage
+    dead_letter_counter(stage).inc()
     return beam.pvalue.TaggedOutput(DEAD, failure)
 
 
@@ -68,8 +72,10 @@ class DecodeRecords(_JobDoFn):
         try:
             yield self._decoder.decode(record)
         except RecordError as error:
+            control.records_done()
             yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()))
         except SystemicFault as fault:  # e.g. the registry is unreachable: stop the run
+            control.records_done()
             halt(f"systemic: {fault.reason}")
 
 
@@ -91,8 +97,8 @@ class EnrichService:
         self.providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
         self.enricher = Enricher(job, self.providers, follow=follow)
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def __del__(self) -> None:  # the last DoFn let go of it (Shared holds a weak reference)
         loop = getattr(self, "loop", None)
@@ -100,8 +106,11 @@ class EnrichService:
             loop.call_soon_threadsafe(loop.stop)
 
 
-class EnrichBatches(_JobDoFn):
-    """Enriches a batch of records concurrently on the process's shared event loop."""
+class EnrichRecords(_JobDoFn):
+    """Submits each record to the process's shared event loop as it arrives, emits results
+    as they complete, and the rest at the end of the bundle. Concurrent bundles share the
+    loop's in-flight window (``policy.max_in_flight``), so one slow call holds back only its
+    own bundle's end, not the calls of the others."""
 
     def __init__(self, task: TaskSpec, run_id: str, follow: bool) -> None:
         super().__init__(task)
@@ -121,20 +130,40 @@ class EnrichBatches(_JobDoFn):
             lambda: EnrichService(self.job, self._follow), tag=self._run_id
         )
 
-    def process(self, batch: Sequence[Parsed]) -> Iterator[Any]:
-        service = self._service
-        for result in service.run(service.enricher.enrich_all(batch)):
+    def start_bundle(self) -> None:
+        self._pending: list[tuple[Future[Any], Any, Any]] = []
+
+    def process(
+        self,
+        parsed: Parsed,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+    ) -> Iterator[Any]:
+        future = self._service.submit(self._service.enricher.enrich_one(parsed))
+        self._pending.append((future, timestamp, window))
+        yield from self._completed(wait=False)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._completed(wait=True)
+
+    def _completed(self, wait: bool) -> Iterator[Any]:
+        waiting = []
+        for future, timestamp, window in self._pending:
+            if not (wait or future.done()):
+                waiting.append((future, timestamp, window))
+                continue
+            result = future.result()
+            control.records_done()
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
                 count_halted(result.reason)
-                continue
-            if isinstance(result, Enriched):
+            elif isinstance(result, Enriched):
                 self._enriched.inc()
-                if result.repairs:
-                    self._repaired.inc()
-                yield result
+                self._repaired.inc(bool(result.repairs))
+                yield WindowedValue(result, timestamp, (window,))
             else:
-                yield _dead(result)
+                yield _dead(WindowedValue(result, timestamp, (window,)))
+        self._pending = waiting
 
     def _count(self, attempts: Sequence[Any]) -> None:
         for attempt in attempts:

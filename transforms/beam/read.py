@@ -3,9 +3,10 @@
     drain   Create(topic) -> PlanRanges (snapshot [committed, end) per partition)
     follow  WatchPartitions (a new range [committed, inf) for every partition, also for
             partitions added while running)
-    both    -> ReadPartitions: fetch for up to a second, then checkpoint
-               (``defer_remainder``), so records flow downstream and commits follow
-               while a partition is still being read
+    both    -> ReadPartitions: fetch for up to a second or ``slice_records`` records,
+               then checkpoint (``defer_remainder``): records flow downstream in small
+               bundles and commits follow while a partition is still being read (Prism
+               also schedules the stateful commit step only once a reader checkpointed)
 
 A reader stops claiming when a stop is requested (``transforms.core.control``); what it
 did not claim stays uncommitted. Kafka's own ordering holds within a restriction: one
@@ -23,8 +24,7 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
-from apache_beam.transforms.window import TimestampedValue
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from transforms.beam.metrics import counter, halt
 from transforms.core import control
@@ -39,6 +39,7 @@ SLICE_S = 1.0  # read this long, then checkpoint: downstream gets records as the
 POLL_S = 0.2
 DISCOVERY_INTERVAL_S = 10.0
 PAUSE_S = 1.0
+BACKOFF_S = 0.05  # nothing claimed in a slice (backlog full, or no data): wait a bit
 IDLE_S = 60.0  # draining, no record for this long: the broker is gone
 
 
@@ -73,8 +74,10 @@ class _Ranges(RestrictionProvider):
 class ReadPartitions(beam.DoFn):
     """PartitionRange in, KafkaRecords out (timestamped with the record's timestamp)."""
 
-    def __init__(self, spec: KafkaSpec, counter_name: str = "read") -> None:
-        self._spec = spec
+    def __init__(
+        self, spec: KafkaSpec, counter_name: str, slice_records: int, max_backlog: int | None
+    ) -> None:
+        self._spec, self._slice_records, self._max_backlog = spec, slice_records, max_backlog
         self._read = counter(counter_name)
 
     def process(
@@ -88,34 +91,40 @@ class ReadPartitions(beam.DoFn):
         restriction = tracker.current_restriction()
         reader = partition_reader(self._spec, part.topic, part.partition)
         position, slice_ends = restriction.start, time.monotonic() + SLICE_S
+        claimed = 0
         with reader.lock:
             while True:
                 if control.stop_requested() or (part.end is not None and position >= part.end):
                     tracker.try_claim(restriction.stop)  # done: the rest stays unread
                     return
-                if part.end is not None and time.monotonic() - reader.last_progress > IDLE_S:
+                if control.paused():  # every provider is down: wait, do not pile up
+                    tracker.defer_remainder(Duration(seconds=PAUSE_S))
+                    return
+                room = self._slice_records - claimed
+                if self._max_backlog is not None:  # enrichment is behind: let it catch up
+                    room = min(room, self._max_backlog - control.backlog())
+                if room <= 0:
+                    break
+                records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
+                if not records and part.end is not None and reader.starved_s() > IDLE_S:
                     halt(
                         f"systemic: no progress reading {part.topic}[{part.partition}] at "
                         f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
                     )
                     tracker.try_claim(restriction.stop)
                     return
-                if control.paused():  # every provider is down: wait, do not pile up
-                    tracker.defer_remainder(Duration(seconds=PAUSE_S))
-                    return
-                for record in reader.fetch(position, timeout_s=POLL_S):
+                for record in records:
                     if not tracker.try_claim(record.offset):
                         return  # past a bounded range's end
                     self._read.inc()
-                    stamp = Timestamp.of((record.timestamp_ms or 0) / 1000)
-                    current = watermark.current_watermark()
-                    if current is None or stamp > current:
-                        watermark.set_watermark(stamp)
-                    yield TimestampedValue(record, stamp)
+                    claimed += 1
+                    if self._max_backlog is not None:
+                        control.read_ahead(1)
+                    yield record
                 position = max(position, reader.position())
                 if time.monotonic() > slice_ends:
                     break
-        tracker.defer_remainder()
+        tracker.defer_remainder(Duration(seconds=BACKOFF_S) if claimed == 0 else None)
 
 
 class PlanRanges(beam.DoFn):
@@ -186,10 +195,13 @@ class ReadTopic(beam.PTransform[Any, Any]):
         follow: bool = False,
         limit: int | None = None,
         counter_name: str = "read",
+        slice_records: int = 500,
+        max_backlog: int | None = None,
     ) -> None:
         super().__init__()
         self._spec, self._topic, self._group = spec, topic, group
         self._follow, self._limit, self._counter_name = follow, limit, counter_name
+        self._slice_records, self._max_backlog = slice_records, max_backlog
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         topic = pbegin | "Topic" >> beam.Create([self._topic])
@@ -202,6 +214,6 @@ class ReadTopic(beam.PTransform[Any, Any]):
                 PlanRanges(self._spec, self._group, self._limit)
             )
         records = ranges | "ReadPartitions" >> beam.ParDo(
-            ReadPartitions(self._spec, self._counter_name)
+            ReadPartitions(self._spec, self._counter_name, self._slice_records, self._max_backlog)
         )
         return {"ranges": ranges, "records": records}

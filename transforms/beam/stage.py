@@ -15,7 +15,7 @@ from transforms.beam.enrich import (
     DecodeRecords,
     EncodeDeadLetters,
     EncodeOutputs,
-    EnrichBatches,
+    EnrichRecords,
 )
 from transforms.beam.read import ReadTopic
 from transforms.beam.replay import (
@@ -29,12 +29,6 @@ from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.replay import ReplayFilter
 from transforms.core.task import TaskSpec
 
-WRITE_BATCH = 500
-# A batch holds several windows of in-flight calls: the enricher's semaphore keeps
-# max_in_flight calls busy as a sliding window, so one slow call does not hold the next
-# max_in_flight records back (as a batch of exactly max_in_flight would).
-LLM_BATCH_WINDOWS = 4
-
 
 class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
@@ -46,30 +40,18 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        llm_batch = task.policy.max_in_flight * LLM_BATCH_WINDOWS
         decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
             DEAD, main="ok"
         )
-        enriched = (
-            decoded.ok
-            | "BatchForLLM"
-            >> beam.BatchElements(min_batch_size=llm_batch, max_batch_size=llm_batch)
-            | "Enrich"
-            >> beam.ParDo(EnrichBatches(task, uuid.uuid4().hex, self._follow)).with_outputs(
-                DEAD, main="ok"
-            )
-        )
+        enriched = decoded.ok | "Enrich" >> beam.ParDo(
+            EnrichRecords(task, uuid.uuid4().hex, self._follow)
+        ).with_outputs(DEAD, main="ok")
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
         )
-        written = (
-            encoded.ok
-            | "BatchOutputs" >> beam.BatchElements(min_batch_size=1, max_batch_size=WRITE_BATCH)
-            | "WriteOutputs"
-            >> beam.ParDo(WriteEnvelopes(kafka, kafka.output_topic, "output", True)).with_outputs(
-                FAILED, main="settled"
-            )
-        )
+        written = encoded.ok | "WriteOutputs" >> beam.ParDo(
+            WriteEnvelopes(kafka, kafka.output_topic, "output", True)
+        ).with_outputs(FAILED, main="settled")
         dead = (
             decoded[DEAD],
             enriched[DEAD],
@@ -79,7 +61,6 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         dead_settled = (
             dead
             | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task))
-            | "BatchDeadLetters" >> beam.BatchElements(min_batch_size=1, max_batch_size=WRITE_BATCH)
             | "WriteDeadLetters"
             >> beam.ParDo(WriteEnvelopes(kafka, kafka.dead_letter_topic, "dead_letter", False))
         )
@@ -92,17 +73,22 @@ class EnrichStage(beam.PTransform[Any, Any]):
     Returns every intermediate PCollection by name, so tests can assert on them: records,
     enriched, dead, settled, commits."""
 
-    def __init__(self, task: TaskSpec, *, follow: bool = False) -> None:
+    def __init__(self, task: TaskSpec, *, follow: bool = False, backpressure: bool = False) -> None:
         super().__init__()
-        self._task, self._follow = task, follow
+        self._task, self._follow, self._backpressure = task, follow, backpressure
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         read = pbegin | "Read" >> ReadTopic(
-            kafka, kafka.input_topic, task.consumer_group, follow=self._follow
+            kafka,
+            kafka.input_topic,
+            task.consumer_group,
+            follow=self._follow,
+            slice_records=2 * task.policy.max_in_flight,  # a bundle: twice the window
+            max_backlog=4 * task.policy.max_in_flight if self._backpressure else None,
         )
         # A partition's records spread over every worker; commits stay per partition.
-        spread = read["records"] | "Spread" >> beam.Reshuffle()
+        spread = read["records"]
         processed = spread | "Process" >> ProcessRecords(task, self._follow)
         commits = {
             "ranges": read["ranges"],

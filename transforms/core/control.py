@@ -7,6 +7,12 @@ readers stop the same way, and no further record is attempted (they stay uncommi
 be read again once the fault is fixed). ``pause`` is set while every provider is down in
 a follow run: the readers wait instead of piling up records.
 
+``backlog`` counts records read but not yet through enrichment. Readers wait while it is
+over their limit, so a drain does not pull the whole topic into the runner's memory ahead
+of the LLM calls, and bundles stay small enough for commits to follow closely. It only
+works where readers and enrichment share a process (Prism's LOOPBACK workers), so the
+pipeline builder enables it only there.
+
 With Prism's LOOPBACK workers the launcher and the workers are one process; on remote
 runners the runner's own drain stops the readers (the reader's ``truncate``).
 """
@@ -16,9 +22,12 @@ from __future__ import annotations
 import threading
 
 __all__ = [
+    "backlog",
     "halt",
     "halted",
     "paused",
+    "read_ahead",
+    "records_done",
     "request_stop",
     "reset",
     "set_paused",
@@ -26,6 +35,8 @@ __all__ = [
 ]
 
 _stop = threading.Event()
+_backlog_lock = threading.Lock()
+_backlog = [0]
 _pause = threading.Event()
 _halt_reason: list[str] = []
 
@@ -60,8 +71,24 @@ def paused() -> bool:
     return _pause.is_set()
 
 
+def read_ahead(records: int) -> None:
+    with _backlog_lock:
+        _backlog[0] += records
+
+
+def records_done(records: int = 1) -> None:
+    with _backlog_lock:
+        _backlog[0] = max(0, _backlog[0] - records)
+
+
+def backlog() -> int:
+    return _backlog[0]
+
+
 def reset() -> None:
-    """Forget an earlier run's stop, halt and pause (a new run in the same process)."""
+    """Forget an earlier run's stop, halt, pause and backlog (a new run in this process)."""
     _stop.clear()
     _pause.clear()
     _halt_reason.clear()
+    with _backlog_lock:
+        _backlog[0] = 0

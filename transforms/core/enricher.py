@@ -72,9 +72,10 @@ class Enricher:
         )
 
     async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure | Skipped]:
-        return list(await asyncio.gather(*(self._bounded(p) for p in batch)))
+        return list(await asyncio.gather(*(self.enrich_one(p) for p in batch)))
 
-    async def _bounded(self, parsed: Parsed) -> Enriched | Failure | Skipped:
+    async def enrich_one(self, parsed: Parsed) -> Enriched | Failure | Skipped:
+        """One record within the in-flight window, the guards and the run's halt."""
         async with self._in_flight:
             while True:
                 stopped = control.halted() or self.guard.stop_reason

@@ -90,20 +90,25 @@ class PartitionReader:
         self._client.assign([self._tp])
         self._next: int | None = None  # the position the last fetch was asked to end at
         self.lock = threading.Lock()
-        self.last_progress = time.monotonic()  # when a fetch last returned records
+        self._last_progress = time.monotonic()  # when a fetch last returned records
         self._last_fetch = 0.0
 
     def position(self) -> int:
         return int(self._client.position(self._tp))
 
-    def fetch(self, position: int, timeout_s: float) -> list[KafkaRecord]:
+    def starved_s(self) -> float:
+        """How long fetches have been coming back empty, while asked for more."""
+        return time.monotonic() - self._last_progress
+
+    def fetch(self, position: int, timeout_s: float, max_records: int = 500) -> list[KafkaRecord]:
         now = time.monotonic()
-        if now - self._last_fetch > 5.0:  # not asked for a while (a new run): not starved
-            self.last_progress = now
+        if now - self._last_fetch > 5.0:  # not asked for a while (waiting on others): not starved
+            self._last_progress = now
         self._last_fetch = now
         if position != self._next:
             self._client.seek(self._tp, position)
-        batch = self._client.poll(timeout_ms=int(timeout_s * 1000)).get(self._tp, [])
+        polled = self._client.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        batch = polled.get(self._tp, [])
         records, span_start = [], position
         for message in batch:
             if message.offset < span_start:  # a stale fetch from before a seek
@@ -112,7 +117,7 @@ class PartitionReader:
             span_start = message.offset + 1
         self._next = span_start if records else position
         if records:
-            self.last_progress = time.monotonic()
+            self._last_progress = time.monotonic()
         return records
 
     def close(self) -> None:

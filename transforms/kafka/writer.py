@@ -1,15 +1,14 @@
-"""Write envelopes to a topic and report which ones the broker acknowledged.
+"""Write envelopes to a topic and learn, per record, whether the broker acknowledged it.
 
 Each record's outcome is decided once, by the producer: acknowledged, or failed when its
-delivery timeout (``delivery_timeout_ms``, retries included) ran out. The writer waits for
-that verdict and never gives up earlier, so a late acknowledgement cannot turn a written
+delivery timeout (``delivery_timeout_ms``, retries included) ran out. ``verdict`` waits
+for that and never gives up earlier, so a late acknowledgement cannot turn a written
 record into a dead letter as well.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from typing import Any
 
 import kafka.errors
@@ -17,7 +16,7 @@ from kafka import KafkaProducer
 
 from transforms.core.envelope import Envelope
 
-__all__ = ["systemic_write_error", "write_all"]
+__all__ = ["flush", "send", "systemic_write_error", "verdict"]
 
 _SYSTEMIC = (
     kafka.errors.AuthorizationError,  # topic, cluster, group, transactional id
@@ -35,30 +34,28 @@ def systemic_write_error(error: Exception) -> str | None:
     return None
 
 
-def write_all(
-    producer: KafkaProducer, topic: str, envelopes: Sequence[Envelope]
-) -> list[tuple[Envelope, Exception | None]]:
-    """Send all, flush, and pair each envelope with ``None`` (acknowledged) or its error.
+def send(producer: KafkaProducer, topic: str, envelope: Envelope) -> Any:
+    """Start writing; the future to pass to ``verdict``, or the error ``send`` raised at
+    once (a record too large, say). Never raises for one record."""
+    try:
+        return producer.send(
+            topic, key=envelope.key, value=envelope.value, headers=list(envelope.headers)
+        )
+    except Exception as exc:  # e.g. MessageSizeTooLargeError, raised by send() itself
+        return exc
 
-    Never raises for one record: a record the producer refuses at once (too large, say) is
-    paired with that error, like one the broker refuses later.
-    """
-    pending: list[tuple[Envelope, Any]] = []
-    results: list[tuple[Envelope, Exception | None]] = []
-    for envelope in envelopes:
-        try:
-            future = producer.send(
-                topic, key=envelope.key, value=envelope.value, headers=list(envelope.headers)
-            )
-            pending.append((envelope, future))
-        except Exception as exc:  # e.g. MessageSizeTooLargeError, raised by send() itself
-            results.append((envelope, exc))
-    with contextlib.suppress(Exception):  # a failed delivery shows in the futures below
+
+def flush(producer: KafkaProducer) -> None:
+    with contextlib.suppress(Exception):  # a failed delivery shows in its future
         producer.flush()
-    for envelope, future in pending:
-        try:
-            future.get()  # resolved by then: acknowledged or failed at its delivery timeout
-            results.append((envelope, None))
-        except Exception as exc:  # kafka-python raises KafkaError subclasses
-            results.append((envelope, exc))
-    return results
+
+
+def verdict(sent: Any) -> Exception | None:
+    """None when the broker acknowledged the record, else why not. Call after ``flush``."""
+    if isinstance(sent, Exception):
+        return sent
+    try:
+        sent.get()  # resolved by now: acknowledged, or failed at its delivery timeout
+        return None
+    except Exception as exc:  # kafka-python raises KafkaError subclasses
+        return exc

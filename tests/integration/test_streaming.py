@@ -1,0 +1,156 @@
+"""The stage as a streaming job: follow mode, a clean stop, and progress that survives a
+crash. Each test drives the real CLI (Prism, the real broker) against a fault server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewPartitions
+
+from pipelines.topics import topic_records
+from tests.fault_server import FaultServer, Reply
+from tests.integration.conftest import (
+    KAFKA,
+    MakeTask,
+    committed_offsets,
+    end_offsets,
+    fault_provider,
+    reviews,
+    run_job,
+)
+from transforms.beam.commit import COMMIT_EVERY
+from transforms.core.job import Job
+
+CLI = [sys.executable, "-m", "pipelines.cli"]
+
+
+def _start(job: Job, *args: str) -> subprocess.Popen[str]:
+    assert job.task.source_path is not None
+    return subprocess.Popen(
+        [*CLI, "run", "--task", str(job.task.source_path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: kill -9 takes Prism with it
+    )
+
+
+def _written(topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=KAFKA)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return sum(consumer.end_offsets(tps).values()) if tps else 0
+    finally:
+        consumer.close()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _produce(job: Job, values: list[bytes], partition: int | None = None) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
+    for index, value in enumerate(values):
+        target = partition if partition is not None else index % 3
+        producer.send(job.task.kafka.input_topic, value=value, partition=target)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def _settled_coordinates(job: Job) -> Counter[tuple[int, int]]:
+    def coords(headers: dict[str, str]) -> tuple[int, int]:
+        return int(headers["llm_enrich.source.partition"]), int(headers["llm_enrich.source.offset"])
+
+    records = list(topic_records(job, dead_letters=False))
+    records += list(topic_records(job, dead_letters=True))
+    return Counter(coords(r["headers"]) for r in records)
+
+
+def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_sigterm(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    server = fault_server(default=Reply.ok(delay_s=0.05))
+    job = make_task([fault_provider(server, "fast")])
+    out = job.task.kafka.output_topic
+    job_process = _start(job, "--follow")
+    try:
+        _produce(job, reviews(30))
+        latency = _wait_for(lambda: _written(out) >= 30, 90, "the first 30 outputs")
+        # records produced while the job runs are enriched within seconds
+        _produce(job, reviews(6))
+        latency = _wait_for(lambda: _written(out) >= 36, 30, "6 more outputs")
+        assert latency < 15, f"produce to output took {latency:.1f}s"
+        # a partition added while running is found and read from its start
+        admin = KafkaAdminClient(bootstrap_servers=KAFKA)
+        admin.create_partitions({job.task.kafka.input_topic: NewPartitions(4)})
+        admin.close()
+        _produce(job, reviews(5), partition=3)
+        _wait_for(lambda: _written(out) >= 41, 60, "the new partition's outputs")
+        assert job_process.poll() is None, job_process.communicate()
+        job_process.send_signal(signal.SIGTERM)
+        stdout, stderr = job_process.communicate(timeout=120)
+    finally:
+        if job_process.poll() is None:
+            os.killpg(job_process.pid, signal.SIGKILL)
+    assert job_process.returncode == 0, stderr
+    assert "SIGTERM: stopping" in stderr
+    assert "records read        41" in stdout and "not settled         0" in stdout
+    # reconciled: every input offset in exactly one output or dead letter, all committed
+    settled = _settled_coordinates(job)
+    assert sum(settled.values()) == 41 and set(settled.values()) == {1}
+    expected = {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
+    assert set(settled) == expected
+    assert committed_offsets(job) == end_offsets(job)
+    print(f"follow mode: produce to output in {latency:.1f}s")
+
+
+def test_a_crash_repeats_only_the_records_in_flight(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    server = fault_server(default=Reply.ok(delay_s=0.2))
+    job = make_task([fault_provider(server, "slow")])
+    in_flight = job.task.policy.max_in_flight
+    total = 900
+    _produce(job, reviews(total))
+    out = job.task.kafka.output_topic
+
+    crashed = _start(job)
+    _wait_for(lambda: _written(out) >= total * 0.4, 180, "40% of the outputs")
+    os.killpg(crashed.pid, signal.SIGKILL)  # kill -9, Prism and all
+    crashed.communicate(timeout=30)
+    before_crash = _written(out)
+    calls_before = server.stats.requests
+    committed = sum(v or 0 for v in committed_offsets(job).values())
+    assert 0 < committed <= before_crash < total, "progress was committed as the run went"
+
+    summary = run_job(job.task)  # the next run, to the end
+    duplicates = _written(out) - total
+    repeated_calls = server.stats.requests - total
+    assert summary.exit_code == 0 and summary.get("read") == total - committed
+    settled = _settled_coordinates(job)
+    assert set(settled) == {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
+    bound = in_flight + 3 * COMMIT_EVERY  # in flight, and settled but not yet committed
+    print(
+        f"crash at {before_crash}/{total} outputs ({calls_before} calls): committed {committed};"
+        f" after the rerun {duplicates} duplicate outputs, {repeated_calls} repeated LLM calls"
+        f" (bound {bound})"
+    )
+    assert duplicates == before_crash - committed  # exactly the uncommitted outputs
+    assert 0 <= duplicates <= bound
+    assert 0 <= repeated_calls <= bound + in_flight
+    assert committed_offsets(job) == end_offsets(job)
