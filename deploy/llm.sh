@@ -86,6 +86,20 @@ cmd_install() {
 
 healthy() { curl -fsS -m 2 -o /dev/null "$URL/health" 2>/dev/null; }
 
+# One line saying why the server died at start: its fatal signal, else its last error line.
+why_dead() { # PID
+  local status=0 signal="" line
+  wait "$1" 2>/dev/null || status=$?
+  case $status in
+    132) echo "illegal instruction (SIGILL): the binary uses CPU features this machine lacks;" \
+      "delete $(dirname "$(dirname "$BIN")") and run '$0 install'"; return ;;
+    134) signal="aborted (SIGABRT)" ;;
+    139) signal="segmentation fault (SIGSEGV)" ;;
+  esac
+  line=$(grep -iE 'error|failed|cannot|unable|illegal|abort' "$LOG" 2>/dev/null | tail -n 1)
+  echo "${signal:+$signal: }${line:-exit status $status}"
+}
+
 server_pid() { # pid from the pidfile, if that process is still our llama-server
   local pid; pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
   [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *llama-server*"--port $PORT"* ]] && echo "$pid"
@@ -113,7 +127,7 @@ cmd_start() {
       echo "llm: running on $URL/v1 (pid $pid, ready in $(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 )) ms)"
       return
     fi
-    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$LOG" >&2; die "llama-server exited (log: $LOG)"; }
+    kill -0 "$pid" 2>/dev/null || die "llama-server exited at start: $(why_dead "$pid") (log: $LOG)"
     sleep 0.2
   done
   tail -n 30 "$LOG" >&2; die "llama-server not healthy after 60 s (pid $pid, log: $LOG)"

@@ -6,25 +6,24 @@ may still meet a systemic fault later (a key revoked mid-run); that stops it wit
 
 from __future__ import annotations
 
-import os
-
+from transforms.core.secrets import resolve_secret
 from transforms.core.task import TaskSpec
 
 __all__ = ["preflight"]
+
+WHERE = " (in the environment, or as a file in $LLM_ENRICH_SECRETS_DIR)"
 
 
 def preflight(task: TaskSpec, *, dead_letter_topic_needed: bool = True) -> list[str]:
     """Problems found, in the order a user should fix them (empty: all good)."""
     problems = [
-        f"providers[{p.name}].api_key_env: environment variable {p.api_key_env} is not set"
+        f"providers[{p.name}].api_key_env: {p.api_key_env} is not set{WHERE}"
         for p in task.providers
-        if p.api_key_env and not os.environ.get(p.api_key_env)
+        if p.api_key_env and not resolve_secret(p.api_key_env)
     ]
     kafka = task.kafka
-    if kafka.sasl_password_env and not os.environ.get(kafka.sasl_password_env):
-        problems.append(
-            f"kafka.sasl_password_env: environment variable {kafka.sasl_password_env} is not set"
-        )
+    if kafka.sasl_password_env and not resolve_secret(kafka.sasl_password_env):
+        problems.append(f"kafka.sasl_password_env: {kafka.sasl_password_env} is not set{WHERE}")
     if problems:
         return problems
     problems += _topics(task, dead_letter_topic_needed)

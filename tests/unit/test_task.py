@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_TASK
+from tests.conftest import EXAMPLE_TASK, SCHEMAS
 from transforms.core.errors import TaskConfigError
 from transforms.core.job import compile_job
 from transforms.core.task import load_task
@@ -96,3 +96,26 @@ def test_template_syntax_error_is_a_config_error(tmp_path: Path) -> None:
     path = _write(tmp_path, lambda r: r["prompt"].update(template="{{ text "))
     with pytest.raises(TaskConfigError, match="prompt.template"):
         compile_job(load_task(path))
+
+
+def test_the_task_travels_whole_without_its_schema_files(tmp_path: Path) -> None:
+    """Remote workers get the pickled task: the launcher's schema paths do not exist there."""
+    import pickle
+    import shutil
+
+    folder = tmp_path / "job"
+    shutil.copytree(EXAMPLE_TASK.parent, folder)
+    (folder / "schemas").mkdir()
+    for name in ("examples.reviews.Review.avsc", "examples.reviews.EnrichedReview.avsc"):
+        shutil.copy(SCHEMAS / name, folder / "schemas" / name)
+    text = (folder / "task.yaml").read_text().replace("../../../schemas", "schemas")
+    (folder / "task.yaml").write_text(text)
+    task = load_task(folder / "task.yaml")
+    launcher = compile_job(task)
+
+    shipped = pickle.dumps(task)
+    shutil.rmtree(folder)  # the worker's file system has none of it
+    worker = compile_job(pickle.loads(shipped))
+
+    assert worker.output_schema.fingerprint == launcher.output_schema.fingerprint
+    assert worker.prompt.hash == launcher.prompt.hash

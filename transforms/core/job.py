@@ -3,10 +3,14 @@ process (launcher and each worker) from the picklable ``TaskSpec``."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-from schemas import AvroSchema, load_schema
+from fastavro.schema import SchemaParseException
+
+from schemas import AvroSchema, load_schema, parse_schema
 from transforms.core.errors import TaskConfigError
 from transforms.core.prompt import PromptRenderer
 from transforms.core.response_schema import ResponseShape, derive_response_shape
@@ -51,13 +55,25 @@ class Job:
         return product_version()
 
 
+def _schema(task: TaskSpec, path: Path) -> AvroSchema:
+    """The schema as read when the task was loaded (on a remote worker the file is not
+    there), else from the file."""
+    text = task.schema_text(path)
+    if text is None:
+        return load_schema(path)
+    try:
+        return parse_schema(json.loads(text))
+    except (ValueError, SchemaParseException) as exc:
+        raise ValueError(f"{path}: not a valid Avro schema: {exc}") from None
+
+
 def compile_job(task: TaskSpec) -> Job:
     where = task.source_path or "task"
     try:
-        input_schema = load_schema(task.input.schema_path)
-        output_schema = load_schema(task.output.schema_path)
-        input_previous = tuple(load_schema(p) for p in task.input.previous_schemas)
-        output_previous = tuple(load_schema(p) for p in task.output.previous_schemas)
+        input_schema = _schema(task, task.input.schema_path)
+        output_schema = _schema(task, task.output.schema_path)
+        input_previous = tuple(_schema(task, p) for p in task.input.previous_schemas)
+        output_previous = tuple(_schema(task, p) for p in task.output.previous_schemas)
     except ValueError as exc:
         raise TaskConfigError(str(exc)) from None
     if not input_schema.fields or not output_schema.fields:

@@ -13,7 +13,6 @@ succeeded or not (``CallFailed`` carries them), so they can travel into the dead
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ from transforms.core.policy import (
     retry_after_seconds,
     systemic_reason,
 )
+from transforms.core.secrets import resolve_secret
 from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
 
 __all__ = ["CallFailed", "Completion", "ProviderClient"]
@@ -84,7 +84,7 @@ class ProviderClient:
         api_key = "unused"
         self._secrets: list[str] = []
         if spec.api_key_env:
-            api_key = os.environ.get(spec.api_key_env, "")
+            api_key = resolve_secret(spec.api_key_env) or ""
             if not api_key:
                 raise TaskConfigError(
                     f"provider {spec.name!r}: environment variable {spec.api_key_env} is not set"

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -198,6 +199,13 @@ class TaskSpec(_Strict):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     source_path: Path | None = Field(default=None, exclude=True)
+    # The schema files' contents, read at load: the task travels whole to remote workers,
+    # where the launcher's paths do not exist (not settable from YAML).
+    _schema_texts: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def schema_text(self, path: Path) -> str | None:
+        """The content of a schema file named by this task, as read at load."""
+        return self._schema_texts.get(str(path))
 
     @property
     def consumer_group(self) -> str:
@@ -245,10 +253,13 @@ def load_task(path: str | Path) -> TaskSpec:
 def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
     base = path.resolve().parent
 
+    texts: dict[str, str] = {}
+
     def resolve(key: str, file: Path) -> Path:
         full = (base / file).resolve()
         if not full.is_file():
             raise TaskConfigError(f"{path}: {key}: file not found: {full}")
+        texts[str(full)] = full.read_text(encoding="utf-8")
         return full
 
     def resolve_all(section: InputSpec | OutputSpec, key: str) -> dict[str, Any]:
@@ -260,10 +271,12 @@ def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
             ],
         }
 
-    return task.model_copy(
+    resolved = task.model_copy(
         update={
             "input": task.input.model_copy(update=resolve_all(task.input, "input")),
             "output": task.output.model_copy(update=resolve_all(task.output, "output")),
             "source_path": path.resolve(),
         }
     )
+    resolved._schema_texts = texts
+    return resolved

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
 from transforms.core.errors import TaskConfigError
+from transforms.core.secrets import resolve_secret
 from transforms.core.task import (
     KAFKA_CONSUMER_KEYS,
     KAFKA_PRODUCER_KEYS,
@@ -24,7 +24,7 @@ def common_settings(spec: KafkaSpec) -> dict[str, Any]:
     security = {k: v for k, v in spec.client.items() if k in KAFKA_SECURITY_KEYS}
     settings.update(security)
     if spec.sasl_password_env:
-        password = os.environ.get(spec.sasl_password_env)
+        password = resolve_secret(spec.sasl_password_env)
         if not password:
             raise TaskConfigError(
                 f"kafka.sasl_password_env: environment variable {spec.sasl_password_env} is not set"
