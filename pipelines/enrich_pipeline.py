@@ -24,7 +24,7 @@ def build_pipeline(
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
     options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint)
     pipeline = beam.Pipeline(options=options)
-    stage = EnrichStage(task, follow=follow, backpressure=in_one_process(options))
+    stage = EnrichStage(task, follow=follow, one_process=in_one_process(options))
     return pipeline, pipeline | f"Enrich[{task.name}]" >> stage
 
 

@@ -207,7 +207,9 @@ def test_dead_letter_ratio_guard_stops_the_run_and_commits_only_what_was_written
     outputs, dead = _settled(job)
     assert summary.stop_reasons and "max_dead_letter_ratio" in summary.stop_reasons[0]
     assert 10 <= len(dead) < 90 and outputs == []
-    assert summary.unaccounted == 90 - len(dead)
+    # the readers stopped too: what was read and not dead-lettered is left unsettled
+    assert summary.get("read") < 90 and summary.unaccounted == summary.get("read") - len(dead)
+    assert summary.exit_code == 4
     written = {(d["original"]["partition"], d["original"]["offset"]) for d in dead}
     for partition, committed in committed_offsets(job).items():
         # everything below the committed offset was written; nothing above it is lost
@@ -226,6 +228,7 @@ def test_budget_stops_the_run_cleanly(make_task: MakeTask, fault_server: Any) ->
     summary = run_job(job.task)
 
     assert summary.stop_reasons and "budget_usd" in summary.stop_reasons[0]
+    assert summary.exit_code == 4
     assert 10 <= summary.get("written.output") <= 13
     assert summary.get("cost_micro_usd") == summary.get("written.output") * 1_000_000
 

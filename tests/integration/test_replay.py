@@ -42,8 +42,13 @@ def _outputs_by_source(job: Job) -> Counter[tuple[int, int]]:
 
 def _outage(make_task: MakeTask, fault_server: Any, count: int, **task: Any) -> tuple[Job, Any]:
     server = fault_server(default=Reply.status(503))
+    # The outage dead-letters the records (the documented opt-out; by default it would stop
+    # the run), so that there is something to replay.
+    policy = {"on_systemic_fault": "dead_letter", "max_dead_letter_ratio": None}
     job = make_task(
-        [fault_provider(server, "only")], policy={"attempts_per_provider": 1, **FAST}, **task
+        [fault_provider(server, "only")],
+        policy={"attempts_per_provider": 1, **FAST, **policy},
+        **task,
     )
     produce(job, reviews(count))
     first = run_job(job.task)

@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.utils.shared import Shared
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt
+from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt, note_stop
 from transforms.core import control
 from transforms.core.codec import InputDecoder
 from transforms.core.enricher import Enricher
@@ -145,6 +145,7 @@ class EnrichRecords(_JobDoFn):
 
     def finish_bundle(self) -> Iterator[Any]:
         yield from self._completed(wait=True)
+        note_stop()  # a guard may have stopped the run with no record left to skip
 
     def _completed(self, wait: bool) -> Iterator[Any]:
         waiting = []

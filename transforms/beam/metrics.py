@@ -28,6 +28,13 @@ def count_halted(reason: str) -> None:
     Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
 
 
+def note_stop() -> None:
+    """If the run was stopped early (by any stage of this process), say why in the metrics."""
+    reason = control.halted()
+    if reason:
+        Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
+
+
 def halt(reason: str) -> None:
     """A stage met a systemic fault: stop the run (the readers stop claiming offsets)."""
     control.halt(reason)

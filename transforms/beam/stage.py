@@ -70,12 +70,13 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 
 class EnrichStage(beam.PTransform[Any, Any]):
     """Applied to the pipeline root: drain (``follow=False``) or follow the input topic.
+    ``one_process``: the runner runs everything in one process (Prism's LOOPBACK workers).
     Returns every intermediate PCollection by name, so tests can assert on them: records,
     enriched, dead, settled, commits."""
 
-    def __init__(self, task: TaskSpec, *, follow: bool = False, backpressure: bool = False) -> None:
+    def __init__(self, task: TaskSpec, *, follow: bool = False, one_process: bool = False) -> None:
         super().__init__()
-        self._task, self._follow, self._backpressure = task, follow, backpressure
+        self._task, self._follow, self._one_process = task, follow, one_process
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -85,11 +86,13 @@ class EnrichStage(beam.PTransform[Any, Any]):
             task.consumer_group,
             follow=self._follow,
             slice_records=2 * task.policy.max_in_flight,  # a bundle: twice the window
-            max_backlog=4 * task.policy.max_in_flight if self._backpressure else None,
+            # readers and enrichment in one process: readers wait for enrichment
+            max_backlog=4 * task.policy.max_in_flight if self._one_process else None,
         )
-        # A partition's records spread over every worker; commits stay per partition.
-        spread = read["records"]
-        processed = spread | "Process" >> ProcessRecords(task, self._follow)
+        records = read["records"]
+        if not self._one_process:  # spread a partition's records over every worker process;
+            records = records | "Spread" >> beam.Reshuffle()  # commits stay per partition
+        processed = records | "Process" >> ProcessRecords(task, self._follow)
         commits = {
             "ranges": read["ranges"],
             "settled": processed["settled"],

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastavro.schema import SchemaParseException
 
 from schemas import AvroSchema, load_schema, parse_schema
+from transforms.core.copied import copy_problems
 from transforms.core.errors import TaskConfigError
 from transforms.core.prompt import PromptRenderer
 from transforms.core.response_schema import ResponseShape, derive_response_shape
@@ -82,6 +83,9 @@ def compile_job(task: TaskSpec) -> Job:
         shape = derive_response_shape(
             output_schema.parsed, {f["name"] for f in input_schema.fields}
         )
+        problems = copy_problems(input_schema.parsed, output_schema.parsed, shape.copied_fields)
+        if problems:
+            raise ValueError(problems[0])
         prompt = PromptRenderer(task.prompt, shape)
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
