@@ -64,10 +64,17 @@ def _job(task_path: str) -> Job:
 
 
 def _quiet_logs(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
+    """Our own warnings (the first failures of each stage) always; the libraries' logs and
+    tracebacks with -v."""
+    level = logging.DEBUG if verbose else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llm_enrich").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:
         for name in ("apache_beam", "kafka", "httpx", "openai", "root"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    else:  # -v: our debug lines and tracebacks, the libraries at INFO
+        for name in ("apache_beam", "kafka", "httpx", "httpcore", "openai"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 TASK = click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ def test_run_prints_a_summary_and_commits(make_task: MakeTask, llm_server: None)
     assert "records read        12" in done.stdout
     assert "not settled         0" in done.stdout
     assert "== first 2 enriched records" in done.stdout
+    shown = done.stdout.split("== first 2 enriched records\n", 1)[1].splitlines()
+    assert "(none)" not in shown and [json.loads(line)["review_id"] for line in shown[:2]]
     assert committed_offsets(job) == end_offsets(job)
 
 

@@ -26,6 +26,7 @@ def test_connection_refused_falls_back_to_the_next_provider(
     outputs = list(topic_records(job, dead_letters=False))
     dead = list(topic_records(job, dead_letters=True))
     assert len(outputs) + len(dead) == 24
+    assert outputs, "the fallback enriched nothing"
     assert all(r["headers"]["llm_enrich.provider"] == "fallback" for r in outputs)
     assert not [d for d in dead if d["value"]["stage"] == "llm"]
     assert summary.get("llm_failed_calls") >= 24  # the primary refused every record

@@ -53,3 +53,13 @@ def test_values_that_cannot_be_coerced_are_left_for_the_validator() -> None:
 def test_valid_datum_is_untouched() -> None:
     datum = {"label": "mixed", "tags": [], "rating": 2, "score": None, "lang": "de"}
     assert coerce(datum, SCHEMA) == (datum, [])
+
+
+def test_a_long_written_as_a_string_keeps_every_digit() -> None:
+    schema = {"type": "record", "name": "N", "fields": [{"name": "n", "type": "long"}]}
+    big = 2**53 + 1  # a double would round it to 2**53
+    fixed, repairs = coerce({"n": str(big)}, schema)
+    assert fixed == {"n": big} and repairs == ["numeric_string"]
+    assert coerce({"n": "1e3"}, schema)[0] == {"n": 1000}
+    assert coerce({"n": "9.5"}, schema)[0] == {"n": "9.5"}  # not an integer: left for errors
+    assert coerce({"n": "1e300"}, schema)[0] == {"n": "1e300"}  # not exactly representable

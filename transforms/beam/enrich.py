@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam.utils.shared import Shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt, note_stop
 from transforms.core import control
 from transforms.core.codec import InputDecoder
@@ -28,9 +29,10 @@ from transforms.registry.client import RegistryClient, registry_lookup, topic_su
 DEAD = "dead"
 
 
-def _dead(failure: Failure | WindowedValue) -> Any:
-    stage = (failure.value if isinstance(failure, WindowedValue) else failure).stage
-    dead_letter_counter(stage).inc()
+def _dead(failure: Failure | WindowedValue, exc: BaseException | None = None) -> Any:
+    plain = failure.value if isinstance(failure, WindowedValue) else failure
+    dead_letter_counter(plain.stage).inc()
+    log_failure(plain.stage, plain.error_class, plain.message, exc)
     return beam.pvalue.TaggedOutput(DEAD, failure)
 
 
@@ -73,7 +75,7 @@ class DecodeRecords(_JobDoFn):
             yield self._decoder.decode(record)
         except RecordError as error:
             control.records_done()
-            yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()))
+            yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()), error)
         except SystemicFault as fault:  # e.g. the registry is unreachable: stop the run
             control.records_done()
             halt(f"systemic: {fault.reason}")
@@ -191,12 +193,13 @@ class EncodeOutputs(_JobDoFn):
             yield output_envelope(self.job, enriched, self._schema_id)
         except RecordError as error:
             failure = Failure.from_error(enriched.source, error, failed_at_ms=_now_ms())
-            yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}))
+            yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}), error)
 
 
 class EncodeDeadLetters(_JobDoFn):
     def process(self, failure: Failure) -> Iterator[Envelope]:
         try:
             yield dead_letter_envelope(self.job, failure)
-        except Exception:  # a defect: leave the offset unsettled (re-read next run), counted
+        except Exception as exc:  # a defect: leave the offset unsettled (re-read next run)
             counter("dead_letter_unencodable").inc()
+            log_defect(f"a {failure.stage} dead letter could not be encoded", exc)

@@ -10,6 +10,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.beam.failures import log_failure
 from transforms.beam.metrics import counter, dead_letter_counter, halt
 from transforms.core.envelope import Envelope
 from transforms.core.errors import WriteError
@@ -58,6 +59,7 @@ class WriteEnvelopes(beam.DoFn):
                 yield WindowedValue(envelope.source.settled_coordinates, timestamp, (window,))
                 continue
             self._refused.inc()
+            log_failure(f"write to {self._topic}", type(error).__name__, str(error))
             systemic = systemic_write_error(error)
             if systemic is not None:  # the topic is missing or closed to us: stop the run
                 halt(f"systemic: cannot write to {self._topic}: {systemic}")

@@ -58,17 +58,33 @@ def _enum(datum: str, symbols: list[str], fixes: list[str]) -> str:
 
 def _number(datum: str, kind: str, fixes: list[str]) -> Any:
     text = datum.strip()
+    if kind in ("int", "long"):
+        exact: int | None
+        try:
+            exact = int(text)  # every digit kept, beyond 2**53 too
+        except ValueError:
+            exact = _integral_float(text)
+        if exact is None:
+            return datum
+        fixes.append("numeric_string")
+        return exact
     try:
         value = float(text)
     except ValueError:
         return datum
-    if kind in ("int", "long"):
-        if not value.is_integer():
-            return datum
-        fixes.append("numeric_string")
-        return int(value)
     fixes.append("numeric_string")
     return value
+
+
+def _integral_float(text: str) -> int | None:
+    """``"5.0"`` or ``"1e3"`` as an integer, when a double holds it exactly."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not value.is_integer() or abs(value) > 2**53:
+        return None
+    return int(value)
 
 
 def _record(datum: dict[str, Any], schema: Any, named: Named, fixes: list[str]) -> Any:
