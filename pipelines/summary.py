@@ -69,7 +69,7 @@ class RunSummary:
         read = self.get("read")
         rate = read / self.wall_time_s if self.wall_time_s else 0.0
         dead = ", ".join(f"{k}={v}" for k, v in self.dead_by_stage.items()) or "none"
-        return [
+        lines = [
             f"records read        {read}",
             f"enriched (written)  {self.get('written.output')}",
             f"dead-lettered       {self.get('written.dead_letter')}  (by stage: {dead})",
@@ -80,7 +80,13 @@ class RunSummary:
             f" completion {self.get('completion_tokens')}",
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
-        ] + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+        ]
+        if self.get("expired"):
+            lines.append(
+                f"expired             {self.get('expired')}  (left the topic by retention "
+                "before this group read them)"
+            )
+        return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
 
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"
