@@ -120,7 +120,7 @@ class RetryAfterWait(wait_base):
 
     def __init__(self, initial: float = 0.5, maximum: float = 20.0) -> None:
         self._maximum = maximum
-        self._backoff = wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
+        self._backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
