@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pipelines.runner import in_one_process
 from pipelines.summary import RunSummary, summarize
 from transforms.core import control
 
@@ -29,6 +30,7 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
     """Run ``pipeline`` and wait for it; with ``stop_on_signals`` (the CLI, main thread),
     SIGINT/SIGTERM stop it as described above."""
     control.reset()
+    in_process = in_one_process(pipeline.options)  # before run(): it rewrites the options
     started = time.monotonic()
     result = pipeline.run()
     waiter = _Waiter(result)
@@ -42,7 +44,7 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
             signal.signal(signum, handler)
     if waiter.error is not None:
         raise waiter.error
-    return summarize(result, time.monotonic() - started)
+    return summarize(result, time.monotonic() - started, in_process=in_process)
 
 
 class _Waiter(threading.Thread):

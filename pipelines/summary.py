@@ -7,6 +7,7 @@ from typing import Any
 
 from pipelines import exit_codes
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
+from transforms.core import tally
 
 __all__ = ["RunSummary", "summarize"]
 
@@ -98,7 +99,11 @@ class RunSummary:
         ]
 
 
-def summarize(result: Any, wall_time_s: float) -> RunSummary:
+def summarize(result: Any, wall_time_s: float, *, in_process: bool = False) -> RunSummary:
+    """The run's counts: the process's own tally when the whole pipeline ran in this
+    process (exact), else the runner's Beam metrics."""
+    if in_process:
+        return RunSummary(tally.counts(), wall_time_s, tally.reasons())
     metrics = result.metrics().query()
     counters: dict[str, int] = {}
     for metric in metrics["counters"]:
@@ -106,7 +111,7 @@ def summarize(result: Any, wall_time_s: float) -> RunSummary:
             continue
         name = metric.key.metric.name
         value = metric.committed if metric.committed is not None else metric.attempted
-        counters[name] = counters.get(name, 0) + int(value)
+        counters[name] = counters.get(name, 0) + int(value or 0)
     reasons: set[str] = set()
     for metric in metrics.get("string_sets", []):
         if (metric.key.metric.namespace, metric.key.metric.name) == (NAMESPACE, STOP_REASONS):

@@ -29,7 +29,7 @@ import openai
 import yaml
 
 from pipelines.enrich_pipeline import build_pipeline
-from pipelines.summary import summarize
+from pipelines.execute import execute
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
 from transforms.core import framing
@@ -128,10 +128,7 @@ def pipeline_run(base_url: str, records: int, in_flight: int, bootstrap: str) ->
     client.close()
 
     pipeline, _ = build_pipeline(job.task)
-    started = time.monotonic()
-    result = pipeline.run()
-    result.wait_until_finish()
-    summary = summarize(result, time.monotonic() - started)
+    summary = execute(pipeline)
     return {
         "records_per_s": summary.get("written.output") / summary.wall_time_s,
         "wall_s": summary.wall_time_s,

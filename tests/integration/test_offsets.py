@@ -55,3 +55,29 @@ def test_records_that_left_by_retention_before_they_were_read_are_counted(
     assert "expired             4  (left the topic by retention" in "\n".join(summary.lines())
     assert summary.get("read") == 4 + 10 + 10 and summary.exit_code == 0
     assert committed_offsets(job) == end_offsets(job)
+
+
+def test_transaction_markers_do_not_stop_the_commits(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    from kafka import KafkaProducer
+
+    server = fault_server(default=Reply.ok())
+    job = make_task([fault_provider(server, "p")])
+    topic = job.task.kafka.input_topic
+    producer = KafkaProducer(bootstrap_servers=KAFKA, transactional_id=f"{job.name}-tx", acks="all")
+    producer.init_transactions()
+    values = reviews(15)
+    for start in range(0, 15, 5):  # three transactions: a commit marker after each
+        producer.begin_transaction()
+        for value in values[start : start + 5]:
+            producer.send(topic, value=value, partition=0)
+        producer.commit_transaction()
+    producer.close()
+    ends = end_offsets(job)
+    assert ends[0] == 18  # 15 records and 3 markers
+
+    summary = run_job(job.task)
+
+    assert summary.exit_code == 0 and summary.get("written.output") == 15
+    assert committed_offsets(job)[0] == 18, "the commit went past every marker"

@@ -131,7 +131,7 @@ def test_every_circuit_open_stops_a_drain_run_without_dead_lettering_the_backlog
     assert summary.exit_code == exit_codes.SYSTEMIC
     assert any(r.startswith("outage: every provider failed") for r in summary.reasons)
     # only the records in flight before the circuit opened failed on their own
-    assert outputs == 0 and dead <= 4
+    assert outputs == 0 and dead < 2  # fewer than circuit_failure_threshold
     assert sum(v or 0 for v in committed_offsets(job).values()) <= dead
 
 

@@ -1,4 +1,9 @@
-"""The counters every run reports; one namespace, names shared with the summary."""
+"""The counters every run reports; one namespace, names shared with the summary.
+
+Each count goes to Beam's metrics (what a runner's UI and autoscaler see) and to the
+process's own tally (``transforms.core.tally``: what the summary reads on Prism, whose
+metrics can drop values).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,50 @@ from typing import Any
 
 from apache_beam.metrics.metric import Metrics
 
-from transforms.core import control
+from transforms.core import control, tally
 
 NAMESPACE = "llm_enrich"
 STOP_REASONS = "stop_reasons"
 
 
-def counter(name: str) -> Any:
-    return Metrics.counter(NAMESPACE, name)
+class Count:
+    """A Beam counter that also counts in the process's tally. Picklable."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._beam: Any = Metrics.counter(NAMESPACE, name)
+
+    def inc(self, value: int = 1) -> None:
+        if value:
+            self._beam.inc(value)
+            tally.add(self.name, value)
 
 
-def dead_letter_counter(stage: str) -> Any:
+def counter(name: str) -> Count:
+    return Count(name)
+
+
+def dead_letter_counter(stage: str) -> Count:
     return counter(f"dead_letter.{stage}")
+
+
+def stop_reason(reason: str) -> None:
+    Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
+    tally.add_reason(reason)
 
 
 def count_halted(reason: str) -> None:
     """A record left unsettled because the run stopped early (a guard or a systemic
-    fault): counted as ``halted.<kind>``; the reason travels as a string-set metric for the
-    summary."""
+    fault): counted as ``halted.<kind>``, and the reason kept for the summary."""
     counter(f"halted.{reason.split(':')[0]}").inc()
-    Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
+    stop_reason(reason)
 
 
 def note_stop() -> None:
-    """If the run was stopped early (by any stage of this process), say why in the metrics."""
+    """If the run was stopped early (by any stage of this process), say why."""
     reason = control.halted()
     if reason:
-        Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
+        stop_reason(reason)
 
 
 def halt(reason: str) -> None:

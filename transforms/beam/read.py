@@ -35,6 +35,7 @@ from transforms.kafka.reader import partition_reader, snapshot_ranges
 __all__ = ["ReadTopic"]
 
 UNBOUNDED = sys.maxsize
+GAPS = "gaps"  # spans with no record (transaction markers): settled as soon as read
 SLICE_S = 1.0  # read this long, then checkpoint: downstream gets records as they come
 POLL_S = 0.2
 DISCOVERY_INTERVAL_S = 10.0
@@ -72,7 +73,8 @@ class _Ranges(RestrictionProvider):
 
 
 class ReadPartitions(beam.DoFn):
-    """PartitionRange in, KafkaRecords out (timestamped with the record's timestamp)."""
+    """PartitionRange in, KafkaRecords out; ``gaps``: ``Settled`` spans the consumer
+    skipped with no record in them (transaction markers at the end of what was read)."""
 
     def __init__(
         self, spec: KafkaSpec, counter_name: str, slice_records: int, max_backlog: int | None
@@ -90,40 +92,50 @@ class ReadPartitions(beam.DoFn):
     ) -> Iterator[Any]:
         restriction = tracker.current_restriction()
         reader = partition_reader(self._spec, part.topic, part.partition)
+        # ``position`` is the end of the chain of spans handed downstream: every offset
+        # below it was claimed, or skipped by the consumer (markers, compaction) and
+        # covered by the next record's span.
         position, slice_ends = restriction.start, time.monotonic() + SLICE_S
         claimed = 0
-        with reader.lock:
-            while True:
-                if control.stop_requested() or (part.end is not None and position >= part.end):
-                    tracker.try_claim(restriction.stop)  # done: the rest stays unread
-                    return
-                if control.paused():  # every provider is down: wait, do not pile up
-                    tracker.defer_remainder(Duration(seconds=PAUSE_S))
-                    return
-                room = self._slice_records - claimed
-                if self._max_backlog is not None:  # enrichment is behind: let it catch up
-                    room = min(room, self._max_backlog - control.backlog())
-                if room <= 0:
-                    break
+        while True:
+            if control.stop_requested():
+                tracker.try_claim(restriction.stop)  # the rest stays unread and uncommitted
+                return
+            if control.paused():  # every provider is down: wait, do not pile up
+                tracker.defer_remainder(Duration(seconds=PAUSE_S))
+                return
+            room = self._slice_records - claimed
+            if self._max_backlog is not None:  # enrichment is behind: let it catch up
+                room = min(room, self._max_backlog - control.backlog())
+            if room <= 0:
+                break
+            with reader.lock:  # never held across a yield
                 records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
-                if not records and part.end is not None and reader.starved_s() > IDLE_S:
-                    halt(
-                        f"systemic: no progress reading {part.topic}[{part.partition}] at "
-                        f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
-                    )
-                    tracker.try_claim(restriction.stop)
-                    return
-                for record in records:
-                    if not tracker.try_claim(record.offset):
-                        return  # past a bounded range's end
-                    self._read.inc()
-                    claimed += 1
-                    if self._max_backlog is not None:
-                        control.read_ahead(1)
-                    yield record
-                position = max(position, reader.position())
-                if time.monotonic() > slice_ends:
-                    break
+                reached = reader.reached(position if not records else records[-1].offset + 1)
+            if not records and part.end is not None and reader.starved_s() > IDLE_S:
+                halt(
+                    f"systemic: no progress reading {part.topic}[{part.partition}] at "
+                    f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
+                )
+                tracker.try_claim(restriction.stop)
+                return
+            for record in records:
+                if not tracker.try_claim(record.offset):
+                    return  # past a bounded range's end
+                self._read.inc()
+                claimed += 1
+                position = record.offset + 1
+                if self._max_backlog is not None:
+                    control.read_ahead(1)
+                yield record
+            if reached > position:  # consumed without a record (markers): settled already
+                yield beam.pvalue.TaggedOutput(GAPS, (part.key, (position, reached - 1)))
+                position = reached
+            if part.end is not None and position >= part.end:
+                tracker.try_claim(restriction.stop)  # drained
+                return
+            if time.monotonic() > slice_ends:
+                break
         tracker.defer_remainder(Duration(seconds=BACKOFF_S) if claimed == 0 else None)
 
 
@@ -184,7 +196,8 @@ class WatchPartitions(beam.DoFn):
 
 
 class ReadTopic(beam.PTransform[Any, Any]):
-    """Outputs: ``ranges`` (PartitionRange: where each partition starts) and ``records``."""
+    """Outputs: ``ranges`` (PartitionRange: where each partition starts), ``records`` and
+    ``gaps`` (spans without records, already settled)."""
 
     def __init__(
         self,
@@ -213,7 +226,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
             ranges = topic | "PlanRanges" >> beam.ParDo(
                 PlanRanges(self._spec, self._group, self._limit)
             )
-        records = ranges | "ReadPartitions" >> beam.ParDo(
+        read = ranges | "ReadPartitions" >> beam.ParDo(
             ReadPartitions(self._spec, self._counter_name, self._slice_records, self._max_backlog)
-        )
-        return {"ranges": ranges, "records": records}
+        ).with_outputs(GAPS, main="records")
+        return {"ranges": ranges, "records": read.records, GAPS: read[GAPS]}

@@ -17,7 +17,7 @@ from transforms.beam.enrich import (
     EncodeOutputs,
     EnrichRecords,
 )
-from transforms.beam.read import ReadTopic
+from transforms.beam.read import GAPS, ReadTopic
 from transforms.beam.replay import (
     SKIPPED,
     OnePerSource,
@@ -93,9 +93,10 @@ class EnrichStage(beam.PTransform[Any, Any]):
         if not self._one_process:  # spread a partition's records over every worker process;
             records = records | "Spread" >> beam.Reshuffle()  # commits stay per partition
         processed = records | "Process" >> ProcessRecords(task, self._follow)
+        settled = (processed["settled"], read[GAPS]) | "SettledOrGaps" >> beam.Flatten()
         commits = {
             "ranges": read["ranges"],
-            "settled": processed["settled"],
+            "settled": settled,
         } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
         return {"records": read["records"], **processed, "commits": commits}
 
@@ -135,6 +136,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
             processed["settled"],
             selected[SKIPPED],
             unique[SKIPPED],
+            drained[GAPS],
         ) | "SettledOrSkipped" >> beam.Flatten()
         commits = {
             "ranges": drained["ranges"],

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import threading
 
+from transforms.core import tally
+
 __all__ = [
     "backlog",
     "halt",
@@ -86,7 +88,9 @@ def backlog() -> int:
 
 
 def reset() -> None:
-    """Forget an earlier run's stop, halt, pause and backlog (a new run in this process)."""
+    """Forget an earlier run's stop, halt, pause, backlog and counts (a new run in this
+    process)."""
+    tally.reset()
     _stop.clear()
     _pause.clear()
     _halt_reason.clear()

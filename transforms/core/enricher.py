@@ -34,7 +34,7 @@ from transforms.core.errors import (
 )
 from transforms.core.guard import RunGuard
 from transforms.core.job import Job
-from transforms.core.policy import ProviderUnavailable
+from transforms.core.policy import ProviderUnavailable, is_transient
 from transforms.core.prompt import Message, reask_messages
 from transforms.core.providers import CallFailed, ProviderClient
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
@@ -46,6 +46,15 @@ __all__ = ["Enricher"]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
+
+
+def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
+    """Skipped (circuit open), or failed transiently while its circuit is no longer closed:
+    the provider is down, not this record's call."""
+    if isinstance(error, ProviderUnavailable):
+        return True
+    breaker = getattr(provider, "breaker", None)
+    return is_transient(error) and breaker is not None and breaker.state != "closed"
 
 
 class Enricher:
@@ -144,7 +153,7 @@ class Enricher:
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     reason = provider.systemic_reason(failed.last_error)
-                    if isinstance(failed.last_error, ProviderUnavailable):
+                    if _unavailable(provider, failed.last_error):
                         reason = f"unavailable ({failed})"
                     else:
                         outage = False

@@ -22,7 +22,7 @@ _lock = threading.Lock()
 
 
 def _client(spec: KafkaSpec, group: str) -> KafkaConsumer:
-    key = (spec.bootstrap_servers, group)
+    key = (spec.model_dump_json(), group)
     client = _clients.get(key)
     if client is None:
         client = _clients[key] = consumer(spec, group)

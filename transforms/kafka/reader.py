@@ -96,6 +96,11 @@ class PartitionReader:
     def position(self) -> int:
         return int(self._client.position(self._tp))
 
+    def reached(self, position: int) -> int:
+        """How far reading from ``position`` got: the consumer's own position when it went
+        on from there (past transaction markers, say), else ``position`` itself."""
+        return max(position, self.position()) if position == self._next else position
+
     def starved_s(self) -> float:
         """How long fetches have been coming back empty, while asked for more."""
         return time.monotonic() - self._last_progress
@@ -124,13 +129,14 @@ class PartitionReader:
         self._client.close(autocommit=False)
 
 
-_readers: dict[tuple[str, str, int], PartitionReader] = {}
+_readers: dict[tuple[str, str, int], PartitionReader] = {}  # (spec, topic, partition)
 _readers_lock = threading.Lock()
 
 
 def partition_reader(spec: KafkaSpec, topic: str, partition: int) -> PartitionReader:
-    """This process's reader for a partition (created on first use)."""
-    key = (spec.bootstrap_servers, topic, partition)
+    """This process's reader for a partition (created on first use; another client
+    configuration gets another reader)."""
+    key = (spec.model_dump_json(), topic, partition)
     with _readers_lock:
         reader = _readers.get(key)
         if reader is None:
