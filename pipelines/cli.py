@@ -41,14 +41,14 @@ def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
 def _execute(build: Any, beam_args: tuple[str, ...]) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner."""
     from pipelines.execute import execute
-    from pipelines.runner import prism_server
+    from pipelines.runner import PrismNotInstalled, prism_server
 
     try:
         if any(arg.startswith("--runner") for arg in beam_args):
             return execute(build(None)[0], stop_on_signals=True)
         with prism_server() as endpoint:
             return execute(build(endpoint)[0], stop_on_signals=True)
-    except FileNotFoundError as exc:  # Prism not installed
+    except PrismNotInstalled as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
         log.debug("pipeline failed", exc_info=True)

@@ -30,6 +30,7 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
     """Run ``pipeline`` and wait for it; with ``stop_on_signals`` (the CLI, main thread),
     SIGINT/SIGTERM stop it as described above."""
     control.reset()
+    _signalled.clear()
     in_process = in_one_process(pipeline.options)  # before run(): it rewrites the options
     started = time.monotonic()
     result = pipeline.run()
@@ -60,8 +61,11 @@ class _Waiter(threading.Thread):
             self.error = exc
 
 
+_signalled = threading.Event()  # a halt also requests a stop; only a signal counts here
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if control.stop_requested():
+    if _signalled.is_set():
         print(
             "llm-enrich: second signal: exiting now; uncommitted records are read again",
             file=sys.stderr,
@@ -73,6 +77,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         "(signal again to exit at once)",
         file=sys.stderr,
     )
+    _signalled.set()
     control.request_stop()
 
 

@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 __all__ = [
     "PRISM_VERSION",
+    "PrismNotInstalled",
     "in_one_process",
     "pipeline_options",
     "prism_location",
@@ -40,10 +41,14 @@ def prism_location() -> Path:
     return cache / f"prism-{PRISM_VERSION}" / "prism"
 
 
+class PrismNotInstalled(FileNotFoundError):
+    """deploy/setup.sh has not built Prism (or LLM_ENRICH_PRISM points nowhere)."""
+
+
 def _installed_prism() -> Path:
     location = prism_location()
     if not location.is_file():
-        raise FileNotFoundError(
+        raise PrismNotInstalled(
             f"Prism is not installed at {location}: run deploy/setup.sh "
             "(or pass a runner after --, e.g. -- --runner=DirectRunner)"
         )

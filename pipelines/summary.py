@@ -43,9 +43,10 @@ class RunSummary:
     @property
     def unaccounted(self) -> int:
         """Records read that ended neither as an output nor as a dead letter (nor, in a
-        replay, were skipped on purpose)."""
+        replay, were skipped on purpose, nor were abandoned by a clean stop)."""
         settled = self.get("written.output") + self.get("written.dead_letter")
-        return self.get("read") - settled - sum(self.skipped_by_reason.values())
+        left = sum(self.skipped_by_reason.values()) + self.get("abandoned")
+        return self.get("read") - settled - left
 
     @property
     def stop_kinds(self) -> set[str]:
@@ -82,6 +83,11 @@ class RunSummary:
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
         ]
+        if self.get("abandoned"):
+            lines.append(
+                f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
+                "not committed, read again next run)"
+            )
         if self.get("expired"):
             lines.append(
                 f"expired             {self.get('expired')}  (left the topic by retention "

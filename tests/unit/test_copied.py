@@ -8,11 +8,17 @@ import fastavro
 import pytest
 
 from schemas import load_schema
-from tests.integration.conftest import TEST_SCHEMAS
+from tests.conftest import REPO
 from transforms.core.copied import copy_problems
+
+TEST_SCHEMAS = REPO / "tests" / "data"
 
 EVENT = load_schema(TEST_SCHEMAS / "tests.kinds.Event.avsc")
 ENRICHED = load_schema(TEST_SCHEMAS / "tests.kinds.EnrichedEvent.avsc")
+
+
+def _enum(*symbols: str) -> dict[str, Any]:
+    return {"type": "enum", "name": "E", "symbols": list(symbols)}
 
 
 def _record(name: str, field_type: Any) -> dict[str, Any]:
@@ -42,6 +48,16 @@ def test_every_avro_kind_copies_to_itself_and_int_promotes_to_long() -> None:
             {"type": "enum", "name": "E", "symbols": ["A", "B"]},
         ),
         ({"type": "array", "items": "int"}, {"type": "array", "items": "long"}),
+        (_enum("A"), {"type": "enum", "name": "Other", "namespace": "x", "symbols": ["A"]}),
+        (
+            {"type": "long", "logicalType": "timestamp-millis"},
+            {"type": "long", "logicalType": "timestamp-micros"},
+        ),
+        (
+            {"type": "bytes", "logicalType": "decimal", "precision": 5, "scale": 2},
+            {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2},
+        ),
+        ({"type": "string", "logicalType": "made-up"}, "string"),
     ],
 )
 def test_what_avro_promotes_is_accepted(given: Any, wanted: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import EXAMPLE_TASK
 from transforms.core import control
-from transforms.core.enricher import Enricher
+from transforms.core.enricher import ABANDONED, Enricher
 from transforms.core.errors import Attempt, SystemicFault
 from transforms.core.job import Job, compile_job
 from transforms.core.policy import ProviderUnavailable, systemic_reason
@@ -228,5 +228,27 @@ def test_a_follow_run_waits_out_an_outage_and_probes_until_a_provider_is_back() 
     enricher = Enricher(JOB, [provider], follow=True, sleep=sleep)  # type: ignore[list-item]
     results = asyncio.run(enricher.enrich_all([RECORD]))
     assert isinstance(results[0], Enriched)
-    assert slept == [JOB.task.policy.circuit_cooldown_s] * 2 and all(paused_while_waiting)
+    assert sum(slept) == 2 * JOB.task.policy.circuit_cooldown_s and all(paused_while_waiting)
     assert not control.paused() and control.halted() is None
+
+
+def test_a_stop_while_waiting_out_an_outage_abandons_the_record_at_once() -> None:
+    closed = ProviderUnavailable("circuit open; provider skipped")
+    provider = Scripted("a", [closed] * 100)
+
+    async def sleep(seconds: float) -> None:
+        control.request_stop()  # SIGTERM arrives during the wait
+
+    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep)  # type: ignore[list-item]
+    results = asyncio.run(enricher.enrich_all([RECORD]))
+    assert isinstance(results[0], Skipped) and results[0].reason == ABANDONED
+    assert len(provider.conversations) == 1  # no probe after the stop
+
+
+def test_a_403_for_flagged_content_is_about_the_record() -> None:
+    request = httpx.Request("POST", "http://gateway/v1/chat/completions")
+    flagged = openai.APIStatusError(
+        "Input flagged by moderation", response=httpx.Response(403, request=request), body=None
+    )
+    assert systemic_reason(flagged) is None
+    assert systemic_reason(_status_error(403)) == "permission denied (403)"

@@ -100,3 +100,23 @@ def test_confluent_unknown_id_and_bad_magic_are_decode_errors() -> None:
         framing.decode(payload, REVIEW, "confluent", by_id={}.__getitem__)
     with pytest.raises(DecodeError, match="expected magic byte 00"):
         framing.decode(b"\x01" + payload[1:], REVIEW, "confluent", by_id={7: REVIEW}.__getitem__)
+
+
+def test_a_registry_that_cannot_be_reached_is_not_a_decode_error() -> None:
+    """The decoder turns every failure into a DecodeError, but not a systemic fault."""
+    import pytest
+
+    from schemas import load_schema
+    from tests.conftest import SCHEMAS
+    from transforms.core.codec import InputDecoder
+    from transforms.core.errors import SystemicFault
+    from transforms.core.records import KafkaRecord
+
+    def unreachable(schema_id: int) -> object:
+        raise SystemicFault(f"schema registry: cannot look up id {schema_id}: unreachable")
+
+    schema = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
+    decoder = InputDecoder(schema, "avro", "confluent", 1000, None, unreachable)  # type: ignore[arg-type]
+    record = KafkaRecord("t", 0, 0, 0, None, b"\x00\x00\x00\x00\x07rest")
+    with pytest.raises(SystemicFault):
+        decoder.decode(record)

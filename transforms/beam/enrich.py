@@ -17,7 +17,7 @@ from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt, note_stop
 from transforms.core import control
 from transforms.core.codec import InputDecoder
-from transforms.core.enricher import Enricher
+from transforms.core.enricher import ABANDONED, Enricher
 from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.errors import RecordError, SystemicFault
 from transforms.core.job import Job, compile_job
@@ -126,6 +126,7 @@ class EnrichRecords(_JobDoFn):
         self._completion_tokens = counter("completion_tokens")
         self._repaired = counter("repaired")
         self._cost_micro_usd = counter("cost_micro_usd")
+        self._abandoned = counter("abandoned")
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
@@ -159,7 +160,10 @@ class EnrichRecords(_JobDoFn):
             control.records_done()
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
-                count_halted(result.reason)
+                if result.reason == ABANDONED:
+                    self._abandoned.inc()  # a clean stop, not a guard or a fault
+                else:
+                    count_halted(result.reason)
             elif isinstance(result, Enriched):
                 self._enriched.inc()
                 self._repaired.inc(bool(result.repairs))

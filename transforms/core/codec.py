@@ -7,7 +7,7 @@ from typing import Any
 
 from schemas import AvroSchema
 from transforms.core import framing
-from transforms.core.errors import DecodeError, EncodeError
+from transforms.core.errors import DecodeError, EncodeError, SystemicFault
 from transforms.core.records import KafkaRecord, Parsed
 from transforms.core.validation import validate
 
@@ -37,7 +37,7 @@ class InputDecoder:
         """Raises ``DecodeError`` for every value that is not a valid input record."""
         try:
             return self._decode(record)
-        except DecodeError:
+        except (DecodeError, SystemicFault):  # an unreachable registry is not the record's
             raise
         except Exception as exc:  # RecursionError on deep JSON, ValueError on huge ints, ...
             raise DecodeError(f"cannot decode value: {type(exc).__name__}: {exc}") from None

@@ -2,10 +2,12 @@
 
 The copied value is the decoded input value (a ``datetime`` for ``timestamp-millis``, a
 ``Decimal`` for ``decimal``, ...), written again with the output field's type. That works
-when the output type accepts every value of the input type: the same type (logical type
-included), or a promotion Avro itself allows (int to long, float or double; long to float
-or double; float to double), applied through unions, arrays, maps and records. Anything else
-is a task error, named by field, found when the task is compiled.
+when the output type accepts every value of the input type: the same type (names aside:
+enums are written by symbol, records by field name), a promotion Avro itself allows (int to
+long, float or double; long to float or double; float to double), a logical type with the
+same decoded values (timestamp-millis and -micros, a decimal of the same scale and no
+less precision), applied through unions, arrays, maps and records. Anything else is a
+task error, named by field, found when the task is compiled.
 """
 
 from __future__ import annotations
@@ -61,31 +63,64 @@ def _expand(schema: Any, named: dict[str, Any], seen: frozenset[str]) -> Any:
     return kept if set(kept) != {"type"} else kept["type"]
 
 
+_KNOWN_LOGICAL = {"decimal", "uuid", "date", "time-millis", "time-micros"}
+_KNOWN_LOGICAL |= {"timestamp-millis", "timestamp-micros", "local-timestamp-millis"}
+_KNOWN_LOGICAL |= {"local-timestamp-micros"}
+# Logical types whose decoded values (datetime, time) either member accepts.
+_SAME_VALUES = [
+    {"timestamp-millis", "timestamp-micros"},
+    {"local-timestamp-millis", "local-timestamp-micros"},
+    {"time-millis", "time-micros"},
+]
+
+
+def _logical(schema: Any) -> str | None:
+    if isinstance(schema, dict) and schema.get("logicalType") in _KNOWN_LOGICAL:
+        return str(schema["logicalType"])
+    return None  # none, or one fastavro does not know: the underlying type's values
+
+
 def _fits(given: Any, wanted: Any) -> bool:
-    """Every value of type ``given`` is a valid value of type ``wanted``."""
+    """Every value of type ``given`` is a valid value of type ``wanted``. Names do not
+    matter: fastavro writes an enum by symbol and a record by field names."""
     if given == wanted:
         return True
     if isinstance(given, list):
         return all(_fits(branch, wanted) for branch in given)
     if isinstance(wanted, list):
         return any(_fits(given, branch) for branch in wanted)
-    if isinstance(given, str) and isinstance(wanted, str):
-        return (given, wanted) in _PROMOTIONS
-    if not (isinstance(given, dict) and isinstance(wanted, dict)):
+    given_logical, wanted_logical = _logical(given), _logical(wanted)
+    if given_logical or wanted_logical:
+        return _logical_fits(given, wanted, given_logical, wanted_logical)
+    given_kind = given if isinstance(given, str) else given["type"]
+    wanted_kind = wanted if isinstance(wanted, str) else wanted["type"]
+    if isinstance(given_kind, dict | list) or isinstance(wanted_kind, dict | list):
         return False
-    if given["type"] != wanted["type"] or given.get("name") != wanted.get("name"):
-        return False
-    kind = given["type"]
-    if kind == "enum":
+    if given_kind != wanted_kind:
+        return (given_kind, wanted_kind) in _PROMOTIONS
+    if given_kind == "enum":
         return set(given["symbols"]) <= set(wanted["symbols"])
-    if kind == "record":
+    if given_kind == "fixed":
+        return bool(given["size"] == wanted["size"])
+    if given_kind == "record":
         mine = {f["name"]: f["type"] for f in given["fields"]}
         theirs = {f["name"]: f["type"] for f in wanted["fields"]}
         return mine.keys() == theirs.keys() and all(_fits(mine[k], theirs[k]) for k in mine)
-    if kind in ("array", "map"):
-        key = "items" if kind == "array" else "values"
+    if given_kind in ("array", "map"):
+        key = "items" if given_kind == "array" else "values"
         return _fits(given[key], wanted[key])
-    return False  # fixed of another size, a different logical type, ...
+    return True  # the same primitive
+
+
+def _logical_fits(given: Any, wanted: Any, given_l: str | None, wanted_l: str | None) -> bool:
+    if given_l is None or wanted_l is None:
+        return False  # a plain value where a logical one is wanted, or the reverse
+    if given_l == "decimal" and wanted_l == "decimal":
+        return bool(
+            given.get("scale", 0) == wanted.get("scale", 0)
+            and given["precision"] <= wanted["precision"]
+        )
+    return given_l == wanted_l or any({given_l, wanted_l} <= same for same in _SAME_VALUES)
 
 
 def _show(schema: Any) -> str:

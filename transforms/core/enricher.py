@@ -45,6 +45,9 @@ __all__ = ["Enricher"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# A follow run stopped (SIGTERM) while this record waited out an outage: not attempted,
+# not settled, read again next run.
+ABANDONED = "abandoned: the run stopped while every provider was down"
 TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
 
 
@@ -95,16 +98,27 @@ class Enricher:
                 except SystemicFault as fault:
                     if fault.kind == "outage" and self._follow:
                         control.set_paused(True)  # readers wait; this record probes again
-                        await self._sleep(self._job.task.policy.circuit_cooldown_s)
-                        continue
+                        if await self._wait_out(self._job.task.policy.circuit_cooldown_s):
+                            continue
+                        return Skipped(parsed.source, ABANDONED)  # stopped while waiting
                     control.halt(f"{fault.kind}: {fault.reason}")
                     continue
-                control.set_paused(False)
+                if isinstance(result, Enriched) or result.stage != "llm":
+                    control.set_paused(False)  # a provider answered
                 cost = sum(a.cost_usd for a in result.attempts)
                 self.guard.observe(isinstance(result, Failure), cost)
                 if self.guard.stop_reason:
                     control.halt(self.guard.stop_reason)
                 return result
+
+    async def _wait_out(self, seconds: float) -> bool:
+        """Sleep, waking early for a stop request; False when the run is stopping."""
+        waited = 0.0
+        while waited < seconds and not control.stop_requested():
+            step = min(0.5, seconds - waited)
+            await self._sleep(step)
+            waited += step
+        return not control.stop_requested()
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
         """The record's outcome; raises SystemicFault when it is not the record's fault."""

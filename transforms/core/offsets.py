@@ -43,7 +43,9 @@ def limit_ranges(ranges: list[PartitionRange], limit: int | None) -> list[Partit
         end = range_.end if range_.end is not None else range_.start
         take = max(0, min(left, end - range_.start))
         kept.append(
-            PartitionRange(range_.topic, range_.partition, range_.start, range_.start + take)
+            PartitionRange(
+                range_.topic, range_.partition, range_.start, range_.start + take, range_.expired
+            )
         )
         left -= take
     return kept

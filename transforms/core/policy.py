@@ -69,11 +69,16 @@ _SYSTEMIC_STATUS = {
 }
 
 
+_MODERATION = re.compile(r"moderation|flagged|content[ _]policy|safety", re.IGNORECASE)
+
+
 def systemic_reason(exc: BaseException) -> str | None:
     """Why this failure would hit every record, or None when it is about this one."""
     if isinstance(exc, NotChatCompletions | openai.APIResponseValidationError):
         return f"not an OpenAI-compatible chat completions endpoint: {exc}"
     if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 403 and _MODERATION.search(str(exc)):
+            return None  # some gateways refuse flagged input with a 403: about the record
         return _SYSTEMIC_STATUS.get(exc.status_code)
     return None
 
