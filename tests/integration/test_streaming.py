@@ -154,3 +154,62 @@ def test_a_crash_repeats_only_the_records_in_flight(
     assert 0 <= duplicates <= bound
     assert 0 <= repeated_calls <= bound + in_flight
     assert committed_offsets(job) == end_offsets(job)
+
+
+def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    server = fault_server(default=Reply.status(503))
+    job = make_task(
+        [fault_provider(server, "flaky")],
+        policy={
+            "attempts_per_provider": 1,
+            "circuit_failure_threshold": 2,
+            "circuit_cooldown_s": 1,
+            "max_in_flight": 4,
+        },
+    )
+    out, dead = job.task.kafka.output_topic, job.task.kafka.dead_letter_topic
+    job_process = _start(job, "--follow")
+    try:
+        _produce(job, reviews(12))
+        _wait_for(lambda: server.stats.requests >= 3, 60, "the first failing calls")
+        time.sleep(4)  # the outage goes on: records wait, they are not dead-lettered
+        assert _written(out) == 0 and _written(dead) < 2
+        assert job_process.poll() is None, "a follow run does not stop for an outage"
+        server.set_default(Reply.ok())  # the provider is back: the probes find it
+        _wait_for(lambda: _written(out) + _written(dead) >= 12, 60, "every record settled")
+        job_process.send_signal(signal.SIGTERM)
+        stdout, stderr = job_process.communicate(timeout=120)
+    finally:
+        if job_process.poll() is None:
+            os.killpg(job_process.pid, signal.SIGKILL)
+    assert job_process.returncode == 0, stderr
+    assert "not settled         0" in stdout
+    assert committed_offsets(job) == end_offsets(job)
+
+
+def test_a_second_signal_exits_at_once_and_loses_nothing(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    server = fault_server(default=Reply.ok(delay_s=3))
+    job = make_task([fault_provider(server, "slow")], policy={"max_in_flight": 8})
+    _produce(job, reviews(60))
+    job_process = _start(job, "--follow")
+    try:
+        _wait_for(lambda: server.stats.in_flight >= 8, 60, "calls in flight")
+        job_process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        job_process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, stderr = job_process.communicate(timeout=30)
+        assert time.monotonic() - started < 10, "the second signal exits at once"
+    finally:
+        if job_process.poll() is None:
+            os.killpg(job_process.pid, signal.SIGKILL)
+    assert job_process.returncode == 1 and "second signal" in stderr
+    summary = run_job(job.task)  # nothing was lost: the next run settles the rest
+    assert summary.exit_code == 0
+    settled = _settled_coordinates(job)
+    assert set(settled) == {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
+    assert committed_offsets(job) == end_offsets(job)
