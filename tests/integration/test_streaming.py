@@ -3,13 +3,14 @@ crash. Each test drives the real CLI (Prism, the real broker) against a fault se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions
@@ -40,6 +41,17 @@ def _start(job: Job, *args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,  # its own process group: kill -9 takes Prism with it
     )
+
+
+@contextlib.contextmanager
+def _following(job: Job) -> Iterator[subprocess.Popen[str]]:
+    """``llm-enrich run --follow``, killed (with its Prism) if a test leaves it running."""
+    process = _start(job, "--follow")
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _written(topic: str) -> int:
@@ -87,8 +99,7 @@ def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_s
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task([fault_provider(server, "fast")])
     out = job.task.kafka.output_topic
-    job_process = _start(job, "--follow")
-    try:
+    with _following(job) as job_process:
         _produce(job, reviews(30))
         latency = _wait_for(lambda: _written(out) >= 30, 90, "the first 30 outputs")
         # records produced while the job runs are enriched within seconds
@@ -104,9 +115,6 @@ def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_s
         assert job_process.poll() is None, job_process.communicate()
         job_process.send_signal(signal.SIGTERM)
         stdout, stderr = job_process.communicate(timeout=120)
-    finally:
-        if job_process.poll() is None:
-            os.killpg(job_process.pid, signal.SIGKILL)
     assert job_process.returncode == 0, stderr
     assert "SIGTERM: stopping" in stderr
     assert "records read        41" in stdout and "not settled         0" in stdout
@@ -170,8 +178,7 @@ def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
         },
     )
     out, dead = job.task.kafka.output_topic, job.task.kafka.dead_letter_topic
-    job_process = _start(job, "--follow")
-    try:
+    with _following(job) as job_process:
         _produce(job, reviews(12))
         _wait_for(lambda: server.stats.requests >= 3, 60, "the first failing calls")
         time.sleep(4)  # the outage goes on: records wait, they are not dead-lettered
@@ -181,9 +188,6 @@ def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
         _wait_for(lambda: _written(out) + _written(dead) >= 12, 60, "every record settled")
         job_process.send_signal(signal.SIGTERM)
         stdout, stderr = job_process.communicate(timeout=120)
-    finally:
-        if job_process.poll() is None:
-            os.killpg(job_process.pid, signal.SIGKILL)
     assert job_process.returncode == 0, stderr
     assert "not settled         0" in stdout
     assert committed_offsets(job) == end_offsets(job)
@@ -195,8 +199,7 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(
     server = fault_server(default=Reply.ok(delay_s=3))
     job = make_task([fault_provider(server, "slow")], policy={"max_in_flight": 8})
     _produce(job, reviews(60))
-    job_process = _start(job, "--follow")
-    try:
+    with _following(job) as job_process:
         _wait_for(lambda: server.stats.in_flight >= 8, 60, "calls in flight")
         job_process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -204,9 +207,6 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(
         started = time.monotonic()
         _, stderr = job_process.communicate(timeout=30)
         assert time.monotonic() - started < 10, "the second signal exits at once"
-    finally:
-        if job_process.poll() is None:
-            os.killpg(job_process.pid, signal.SIGKILL)
     assert job_process.returncode == 1 and "second signal" in stderr
     summary = run_job(job.task)  # nothing was lost: the next run settles the rest
     assert summary.exit_code == 0
