@@ -250,3 +250,14 @@ def test_a_slow_provider_keeps_hundreds_of_calls_in_flight(
     assert summary.get("written.output") == 1000
     assert slow.stats.max_in_flight >= 200
     assert elapsed < 30, f"1000 records at 1 s each took {elapsed:.1f}s"
+
+
+def test_rate_limited_time_is_reported_as_throttling(
+    make_task: MakeTask, fault_server: Any
+) -> None:
+    server = fault_server(default=Reply.ok())
+    job = make_task([fault_provider(server, "limited", rpm=60)])  # one call a second
+    produce(job, reviews(64))  # the bucket holds 60: the last 4 wait about 4 s
+    summary = run_job(job.task)
+    assert summary.get("written.output") == 64
+    assert 2_000 <= summary.get("throttled_ms") <= 20_000

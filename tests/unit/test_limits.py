@@ -78,6 +78,7 @@ def test_rate_limiter_paces_requests_without_real_sleep() -> None:
 
     asyncio.run(burst())
     assert round(sum(clock.slept), 3) == 2.5  # 5 over the minute's 120, at 2/s
+    assert round(limiter.throttled_s, 3) == 2.5  # reported as throttled time
 
 
 def test_token_limit_is_corrected_with_reported_usage() -> None:

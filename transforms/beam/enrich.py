@@ -14,7 +14,14 @@ from apache_beam.utils.shared import Shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.failures import log_defect, log_failure
-from transforms.beam.metrics import count_halted, counter, dead_letter_counter, halt, note_stop
+from transforms.beam.metrics import (
+    ThrottledTime,
+    count_halted,
+    counter,
+    dead_letter_counter,
+    halt,
+    note_stop,
+)
 from transforms.core import control
 from transforms.core.codec import InputDecoder
 from transforms.core.enricher import ABANDONED, Enricher
@@ -98,6 +105,15 @@ class EnrichService:
         task = job.task
         self.providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
         self.enricher = Enricher(job, self.providers, follow=follow)
+        self._lock = threading.Lock()
+        self._throttled_reported = 0.0
+
+    def throttled_since_last(self) -> float:
+        """Seconds the calls of this process waited for rate limits since the last ask."""
+        with self._lock:
+            total = sum(p.throttled_s for p in self.providers)
+            delta, self._throttled_reported = total - self._throttled_reported, total
+            return delta
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -127,6 +143,7 @@ class EnrichRecords(_JobDoFn):
         self._repaired = counter("repaired")
         self._cost_micro_usd = counter("cost_micro_usd")
         self._abandoned = counter("abandoned")
+        self._throttled = ThrottledTime()
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
@@ -148,6 +165,7 @@ class EnrichRecords(_JobDoFn):
 
     def finish_bundle(self) -> Iterator[Any]:
         yield from self._completed(wait=True)
+        self._throttled.report(self._service.throttled_since_last())
         note_stop()  # a guard may have stopped the run with no record left to skip
 
     def _completed(self, wait: bool) -> Iterator[Any]:

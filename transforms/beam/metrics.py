@@ -30,6 +30,25 @@ class Count:
             tally.add(self.name, value)
 
 
+class ThrottledTime:
+    """Time spent waiting for providers' rate limits, as Beam counters: ``throttled_ms``,
+    and ``cumulativeThrottlingSeconds``, the name Beam's remote model handlers use and
+    Dataflow's autoscaler reads (throttled workers are not a reason to add workers)."""
+
+    def __init__(self) -> None:
+        self._ms = counter("throttled_ms")
+        self._seconds: Any = Metrics.counter(NAMESPACE, "cumulativeThrottlingSeconds")
+        self._carry = 0.0
+
+    def report(self, seconds: float) -> None:
+        self._ms.inc(round(seconds * 1000))
+        self._carry += seconds
+        whole = int(self._carry)
+        if whole:
+            self._seconds.inc(whole)
+            self._carry -= whole
+
+
 def counter(name: str) -> Count:
     return Count(name)
 

@@ -104,6 +104,7 @@ class RateLimiter:
         self._requests = TokenBucket(rpm, clock) if rpm else None
         self._tokens = TokenBucket(tpm, clock) if tpm else None
         self._sleep = sleep
+        self.throttled_s = 0.0  # time calls waited for rpm/tpm, in total
 
     async def acquire(self, estimated_tokens: int) -> None:
         while True:
@@ -113,6 +114,7 @@ class RateLimiter:
             )
             if wait <= 0:
                 break
+            self.throttled_s += wait
             await self._sleep(wait)
         if self._requests:
             self._requests.take(1)

@@ -99,6 +99,11 @@ class ProviderClient:
         )
         self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
 
+    @property
+    def throttled_s(self) -> float:
+        """Time calls to this provider waited for its rpm/tpm limits, in total."""
+        return self._limiter.throttled_s
+
     async def aclose(self) -> None:
         await self._client.close()
 
