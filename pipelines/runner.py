@@ -2,7 +2,8 @@
 
 ``llm-enrich run`` starts its own Prism job server in a session of its own, so that a
 Ctrl-C in the terminal reaches the launcher (which stops the run cleanly) and not Prism
-(which would abort the job). The server dies with the launcher (``PR_SET_PDEATHSIG``).
+(which would abort the job). The server dies with the launcher (``PR_SET_PDEATHSIG`` on
+Linux; elsewhere it is stopped when the run ends).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def _die_with_parent() -> None:  # runs in the child, before exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _kills_itself_with_parent() -> bool:
+    return os.path.exists("/proc/self")  # Linux: PR_SET_PDEATHSIG is honoured
+
+
 @contextlib.contextmanager
 def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
     """Start a Prism job server in its own session; yield its endpoint; stop it."""
@@ -83,11 +88,13 @@ def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
             time.sleep(0.05)
         yield f"localhost:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        # On Linux the server dies with this process: stopping it now would cut the Beam
+        # worker threads that are still connected to it (tracebacks on stderr) while the
+        # launcher prints its summary. Elsewhere, stop it here.
+        if not _kills_itself_with_parent():
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
 
 
 def pipeline_options(
