@@ -131,10 +131,12 @@ def make_task(tmp_path: Path) -> MakeTask:
     return make
 
 
-def produce(job: Job, values: Sequence[bytes]) -> None:
+def produce(job: Job, values: Sequence[bytes], partition: int | None = None) -> None:
+    """Write to the input topic: round-robin over partitions 0-2, or to ``partition``."""
     producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
     for index, value in enumerate(values):
-        producer.send(job.task.kafka.input_topic, value=value, partition=index % 3)
+        target = index % 3 if partition is None else partition
+        producer.send(job.task.kafka.input_topic, value=value, partition=target)
     producer.flush(timeout=30)
     producer.close()
 

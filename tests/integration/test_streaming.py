@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     committed_offsets,
     end_offsets,
     fault_provider,
+    produce,
     reviews,
     run_job,
 )
@@ -73,17 +74,6 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> flo
     return time.monotonic() - started
 
 
-def _produce(job: Job, values: list[bytes], partition: int | None = None) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all")
-    for index, value in enumerate(values):
-        target = partition if partition is not None else index % 3
-        producer.send(job.task.kafka.input_topic, value=value, partition=target)
-    producer.flush(timeout=30)
-    producer.close()
-
-
 def _settled_coordinates(job: Job) -> Counter[tuple[int, int]]:
     def coords(headers: dict[str, str]) -> tuple[int, int]:
         return int(headers["llm_enrich.source.partition"]), int(headers["llm_enrich.source.offset"])
@@ -100,17 +90,17 @@ def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_s
     job = make_task([fault_provider(server, "fast")])
     out = job.task.kafka.output_topic
     with _following(job) as job_process:
-        _produce(job, reviews(30))
+        produce(job, reviews(30))
         latency = _wait_for(lambda: _written(out) >= 30, 90, "the first 30 outputs")
         # records produced while the job runs are enriched within seconds
-        _produce(job, reviews(6))
+        produce(job, reviews(6))
         latency = _wait_for(lambda: _written(out) >= 36, 30, "6 more outputs")
         assert latency < 15, f"produce to output took {latency:.1f}s"
         # a partition added while running is found and read from its start
         admin = KafkaAdminClient(bootstrap_servers=KAFKA)
         admin.create_partitions({job.task.kafka.input_topic: NewPartitions(4)})
         admin.close()
-        _produce(job, reviews(5), partition=3)
+        produce(job, reviews(5), partition=3)
         _wait_for(lambda: _written(out) >= 41, 60, "the new partition's outputs")
         assert job_process.poll() is None, job_process.communicate()
         job_process.send_signal(signal.SIGTERM)
@@ -134,7 +124,7 @@ def test_a_crash_repeats_only_the_records_in_flight(
     job = make_task([fault_provider(server, "slow")])
     in_flight = job.task.policy.max_in_flight
     total = 900
-    _produce(job, reviews(total))
+    produce(job, reviews(total))
     out = job.task.kafka.output_topic
 
     crashed = _start(job)
@@ -179,7 +169,7 @@ def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
     )
     out, dead = job.task.kafka.output_topic, job.task.kafka.dead_letter_topic
     with _following(job) as job_process:
-        _produce(job, reviews(12))
+        produce(job, reviews(12))
         _wait_for(lambda: server.stats.requests >= 3, 60, "the first failing calls")
         time.sleep(4)  # the outage goes on: records wait, they are not dead-lettered
         assert _written(out) == 0 and _written(dead) < 2
@@ -198,7 +188,7 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(
 ) -> None:
     server = fault_server(default=Reply.ok(delay_s=3))
     job = make_task([fault_provider(server, "slow")], policy={"max_in_flight": 8})
-    _produce(job, reviews(60))
+    produce(job, reviews(60))
     with _following(job) as job_process:
         _wait_for(lambda: server.stats.in_flight >= 8, 60, "calls in flight")
         job_process.send_signal(signal.SIGTERM)
