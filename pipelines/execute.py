@@ -2,7 +2,7 @@
 
 First signal: the readers stop claiming new offsets; what was read is enriched, written
 and committed; the job ends and the summary is printed. Second signal: exit at once
-(``EXIT_UNSETTLED``); nothing is lost, records not committed are read again next run.
+(``exit_codes.UNSETTLED``); nothing is lost, records not committed are read again next run.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from pipelines import exit_codes
 from pipelines.runner import in_one_process
 from pipelines.summary import RunSummary, summarize
 from transforms.core import control
 
-__all__ = ["EXIT_UNSETTLED", "execute"]
+__all__ = ["execute"]
 
-EXIT_UNSETTLED = 1
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -70,7 +70,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
             "llm-enrich: second signal: exiting now; uncommitted records are read again",
             file=sys.stderr,
         )
-        os._exit(EXIT_UNSETTLED)
+        os._exit(exit_codes.UNSETTLED)
     name = signal.Signals(signum).name
     print(
         f"llm-enrich: {name}: stopping; finishing the records in flight "

@@ -15,7 +15,7 @@ GUARDS = {
     "budget": "policy.budget_usd was reached",
     "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
 }
-SYSTEMIC = ("systemic", "outage")
+SYSTEMIC = frozenset({"systemic", "outage"})
 
 
 @dataclass
@@ -61,7 +61,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.stop_kinds & set(SYSTEMIC):
+        if self.stop_kinds & SYSTEMIC:
             return exit_codes.SYSTEMIC
         if self.stop_kinds:
             return exit_codes.GUARD

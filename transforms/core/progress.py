@@ -38,11 +38,16 @@ class PartitionProgress:
         self.since_commit += 1
 
     @property
+    def _base(self) -> int | None:
+        """Where the chain starts: the last commit, else where reading started."""
+        return self.committed if self.committed is not None else self.start
+
+    @property
     def commit_point(self) -> int | None:
         """The next offset to read after a crash; None when nothing can be committed."""
-        if self.start is None:
+        point = self._base
+        if point is None:
             return None
-        point = self.committed if self.committed is not None else self.start
         while point in self.settled:
             point = self.settled[point]
         return point
@@ -56,9 +61,7 @@ class PartitionProgress:
     def due(self) -> int | None:
         """The offset to commit now, if the chain moved past the last commit."""
         point = self.commit_point
-        if point is None or point == (self.committed if self.committed is not None else self.start):
-            return None
-        return point
+        return None if point is None or point == self._base else point
 
     def should_commit(self, now: float, interval_s: float, every: int) -> int | None:
         """The offset to commit now: the chain moved, and the interval passed, or ``every``
