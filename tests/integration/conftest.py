@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,7 @@ from transforms.kafka.admin import ensure_topics
 from transforms.kafka.reader import read_range, snapshot_ranges
 
 KAFKA = os.environ.get("LLM_ENRICH_KAFKA", "127.0.0.1:19092")
+CLI = [sys.executable, "-m", "pipelines.cli"]  # ``llm-enrich`` as a user runs it
 LLM_URL = os.environ.get("LLM_ENRICH_LLM_URL", "http://127.0.0.1:18080/v1")
 TEST_SCHEMAS = REPO / "tests" / "data"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.conftest import EXAMPLE_TASK, SCHEMAS
 from tests.integration.conftest import (
+    CLI,
     MakeTask,
     committed_offsets,
     end_offsets,
@@ -17,8 +17,6 @@ from tests.integration.conftest import (
     produce,
     reviews,
 )
-
-CLI = [sys.executable, "-m", "pipelines.cli"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

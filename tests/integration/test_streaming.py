@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from kafka.admin import KafkaAdminClient, NewPartitions
 from pipelines.topics import topic_records
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
+    CLI,
     KAFKA,
     MakeTask,
     committed_offsets,
@@ -29,8 +29,6 @@ from tests.integration.conftest import (
 )
 from transforms.beam.commit import COMMIT_EVERY
 from transforms.core.job import Job
-
-CLI = [sys.executable, "-m", "pipelines.cli"]
 
 
 def _start(job: Job, *args: str) -> subprocess.Popen[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from pipelines import exit_codes
 from pipelines.topics import topic_records
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
+    CLI,
     MakeTask,
     closed_port_url,
     committed_offsets,
@@ -27,8 +27,6 @@ from tests.integration.conftest import (
     run_job,
 )
 from transforms.core.job import Job
-
-CLI = [sys.executable, "-m", "pipelines.cli"]
 
 
 def _run(job: Job, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
