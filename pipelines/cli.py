@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 import click
 
 from pipelines import exit_codes
+from transforms.core.config.job import Job, compile_job
+from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
-from transforms.core.job import Job, compile_job
-from transforms.core.replay import ReplayFilter
-from transforms.core.task import load_task
+from transforms.core.run.replay import ReplayFilter
 
 log = logging.getLogger("llm_enrich")
 
@@ -265,7 +265,7 @@ def schemas_check(task_path: str) -> None:
 
 
 def _compatibility(job: Job, section: str) -> list[str]:
-    from transforms.core.compatibility import check_compatibility
+    from transforms.core.formats.compatibility import check_compatibility
 
     mode = getattr(job.task, section).compatibility
     current = getattr(job, f"{section}_schema")

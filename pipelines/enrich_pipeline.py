@@ -9,8 +9,8 @@ import apache_beam as beam
 
 from pipelines.runner import in_one_process, pipeline_options
 from transforms.beam.stage import EnrichStage, ReplayStage
-from transforms.core.replay import ReplayFilter
-from transforms.core.task import TaskSpec
+from transforms.core.config.task import TaskSpec
+from transforms.core.run.replay import ReplayFilter
 
 __all__ = ["build_pipeline", "build_replay_pipeline"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from pipelines import exit_codes
 from pipelines.runner import in_one_process
 from pipelines.summary import RunSummary, summarize
-from transforms.core import control
+from transforms.core.run import control
 
 __all__ = ["execute"]
 

@@ -10,7 +10,7 @@ the same pipeline as ``llm-enrich run`` and submits it without waiting:
 
 The task file and its schemas are read here, on the launcher, and travel inside the
 pipeline (the workers need no files); secrets are resolved on the workers
-(``transforms.core.secrets``), never put in the graph.
+(``transforms.core.config.secrets``), never put in the graph.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.enrich_pipeline import build_pipeline
-from transforms.core.job import compile_job
-from transforms.core.task import load_task
+from transforms.core.config.job import compile_job
+from transforms.core.config.task import load_task
 
 __all__ = ["build_from_template", "main"]
 

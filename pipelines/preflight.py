@@ -6,8 +6,8 @@ may still meet a systemic fault later (a key revoked mid-run); that stops it wit
 
 from __future__ import annotations
 
-from transforms.core.secrets import resolve_secret
-from transforms.core.task import TaskSpec
+from transforms.core.config.secrets import resolve_secret
+from transforms.core.config.task import TaskSpec
 
 __all__ = ["preflight"]
 

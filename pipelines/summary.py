@@ -7,7 +7,7 @@ from typing import Any
 
 from pipelines import exit_codes
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
-from transforms.core import tally
+from transforms.core.run import tally
 
 __all__ = ["RunSummary", "summarize"]
 

@@ -32,9 +32,9 @@ from pipelines.enrich_pipeline import build_pipeline
 from pipelines.execute import execute
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
-from transforms.core import framing
-from transforms.core.job import compile_job
-from transforms.core.task import load_task
+from transforms.core.config.job import compile_job
+from transforms.core.config.task import load_task
+from transforms.core.formats import framing
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 

@@ -17,7 +17,7 @@ from tests.integration.conftest import (
     run_job,
     sample_reviews,
 )
-from transforms.core import framing
+from transforms.core.formats import framing
 from transforms.registry.client import RegistryClient, topic_subject
 
 REVIEW_V1 = load_schema(SCHEMAS / "examples.reviews.Review.avsc")

@@ -18,7 +18,7 @@ from tests.integration.conftest import (
     produce,
     run_job,
 )
-from transforms.core import framing
+from transforms.core.formats import framing
 
 EVENT = TEST_SCHEMAS / "tests.kinds.Event.avsc"
 ENRICHED = TEST_SCHEMAS / "tests.kinds.EnrichedEvent.avsc"

@@ -18,7 +18,7 @@ from tests.integration.conftest import (
     run_job,
     sample_reviews,
 )
-from transforms.core import framing
+from transforms.core.formats import framing
 
 REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
 

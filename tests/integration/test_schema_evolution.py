@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     run_job,
     sample_reviews,
 )
-from transforms.core import framing
+from transforms.core.formats import framing
 
 EVOLUTION = REPO / "tests" / "data" / "evolution"
 REVIEW_V1 = load_schema(SCHEMAS / "examples.reviews.Review.avsc")

@@ -28,7 +28,7 @@ from tests.integration.conftest import (
     run_job,
 )
 from transforms.beam.commit import COMMIT_EVERY
-from transforms.core.job import Job
+from transforms.core.config.job import Job
 
 
 def _start(job: Job, *args: str) -> subprocess.Popen[str]:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from schemas import parse_schema
-from transforms.core.coerce import coerce
-from transforms.core.validation import validate
+from transforms.core.answers.coerce import coerce
+from transforms.core.answers.validation import validate
 
 SCHEMA = parse_schema(
     {

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import parse_schema
-from transforms.core.compatibility import check_compatibility
+from transforms.core.formats.compatibility import check_compatibility
 
 
 def _schema(*fields: dict[str, Any]) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from schemas import load_schema
 from tests.conftest import REPO
-from transforms.core.copied import copy_problems
+from transforms.core.prompting.copied import copy_problems
 
 TEST_SCHEMAS = REPO / "tests" / "data"
 

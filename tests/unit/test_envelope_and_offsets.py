@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 
 from tests.conftest import EXAMPLE_TASK
-from transforms.core import framing
-from transforms.core.envelope import dead_letter_envelope, output_envelope, read_dead_letter
+from transforms.core.config.job import compile_job
+from transforms.core.config.task import load_task
 from transforms.core.errors import Attempt, FieldError
-from transforms.core.job import compile_job
+from transforms.core.formats import framing
+from transforms.core.formats.envelope import dead_letter_envelope, output_envelope, read_dead_letter
 from transforms.core.records import Enriched, Failure, KafkaRecord
-from transforms.core.task import load_task
 
 JOB = compile_job(load_task(EXAMPLE_TASK))
 SOURCE = KafkaRecord("reviews", 2, 41, 1767276083108, b"r1", b"\x00garbage", (("trace", b"t1"),))

@@ -7,9 +7,9 @@ import pytest
 
 from schemas import load_schema, parse_schema
 from tests.conftest import SCHEMAS
-from transforms.core import framing
-from transforms.core.codec import InputDecoder
 from transforms.core.errors import DecodeError
+from transforms.core.formats import framing
+from transforms.core.formats.codec import InputDecoder
 from transforms.core.records import KafkaRecord
 
 REVIEW = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
@@ -108,8 +108,8 @@ def test_a_registry_that_cannot_be_reached_is_not_a_decode_error() -> None:
 
     from schemas import load_schema
     from tests.conftest import SCHEMAS
-    from transforms.core.codec import InputDecoder
     from transforms.core.errors import SystemicFault
+    from transforms.core.formats.codec import InputDecoder
     from transforms.core.records import KafkaRecord
 
     def unreachable(schema_id: int) -> object:

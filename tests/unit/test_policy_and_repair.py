@@ -4,14 +4,14 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from transforms.core.policy import (
+from transforms.core.answers.repair import parse_answer
+from transforms.core.calls.policy import (
     ContentFiltered,
     ContextTooLong,
     classify,
     redact,
     retry_after_seconds,
 )
-from transforms.core.repair import parse_answer
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from transforms.core.offsets import PartitionRange, limit_ranges
-from transforms.core.progress import PartitionProgress
+from transforms.core.run.offsets import PartitionRange, limit_ranges
+from transforms.core.run.progress import PartitionProgress
 
 
 def _progress(start: int = 10, end: int | None = 15) -> PartitionProgress:

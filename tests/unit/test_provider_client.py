@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.fault_server import FaultServer, Reply
-from transforms.core.providers import CallFailed, ProviderClient
-from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 
 SCHEMA = {
     "type": "object",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms.core.secrets import SECRETS_DIR_ENV, resolve_secret
+from transforms.core.config.secrets import SECRETS_DIR_ENV, resolve_secret
 
 
 def test_the_environment_wins_then_the_secrets_folder(

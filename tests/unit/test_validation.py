@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from schemas import parse_schema
-from transforms.core.validation import validate
+from transforms.core.answers.validation import validate
 
 SCHEMA = parse_schema(
     {

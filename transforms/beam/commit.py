@@ -20,10 +20,10 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import counter
-from transforms.core.offsets import PartitionRange
-from transforms.core.progress import PartitionProgress
+from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled
-from transforms.core.task import KafkaSpec
+from transforms.core.run.offsets import PartitionRange
+from transforms.core.run.progress import PartitionProgress
 from transforms.kafka.committer import commit_forward
 
 __all__ = ["CommitAfterWrites"]

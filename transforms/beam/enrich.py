@@ -22,15 +22,15 @@ from transforms.beam.metrics import (
     halt,
     note_stop,
 )
-from transforms.core import control
-from transforms.core.codec import InputDecoder
-from transforms.core.enricher import ABANDONED, Enricher
-from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
+from transforms.core.calls.enricher import ABANDONED, Enricher
+from transforms.core.calls.providers import ProviderClient
+from transforms.core.config.job import Job, compile_job
+from transforms.core.config.task import TaskSpec
 from transforms.core.errors import RecordError, SystemicFault
-from transforms.core.job import Job, compile_job
-from transforms.core.providers import ProviderClient
+from transforms.core.formats.codec import InputDecoder
+from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
-from transforms.core.task import TaskSpec
+from transforms.core.run import control
 from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
 DEAD = "dead"

@@ -1,7 +1,7 @@
 """The counters every run reports; one namespace, names shared with the summary.
 
 Each count goes to Beam's metrics (what a runner's UI and autoscaler see) and to the
-process's own tally (``transforms.core.tally``: what the summary reads on Prism, whose
+process's own tally (``transforms.core.run.tally``: what the summary reads on Prism, whose
 metrics can drop values).
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from apache_beam.metrics.metric import Metrics
 
-from transforms.core import control, tally
+from transforms.core.run import control, tally
 
 NAMESPACE = "llm_enrich"
 STOP_REASONS = "stop_reasons"

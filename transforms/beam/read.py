@@ -8,7 +8,7 @@
                bundles and commits follow while a partition is still being read (Prism
                also schedules the stateful commit step only once a reader checkpointed)
 
-A reader stops claiming when a stop is requested (``transforms.core.control``); what it
+A reader stops claiming when a stop is requested (``transforms.core.run.control``); what it
 did not claim stays uncommitted. Kafka's own ordering holds within a restriction: one
 restriction per partition, never split except at checkpoints.
 """
@@ -27,9 +27,9 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from transforms.beam.metrics import counter, halt
-from transforms.core import control
-from transforms.core.offsets import PartitionRange, limit_ranges
-from transforms.core.task import KafkaSpec
+from transforms.core.config.task import KafkaSpec
+from transforms.core.run import control
+from transforms.core.run.offsets import PartitionRange, limit_ranges
 from transforms.kafka.reader import partition_reader, snapshot_ranges
 
 __all__ = ["ReadTopic"]

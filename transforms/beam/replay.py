@@ -8,9 +8,9 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.beam.metrics import counter
-from transforms.core.envelope import output_source
+from transforms.core.formats.envelope import output_source
 from transforms.core.records import KafkaRecord
-from transforms.core.replay import ReplayFilter, decide, one_per_source
+from transforms.core.run.replay import ReplayFilter, decide, one_per_source
 
 SKIPPED = "skipped"
 

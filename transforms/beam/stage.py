@@ -26,8 +26,8 @@ from transforms.beam.replay import (
     source_coordinates,
 )
 from transforms.beam.write import FAILED, WriteEnvelopes
-from transforms.core.replay import ReplayFilter
-from transforms.core.task import TaskSpec
+from transforms.core.config.task import TaskSpec
+from transforms.core.run.replay import ReplayFilter
 
 
 class ProcessRecords(beam.PTransform[Any, Any]):

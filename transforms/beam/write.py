@@ -12,10 +12,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.failures import log_failure
 from transforms.beam.metrics import counter, dead_letter_counter, halt
-from transforms.core.envelope import Envelope
+from transforms.core.config.task import KafkaSpec
 from transforms.core.errors import WriteError
+from transforms.core.formats.envelope import Envelope
 from transforms.core.records import Failure
-from transforms.core.task import KafkaSpec
 from transforms.kafka.client import producer
 from transforms.kafka.writer import flush, send, systemic_write_error, verdict
 

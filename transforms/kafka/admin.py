@@ -7,7 +7,7 @@ import contextlib
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from transforms.core.task import KafkaSpec
+from transforms.core.config.task import KafkaSpec
 from transforms.kafka.client import common_settings
 
 __all__ = ["ensure_topics", "existing_topics"]

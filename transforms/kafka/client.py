@@ -6,14 +6,14 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from transforms.core.errors import TaskConfigError
-from transforms.core.secrets import resolve_secret
-from transforms.core.task import (
+from transforms.core.config.secrets import resolve_secret
+from transforms.core.config.task import (
     KAFKA_CONSUMER_KEYS,
     KAFKA_PRODUCER_KEYS,
     KAFKA_SECURITY_KEYS,
     KafkaSpec,
 )
+from transforms.core.errors import TaskConfigError
 
 __all__ = ["common_settings", "consumer", "producer"]
 

@@ -12,7 +12,7 @@ import threading
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from transforms.core.task import KafkaSpec
+from transforms.core.config.task import KafkaSpec
 from transforms.kafka.client import consumer
 
 __all__ = ["commit_forward"]

@@ -14,9 +14,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from transforms.core.offsets import PartitionRange
+from transforms.core.config.task import KafkaSpec
 from transforms.core.records import KafkaRecord
-from transforms.core.task import KafkaSpec
+from transforms.core.run.offsets import PartitionRange
 from transforms.kafka.client import consumer
 
 __all__ = ["PartitionReader", "partition_reader", "read_range", "snapshot_ranges"]

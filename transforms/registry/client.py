@@ -19,7 +19,7 @@ from typing import Any
 
 from schemas import AvroSchema, parse_schema
 from transforms.core.errors import SystemicFault
-from transforms.core.framing import SchemaById
+from transforms.core.formats.framing import SchemaById
 
 __all__ = ["RegistryClient", "RegistryError", "registry_lookup", "schema_lookup", "topic_subject"]
 

@@ -22,9 +22,8 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from transforms.core.errors import Attempt, TaskConfigError
-from transforms.core.limits import CircuitBreaker, RateLimiter, estimate_tokens
-from transforms.core.policy import (
+from transforms.core.calls.limits import CircuitBreaker, RateLimiter, estimate_tokens
+from transforms.core.calls.policy import (
     ContentFiltered,
     NotChatCompletions,
     ProviderUnavailable,
@@ -35,8 +34,9 @@ from transforms.core.policy import (
     retry_after_seconds,
     systemic_reason,
 )
-from transforms.core.secrets import resolve_secret
-from transforms.core.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.config.secrets import resolve_secret
+from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.errors import Attempt, TaskConfigError
 
 __all__ = ["CallFailed", "Completion", "ProviderClient"]
 

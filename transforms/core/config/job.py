@@ -11,12 +11,12 @@ from pathlib import Path
 from fastavro.schema import SchemaParseException
 
 from schemas import AvroSchema, load_schema, parse_schema
-from transforms.core.copied import copy_problems
+from transforms.core.answers.validation import validate
+from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
-from transforms.core.prompt import PromptRenderer
-from transforms.core.response_schema import ResponseShape, derive_response_shape
-from transforms.core.task import TaskSpec
-from transforms.core.validation import validate
+from transforms.core.prompting.copied import copy_problems
+from transforms.core.prompting.prompt import PromptRenderer
+from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
 
 __all__ = ["Job", "compile_job", "product_version"]
 

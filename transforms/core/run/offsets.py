@@ -2,7 +2,7 @@
 
 Drain mode snapshots ``[committed, end)`` per partition at start; follow mode reads
 ``[committed, ∞)``. Which offset may be committed while records settle is
-``transforms.core.progress``.
+``transforms.core.run.progress``.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from transforms.core.config.task import PromptSpec
 from transforms.core.errors import FieldError, PromptError
-from transforms.core.response_schema import ResponseShape
-from transforms.core.task import PromptSpec
+from transforms.core.prompting.response_schema import ResponseShape
 
 __all__ = ["Message", "PromptRenderer", "reask_messages"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.core.avro_walk import Named, resolve, type_name
+from transforms.core.formats.avro_walk import Named, resolve, type_name
 
 __all__ = ["coerce"]
 

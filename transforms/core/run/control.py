@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 
-from transforms.core import tally
+from transforms.core.run import tally
 
 __all__ = [
     "backlog",

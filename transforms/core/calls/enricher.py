@@ -8,7 +8,7 @@ all providers failed or stayed invalid       -> Failure (stage "llm" or "validat
 
 Unless every provider failed for a reason that is not the record's (bad credentials, no
 such model, not an OpenAI-compatible endpoint, circuit open): that is a SystemicFault.
-It halts the run (``transforms.core.control``) and the record is Skipped, neither written
+It halts the run (``transforms.core.run.control``) and the record is Skipped, neither written
 nor dead-lettered, so it is read again once the fault is fixed; a follow run waits out an
 outage instead, probing until a provider is back. ``policy.on_systemic_fault:
 dead_letter`` turns both back into dead letters.
@@ -21,8 +21,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from transforms.core import control
-from transforms.core.coerce import coerce
+from transforms.core.answers.coerce import coerce
+from transforms.core.answers.repair import parse_answer
+from transforms.core.answers.validation import validate
+from transforms.core.calls.policy import ProviderUnavailable, is_transient
+from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.config.job import Job
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -32,14 +36,10 @@ from transforms.core.errors import (
     SystemicFault,
     UnexpectedError,
 )
-from transforms.core.guard import RunGuard
-from transforms.core.job import Job
-from transforms.core.policy import ProviderUnavailable, is_transient
-from transforms.core.prompt import Message, reask_messages
-from transforms.core.providers import CallFailed, ProviderClient
+from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
-from transforms.core.repair import parse_answer
-from transforms.core.validation import validate
+from transforms.core.run import control
+from transforms.core.run.guard import RunGuard
 
 __all__ = ["Enricher"]
 

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from schemas import AvroSchema
-from transforms.core import framing
+from transforms.core.answers.validation import validate
 from transforms.core.errors import DecodeError, EncodeError, SystemicFault
+from transforms.core.formats import framing
 from transforms.core.records import KafkaRecord, Parsed
-from transforms.core.validation import validate
 
 __all__ = ["InputDecoder", "encode_output"]
 

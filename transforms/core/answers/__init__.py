@@ -1,0 +1,1 @@
+"""What the model answered: repair, schema-guided coercion, validation."""

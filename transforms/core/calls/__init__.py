@@ -1,0 +1,1 @@
+"""Calling providers: the per-record enrich loop, failure policy, admission limits."""

@@ -1,0 +1,1 @@
+"""What the model is asked: the rendered prompt, the response shape, copied fields."""

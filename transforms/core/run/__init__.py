@@ -1,0 +1,1 @@
+"""Run-wide state and bookkeeping: control, guards, tallies, commit progress, replay plans."""
