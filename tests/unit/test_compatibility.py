@@ -57,3 +57,40 @@ def test_renamed_enum_symbol_is_incompatible_naming_the_field() -> None:
 def test_none_checks_nothing() -> None:
     v2 = _schema({"name": "other", "type": "long"})
     assert check_compatibility(v2, V1, "NONE") == []
+
+
+def _interop(name: str, fields: list[dict[str, Any]], **extra: Any) -> Any:
+    return parse_schema(
+        {"type": "record", "name": name, "namespace": "interop", "fields": fields, **extra}
+    )
+
+
+def test_record_renamed_with_an_unqualified_alias_in_its_namespace_is_compatible() -> None:
+    """Java's SchemaCompatibility and Apache Avro's suite say compatible: the alias ``foo``
+    means ``interop.foo`` inside namespace ``interop``."""
+    writer = _interop("foo", [{"name": "f1", "type": "int"}, {"name": "f2", "type": "string"}])
+    reader = _interop("other", [{"name": "f1", "type": "int"}], aliases=["foo"])
+    assert check_compatibility(reader, writer, "BACKWARD") == []
+    elsewhere = parse_schema({**writer.raw, "namespace": "elsewhere"})
+    [problem] = check_compatibility(reader, elsewhere, "BACKWARD")
+    assert "elsewhere.foo" in str(problem)
+
+
+def test_nested_named_types_inherit_the_namespace_for_their_aliases() -> None:
+    inner_writer = {"type": "enum", "name": "Mood", "symbols": ["up", "down"]}
+    inner_reader = {
+        "type": "enum",
+        "name": "Feeling",
+        "symbols": ["up", "down"],
+        "aliases": ["Mood"],
+    }
+    writer = _interop("R", [{"name": "m", "type": inner_writer}])
+    reader = _interop("R", [{"name": "m", "type": inner_reader}])
+    assert check_compatibility(reader, writer, "BACKWARD") == []
+
+
+def test_field_aliases_match_writer_field_names_as_written() -> None:
+    writer = _interop("R", [{"name": "old_name", "type": "int"}])
+    reader = _interop("R", [{"name": "new_name", "type": "int", "aliases": ["old_name"]}])
+    assert check_compatibility(reader, writer, "BACKWARD") == []
+    assert check_compatibility(writer, reader, "BACKWARD") != []  # no alias the other way

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,69 @@ def test_the_task_travels_whole_without_its_schema_files(tmp_path: Path) -> None
 
     assert worker.output_schema.fingerprint == launcher.output_schema.fingerprint
     assert worker.prompt.hash == launcher.prompt.hash
+
+
+def _with_schema(tmp_path: Path, section: str, schema: object, mutate: object = None) -> Path:
+    path = tmp_path / f"{section}.avsc"
+    path.write_text(json.dumps(schema))
+
+    def change(raw: dict) -> None:  # type: ignore[type-arg]
+        raw[section]["schema"] = str(path)
+        if mutate:
+            mutate(raw)  # type: ignore[operator]
+
+    return _write(tmp_path, change)
+
+
+@pytest.mark.parametrize(
+    ("section", "schema", "expected"),
+    [
+        ("input", "string", r"input.schema input.avsc: is a string, not a record"),
+        (
+            "input",
+            {"type": "record", "name": "t.Empty", "fields": []},
+            r"input.schema t.Empty: is a record with no fields: every record would render",
+        ),
+        (
+            "output",
+            {"type": "record", "name": "t.Empty", "fields": []},
+            r"output.schema t.Empty: is a record with no fields: there is nothing for the model",
+        ),
+        (
+            "output",
+            {"type": "array", "items": "string"},
+            r"output.schema output.avsc: is an array, not a record",
+        ),
+        (
+            "output",
+            {"type": "record", "name": "t.Copy", "fields": [{"name": "text", "type": "string"}]},
+            r"the output schema has no field for the model to generate",
+        ),
+    ],
+)
+def test_schemas_that_cannot_be_a_tasks_say_why(
+    tmp_path: Path, section: str, schema: object, expected: str
+) -> None:
+    with pytest.raises(TaskConfigError, match=expected):
+        compile_job(load_task(_with_schema(tmp_path, section, schema)))
+
+
+def test_a_record_with_no_fields_inside_the_output_is_accepted(tmp_path: Path) -> None:
+    """Valid Avro: the model answers ``{}`` for it, and nothing else is accepted there."""
+    raw = json.loads((SCHEMAS / "examples.reviews.EnrichedReview.avsc").read_text())
+    raw["fields"].append(
+        {"name": "flags", "type": {"type": "record", "name": "Flags", "fields": []}}
+    )
+
+    def examples_answer_it(task: dict) -> None:  # type: ignore[type-arg]
+        for example in task["prompt"]["examples"]:
+            example["output"]["flags"] = {}
+
+    job = compile_job(load_task(_with_schema(tmp_path, "output", raw, examples_answer_it)))
+    flags = job.shape.json_schema["properties"]["flags"]
+    assert flags == {
+        "type": "object",
+        "properties": {},
+        "required": [],
+        "additionalProperties": False,
+    }

@@ -68,6 +68,25 @@ def _schema(task: TaskSpec, path: Path) -> AvroSchema:
         raise ValueError(f"{path}: not a valid Avro schema: {exc}") from None
 
 
+def _top_level_problem(section: str, schema: AvroSchema) -> str | None:
+    """Why a schema cannot be a task's input or output, or None. Records with no fields are
+    fine anywhere inside a schema; at the top they leave nothing to ask or to generate."""
+    kind = schema.parsed.get("type") if isinstance(schema.parsed, dict) else schema.parsed
+    if kind != "record":
+        return (
+            f"is {'an' if str(kind)[0] in 'aeiou' else 'a'} {kind}, not a record: the prompt "
+            "shows a record's fields and the model answers them; make it a field of a record"
+        )
+    if schema.fields:
+        return None
+    if section == "input":
+        return (
+            "is a record with no fields: every record would render the same prompt, so "
+            "there is nothing to enrich (the prompt shows only the value's fields)"
+        )
+    return "is a record with no fields: there is nothing for the model to generate"
+
+
 def compile_job(task: TaskSpec) -> Job:
     where = task.source_path or "task"
     try:
@@ -77,8 +96,12 @@ def compile_job(task: TaskSpec) -> Job:
         output_previous = tuple(_schema(task, p) for p in task.output.previous_schemas)
     except ValueError as exc:
         raise TaskConfigError(str(exc)) from None
-    if not input_schema.fields or not output_schema.fields:
-        raise TaskConfigError(f"{where}: input and output schemas must be Avro records")
+    for section, schema in (("input", input_schema), ("output", output_schema)):
+        problem = _top_level_problem(section, schema)
+        if problem:
+            named = isinstance(schema.parsed, dict) and "name" in schema.parsed
+            label = schema.fullname if named else getattr(task, section).schema_path.name
+            raise TaskConfigError(f"{where}: {section}.schema {label}: {problem}")
     try:
         shape = derive_response_shape(
             output_schema.parsed, {f["name"] for f in input_schema.fields}

@@ -6,6 +6,12 @@
 
 Each problem is explained by field: the checker's locations (``/fields/1/type``) are mapped
 back to field names of the reading schema.
+
+Named-type aliases are qualified with the type's namespace before checking, as Java's
+``SchemaCompatibility`` sees them (``Schema.getAliases`` returns full names): the Python
+checker compares the writer's full name with the alias as written, so a namespaced record
+renamed with an unqualified alias would otherwise be reported incompatible. Field aliases
+stay as written: fields have no namespace, and the checker matches them against field names.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import avro.schema
 
 from schemas import AvroSchema
 
-__all__ = ["Incompatibility", "check_compatibility"]
+__all__ = ["Incompatibility", "check_compatibility", "qualify_aliases"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,40 @@ def _explain(message: str, locations: set[str]) -> str:
 
 
 def _apache(schema: AvroSchema) -> Any:
-    return avro.schema.parse(json.dumps(schema.raw))
+    return avro.schema.parse(json.dumps(qualify_aliases(schema.raw)))
+
+
+_NAMED = ("record", "error", "enum", "fixed")
+
+
+def qualify_aliases(raw: Any, namespace: str | None = None) -> Any:
+    """A copy of ``raw`` whose named types' aliases are full names, resolved against the
+    namespace the type is in (its own, the one in its dotted name, or the enclosing one)."""
+    if isinstance(raw, list):
+        return [qualify_aliases(branch, namespace) for branch in raw]
+    if not isinstance(raw, dict):
+        return raw
+    node = dict(raw)
+    if node.get("type") in _NAMED and isinstance(node.get("name"), str):
+        name = node["name"]
+        namespace = name.rpartition(".")[0] if "." in name else node.get("namespace", namespace)
+        if isinstance(node.get("aliases"), list):
+            node["aliases"] = [_full(alias, namespace) for alias in node["aliases"]]
+    if isinstance(node.get("fields"), list):
+        node["fields"] = [
+            {**f, "type": qualify_aliases(f.get("type"), namespace)} if isinstance(f, dict) else f
+            for f in node["fields"]
+        ]
+    for key in ("type", "items", "values"):
+        if isinstance(node.get(key), (dict, list)):
+            node[key] = qualify_aliases(node[key], namespace)
+    return node
+
+
+def _full(alias: Any, namespace: str | None) -> Any:
+    if not isinstance(alias, str) or "." in alias or not namespace:
+        return alias
+    return f"{namespace}.{alias}"
 
 
 def _field_name(raw: Any, location: str) -> str:
