@@ -57,3 +57,20 @@ def test_missing_task_file_exits_2(tmp_path: Path) -> None:
     done = _cli("run", "--task", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2
     assert "task file not found" in done.stderr
+
+
+def test_an_output_record_with_no_fields_exits_2_saying_why(tmp_path: Path) -> None:
+    schema = tmp_path / "t.Nothing.avsc"
+    schema.write_text(json.dumps({"type": "record", "name": "t.Nothing", "fields": []}))
+    text = EXAMPLE_TASK.read_text().replace("../../../schemas", str(SCHEMAS))
+    task = tmp_path / "task.yaml"
+    task.write_text(
+        text.replace(str(SCHEMAS / "examples.reviews.EnrichedReview.avsc"), str(schema))
+    )
+    assert str(schema) in task.read_text()
+    done = _cli("run", "--task", str(task))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"llm-enrich: error: {task}: output.schema t.Nothing: is a record with no fields: "
+        "there is nothing for the model to generate"
+    )

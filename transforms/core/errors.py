@@ -87,9 +87,11 @@ class SystemicFault(EnrichError):
 
 
 class RecordError(EnrichError):
-    """A single record could not be enriched. Subclasses set ``stage``."""
+    """A single record could not be enriched. Subclasses set ``stage`` and ``component``:
+    the object that does that stage (Kafka Connect's ``class.name`` dead-letter header)."""
 
     stage = "unknown"
+    component = "transforms.core.calls.enricher.Enricher"
 
     def __init__(
         self,
@@ -108,10 +110,12 @@ class RecordError(EnrichError):
 
 class DecodeError(RecordError):
     stage = "decode"
+    component = "transforms.core.formats.codec.InputDecoder"
 
 
 class PromptError(RecordError):
     stage = "prompt"
+    component = "transforms.core.prompting.prompt.PromptRenderer"
 
 
 class ProvidersExhausted(RecordError):
@@ -120,6 +124,7 @@ class ProvidersExhausted(RecordError):
 
 class OutputInvalid(RecordError):
     stage = "validate"
+    component = "transforms.core.answers.validation.validate"
 
 
 class UnexpectedError(RecordError):
@@ -130,7 +135,9 @@ class UnexpectedError(RecordError):
 
 class EncodeError(RecordError):
     stage = "encode"
+    component = "transforms.core.formats.codec.encode_output"
 
 
 class WriteError(RecordError):
     stage = "write"
+    component = "transforms.beam.write.WriteEnvelopes"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transforms.core.errors import Attempt, FieldError, RecordError
+from transforms.core.stacktrace import short_trace
 
 __all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Settled", "Skipped"]
 
@@ -81,6 +82,8 @@ class Failure:
     field_errors: tuple[FieldError, ...] = ()
     input_schema: str | None = None
     failed_at_ms: int = 0
+    component: str = ""  # what did the failing stage (Connect's ``class.name``)
+    trace: str = ""  # ``short_trace`` of the error
 
     @classmethod
     def from_error(
@@ -101,6 +104,8 @@ class Failure:
             field_errors=error.field_errors,
             input_schema=input_schema,
             failed_at_ms=failed_at_ms,
+            component=error.component,
+            trace=short_trace(error, error.message),
         )
 
 

@@ -132,6 +132,10 @@ class OutputSpec(_RegistryFraming):
     # the current schema against each of them.
     previous_schemas: list[Path] = Field(default_factory=list)
     compatibility: Compatibility = "BACKWARD"
+    # Which of the input record's headers its output carries: "all" (default), "none", or
+    # a list of names (shell-style patterns such as "trace*" allowed). Headers in the
+    # stage's own ``llm_enrich.`` namespace are never copied: the stage's own win.
+    input_headers: Literal["all", "none"] | list[str] = "all"
 
 
 class ExampleSpec(_Strict):

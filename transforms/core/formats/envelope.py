@@ -1,13 +1,21 @@
 """What goes on the wire for an enriched record and for a dead letter: value and headers.
 
-Dead-letter headers mirror Kafka Connect's (``__connect.errors.*``) so existing tools
-understand them; the value is an Avro ``llm_enrich.DeadLetter`` in single-object framing.
-Outputs carry their source coordinates as headers, so duplicates are recognisable.
+Dead-letter headers mirror Kafka Connect's ``DeadLetterQueueReporter`` (every
+``__connect.errors.*`` header it writes, and the input record's own headers before them), so
+existing tools understand them; the value is an Avro ``llm_enrich.DeadLetter`` in
+single-object framing.
+Outputs carry their source coordinates as headers, so duplicates are recognisable, and
+the input record's own headers (trace ids, tenant, origin) as the task's
+``output.input_headers`` allows; the stage's ``llm_enrich.*`` headers win on any clash.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
+import socket
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -91,7 +99,24 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
     if enriched.repairs:
         headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
-    return _envelope(enriched.source, value, headers)
+    copied = copied_input_headers(enriched.source.headers, job.task.output.input_headers)
+    return _envelope(enriched.source, value, [*copied, *headers])
+
+
+OWN_PREFIX = "llm_enrich."
+
+
+def copied_input_headers(headers: Headers, allowed: str | Sequence[str]) -> list[Header]:
+    """The input headers an output carries, in their order, repeated names kept. A header
+    without a value (Kafka allows null) is copied as an empty value."""
+    if allowed == "none":
+        return []
+    return [
+        (name, value or b"")
+        for name, value in headers
+        if not name.startswith(OWN_PREFIX)
+        and (allowed == "all" or any(fnmatch.fnmatchcase(name, p) for p in allowed))
+    ]
 
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
@@ -167,17 +192,34 @@ def dead_letter_envelope(job: Job, failure: Failure) -> Envelope:
             f"letter: too large; it is at {source.topic}[{source.partition}]@{source.offset}]"
         )
         value = framing.encode(datum, dead_letter_schema(), "single-object")
+    copied = copied_input_headers(source.headers, job.task.output.input_headers)
+    connect = [
+        ("topic", source.topic),
+        ("partition", str(source.partition)),
+        ("offset", str(source.offset)),
+        ("connector.name", job.name),
+        ("task.id", worker_id()),
+        ("stage", failure.stage),
+        ("class.name", failure.component or "transforms.core.calls.enricher.Enricher"),
+        ("exception.class.name", failure.error_class),
+        ("exception.message", text(failure.message[:1000])),
+        ("exception.stacktrace", failure.trace),
+    ]
     headers = [
-        ("__connect.errors.topic", source.topic.encode()),
-        ("__connect.errors.partition", str(source.partition).encode()),
-        ("__connect.errors.offset", str(source.offset).encode()),
-        ("__connect.errors.stage", failure.stage.encode()),
-        ("__connect.errors.exception.class.name", failure.error_class.encode()),
-        ("__connect.errors.exception.message", text(failure.message[:1000]).encode()),
+        *(h for h in copied if not h[0].startswith(CONNECT_PREFIX)),
+        *((CONNECT_PREFIX + name, value.encode()) for name, value in connect if value),
         *source_headers(source),
         ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
     ]
     return _envelope(source, value, headers)
+
+
+CONNECT_PREFIX = "__connect.errors."
+
+
+def worker_id() -> str:
+    """Which worker wrote a dead letter (Connect's ``task.id``): host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def read_dead_letter(payload: bytes) -> dict[str, Any]:
