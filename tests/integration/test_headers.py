@@ -109,3 +109,39 @@ def test_input_headers_can_be_allow_listed_or_dropped(
         assert len(outputs) == 2
         seen[str(setting)] = {tuple(n for n in _names(h) if "." not in n) for h in outputs}
     assert seen == {"['trace*', 'origin']": {("traceparent", "origin")}, "none": {()}}
+
+
+def test_librdkafka_clients_see_the_same_headers(make_task: MakeTask, fault_server: Any) -> None:
+    """Confluent's client (librdkafka) writes the input, null header value included, and
+    reads the output back: the headers it set are there, the null one as an empty value."""
+    from confluent_kafka import Consumer, Producer
+
+    server = fault_server(default=Reply.ok())
+    job = make_task([fault_provider(server, "only")])
+    producer = Producer({"bootstrap.servers": KAFKA, "acks": "all"})
+    sent = [("traceparent", b"00-abc-01"), ("empty", None), ("tenant", b"acme")]
+    for value in reviews(3):
+        producer.produce(job.task.kafka.input_topic, value, headers=sent)
+    assert producer.flush(30) == 0
+    assert run_job(job.task).get("written.output") == 3
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"{job.name}-check",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([job.task.kafka.output_topic])
+    received = []
+    try:
+        while len(received) < 3:
+            message = consumer.poll(10)
+            assert message is not None, "the output topic has fewer than 3 records"
+            assert message.error() is None, message.error()
+            received.append(message.headers())
+    finally:
+        consumer.close()
+    for headers in received:
+        assert headers[:3] == [("traceparent", b"00-abc-01"), ("empty", b""), ("tenant", b"acme")]
+        assert dict(headers)["llm_enrich.provider"] == b"only"
