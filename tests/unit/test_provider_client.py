@@ -12,6 +12,7 @@ import pytest
 from tests.fault_server import FaultServer, Reply
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.llm.connect import connect
 
 SCHEMA = {
     "type": "object",
@@ -39,7 +40,7 @@ def _client(server: FaultServer, slept: list[float], **policy: Any) -> ProviderC
         timeout_s=0.5,
         api_key_env=policy.pop("api_key_env", None),
     )
-    return ProviderClient(spec, GenerationSpec(), PolicySpec(**policy), sleep=sleep)
+    return connect(spec, GenerationSpec(), PolicySpec(**policy), sleep=sleep)
 
 
 def _complete(client: ProviderClient) -> Any:
@@ -130,7 +131,7 @@ def test_requests_per_minute_are_paced_with_the_injected_clock(server: FaultServ
         now[0] += seconds
 
     spec = ProviderSpec(name="p", base_url=server.base_url, model="m", rpm=3)
-    client = ProviderClient(spec, GenerationSpec(), PolicySpec(), sleep=sleep, clock=lambda: now[0])
+    client = connect(spec, GenerationSpec(), PolicySpec(), sleep=sleep, clock=lambda: now[0])
 
     async def go() -> None:
         for _ in range(4):

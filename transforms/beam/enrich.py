@@ -23,7 +23,6 @@ from transforms.beam.metrics import (
     note_stop,
 )
 from transforms.core.calls.enricher import ABANDONED, Enricher
-from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import RecordError, SystemicFault
@@ -31,6 +30,7 @@ from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.run import control
+from transforms.llm.connect import connect
 from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
 DEAD = "dead"
@@ -103,7 +103,7 @@ class EnrichService:
         )
         self._thread.start()
         task = job.task
-        self.providers = [ProviderClient(p, task.generation, task.policy) for p in task.providers]
+        self.providers = [connect(p, task.generation, task.policy) for p in task.providers]
         self.enricher = Enricher(job, self.providers, follow=follow)
         self._lock = threading.Lock()
         self._throttled_reported = 0.0
@@ -121,7 +121,15 @@ class EnrichService:
     def __del__(self) -> None:  # the last DoFn let go of it (Shared holds a weak reference)
         loop = getattr(self, "loop", None)
         if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
+            asyncio.run_coroutine_threadsafe(_close(getattr(self, "providers", []), loop), loop)
+
+
+async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Close the providers' HTTP sessions, then stop the loop."""
+    try:
+        await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
+    finally:
+        loop.stop()
 
 
 class EnrichRecords(_JobDoFn):

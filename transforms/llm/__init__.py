@@ -1,0 +1,1 @@
+"""The LLM edge: OpenAI-compatible chat completions over HTTP (aiohttp), built on the worker."""
