@@ -70,6 +70,7 @@ import hashlib
 import http
 import json
 import math
+import random
 import signal
 import socket
 import struct
@@ -794,6 +795,18 @@ def _abort(writer: asyncio.StreamWriter) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+def lognormal_latency(median_s: float, p99_s: float, seed: int = 0) -> Script:
+    """OK answers after a log-normal delay with that median and 99th percentile (heavy
+    tailed, as LLM APIs are), drawn deterministically per request index."""
+    sigma = math.log(p99_s / median_s) / 2.3263  # z of the 99th percentile
+
+    def script(index: int, body: dict[str, Any]) -> Action:
+        z = random.Random(seed * 1_000_003 + index).gauss(0.0, 1.0)
+        return Reply.ok(delay_s=median_s * math.exp(sigma * z))
+
+    return script
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fault_server",
@@ -802,6 +815,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--tail-p99",
+        type=float,
+        default=None,
+        help="log-normal latencies: --latency is the median, this the 99th percentile",
+    )
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -812,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
+    if args.tail_p99:
+        server.set_script(lognormal_latency(args.latency, args.tail_p99))
     base_url = server.start()
     print(f"READY {base_url}", flush=True)
     try:

@@ -1,14 +1,21 @@
-"""Benchmark: records/s of the drain pipeline against a provider that answers in 1 s.
+"""Benchmark: the stage's records/s and CPU per record against the bare ``openai`` client.
 
-The ratio that matters is the pipeline's throughput over a baseline measured in the same
-run on the same machine: the bare ``AsyncOpenAI`` client (``chat.completions.create``, the
-usual way to call it) sending the same number of calls with the same concurrency to the
-same server. ``--latency 0`` shows the per-record CPU cost instead of the waiting. Both talk to a
-fault server running in its own process, which also reports the calls it saw in flight.
+The ratios that matter are measured in one run on one machine: the drain pipeline (Prism,
+streaming, committing as it goes) against a baseline, the bare ``AsyncOpenAI`` client
+(default transport, ``chat.completions.create``, the usual way to call it) making the same
+number of calls with the same payload (the job's few-shot messages and response format) at
+the same concurrency, to the same server. Both talk to a fault server in its own process.
 
-    .venv/bin/python -m tests.bench.concurrency --records 1000 --latency 1.0 --in-flight 300
+    # CPU-bound: an instant server
+    .venv/bin/python -m tests.bench.concurrency --records 5000 --latency 0 --in-flight 64
+    # waiting-bound: 1 s per call, 250 in flight (ideal 250/s); --tail-p99 10 for a
+    # log-normal latency with median 1 s and p99 10 s
+    .venv/bin/python -m tests.bench.concurrency --records 5000 --latency 1 --in-flight 250
+    # --profile: where this process's CPU goes during the pipeline run (py-spy)
 
-Needs the local broker (deploy/kafka.sh start).
+CPU per record counts this process (the launcher and the Beam worker threads that Prism's
+LOOPBACK mode runs in it) and, separately, Prism's own process. Needs the local broker
+(deploy/kafka.sh start).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +40,22 @@ import yaml
 from pipelines.enrich_pipeline import build_pipeline
 from pipelines.execute import execute
 from schemas import load_schema
+from tests.bench.cpu import children, cpu_seconds, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
-from transforms.core.config.job import compile_job
+from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 from transforms.core.formats import framing
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 
+ROWS = REPO / "pipelines/examples/reviews/reviews.jsonl"
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.fault_server", "--port", "0", "--latency", str(latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+
+def start_server(latency: float, tail_p99: float | None) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "tests.fault_server", "--port", "0", "--latency", str(latency)]
+    if tail_p99:
+        command += ["--tail-p99", str(tail_p99)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert server.stdout is not None
     line = server.stdout.readline().strip()
     if not line.startswith("READY "):
@@ -58,35 +68,7 @@ def server_stats(base_url: str) -> dict[str, Any]:
         return dict(json.load(reply))
 
 
-async def baseline(base_url: str, calls: int, concurrency: int) -> float:
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=60)
-    slots = asyncio.Semaphore(concurrency)
-    schema = {
-        "type": "object",
-        "properties": {"rating": {"type": "integer"}},
-        "required": ["rating"],
-        "additionalProperties": False,
-    }
-
-    async def one() -> None:
-        async with slots:
-            await client.chat.completions.create(
-                model="fault",
-                messages=[{"role": "user", "content": "Review: fine"}],
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "a", "strict": True, "schema": schema},
-                },
-            )
-
-    started = time.monotonic()
-    await asyncio.gather(*(one() for _ in range(calls)))
-    elapsed = time.monotonic() - started
-    await client.close()
-    return calls / elapsed
-
-
-def pipeline_run(base_url: str, records: int, in_flight: int, bootstrap: str) -> dict[str, Any]:
+def bench_job(base_url: str, in_flight: int, bootstrap: str) -> Job:
     run = uuid.uuid4().hex[:8]
     raw = yaml.safe_load((REPO / "pipelines/examples/reviews/task.yaml").read_text())
     raw["name"] = f"bench-{run}"
@@ -100,24 +82,55 @@ def pipeline_run(base_url: str, records: int, in_flight: int, bootstrap: str) ->
     raw["output"]["schema"] = str(SCHEMAS / "examples.reviews.EnrichedReview.avsc")
     raw["providers"] = [
         {
-            "name": "slow",
+            "name": "bench",
             "base_url": base_url,
             "model": "fault",
-            "timeout_s": 60,
+            "timeout_s": 120,
             "max_concurrency": in_flight,
         }
     ]
-    raw["policy"] = {"max_in_flight": in_flight}
+    raw["policy"] = {"max_in_flight": in_flight, "record_deadline_s": 600}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "task.yaml"
         path.write_text(yaml.safe_dump(raw))
-        job = compile_job(load_task(path))
+        return compile_job(load_task(path))
+
+
+async def baseline(job: Job, base_url: str, calls: int, concurrency: int) -> dict[str, float]:
+    """The bare client, with the stage's payload: the same rendered messages (one per
+    input row, cycling) and the same response format."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=120)
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+    messages = [job.prompt.messages(row) for row in rows]
+    response_format: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "strict": True, "schema": job.shape.json_schema},
+    }
+    generation = job.task.generation
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> None:
+        async with slots:
+            await client.chat.completions.create(
+                model="fault",
+                messages=messages[index % len(messages)],  # type: ignore[arg-type]
+                temperature=generation.temperature,
+                seed=generation.seed,
+                max_tokens=generation.max_tokens,
+                response_format=response_format,
+            )
+
+    cpu, started = time.process_time(), time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(calls)))
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+    await client.close()
+    return {"rate": calls / elapsed, "cpu_ms": 1000 * cpu / calls}
+
+
+def produce_records(job: Job, records: int) -> None:
     kafka = job.task.kafka
     ensure_topics(kafka, {kafka.input_topic: 3, kafka.output_topic: 3, kafka.dead_letter_topic: 1})
-    rows = [
-        json.loads(line)
-        for line in (REPO / "pipelines/examples/reviews/reviews.jsonl").read_text().splitlines()
-    ]
+    rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
     review = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
     client = producer(kafka)
     for index in range(records):
@@ -127,47 +140,81 @@ def pipeline_run(base_url: str, records: int, in_flight: int, bootstrap: str) ->
     client.flush()
     client.close()
 
+
+def pipeline_run(job: Job, profile: bool) -> dict[str, Any]:
     pipeline, _ = build_pipeline(job.task)
-    summary = execute(pipeline)
+    split: Counter[str] = Counter()
+    cpu = time.process_time()
+    with profiled() if profile else nullcontext(split) as split:
+        summary = execute(pipeline)
+        cpu = time.process_time() - cpu
+        prism = sum(cpu_seconds(pid) for pid in children("prism"))
+    written = summary.get("written.output")
     return {
-        "records_per_s": summary.get("written.output") / summary.wall_time_s,
+        "rate": written / summary.wall_time_s,
         "wall_s": summary.wall_time_s,
-        "written": summary.get("written.output"),
+        "written": written,
+        "dead": sum(summary.dead_by_stage.values()),
+        "cpu_ms": 1000 * cpu / max(written, 1),
+        "prism_ms": 1000 * prism / max(written, 1),
+        "prism_s": prism,
+        "split": split,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=1.0)
-    parser.add_argument("--in-flight", type=int, default=300)
+    parser.add_argument("--tail-p99", type=float, default=None)
+    parser.add_argument("--in-flight", type=int, default=250)
+    parser.add_argument("--profile", action="store_true")
     parser.add_argument("--kafka", default="127.0.0.1:19092")
     args = parser.parse_args()
 
-    server, base_url = start_server(args.latency)
+    server, base_url = start_server(args.latency, args.tail_p99)
     try:
-        base_rate = asyncio.run(baseline(base_url, args.records, args.in_flight))
+        job = bench_job(base_url, args.in_flight, args.kafka)
+        produce_records(job, args.records)
+        base = asyncio.run(baseline(job, base_url, args.records, args.in_flight))
         base_peak = server_stats(base_url)["max_in_flight"]
-        piped = pipeline_run(base_url, args.records, args.in_flight, args.kafka)
-        stats = server_stats(base_url)
+        piped = pipeline_run(job, args.profile)
+        peak = server_stats(base_url)["max_in_flight"]
     finally:
         server.terminate()
         server.wait(timeout=10)
-    ideal = f"ideal {args.in_flight / args.latency:.0f} records/s" if args.latency else "no wait"
+
+    latency = (
+        f"log-normal, median {args.latency:.1f}s, p99 {args.tail_p99:.1f}s"
+        if (args.tail_p99)
+        else f"{args.latency:.1f}s"
+    )
+    ideal = args.in_flight / args.latency if args.latency else None
     print(
-        f"provider latency {args.latency:.1f}s, {args.records} records, "
-        f"max_in_flight {args.in_flight} ({ideal})"
+        f"provider latency {latency}; {args.records} records; {args.in_flight} in flight"
+        + (f" (ideal {ideal:.0f} records/s)" if ideal else "")
     )
     print(
-        f"baseline  bare AsyncOpenAI client: {base_rate:7.1f} calls/s, "
-        f"server saw {base_peak} in flight"
+        f"baseline  bare AsyncOpenAI client: {base['rate']:7.1f} calls/s, "
+        f"{base['cpu_ms']:.2f} ms CPU per call, server saw {base_peak} in flight"
     )
     print(
-        f"pipeline  drain run (Prism): {piped['records_per_s']:7.1f} records/s, "
-        f"server saw {stats['max_in_flight']} in flight, {piped['written']} written "
-        f"in {piped['wall_s']:.1f}s"
+        f"pipeline  drain run (Prism):       {piped['rate']:7.1f} records/s, "
+        f"{piped['cpu_ms']:.2f} ms CPU per record in this process + {piped['prism_ms']:.2f} "
+        f"in Prism; server saw {peak} in flight; {piped['written']} written, "
+        f"{piped['dead']} dead-lettered, in {piped['wall_s']:.1f}s"
     )
-    print(f"ratio     pipeline / baseline = {piped['records_per_s'] / base_rate:.2f}")
+    print(
+        f"ratio     records/s pipeline / baseline = {piped['rate'] / base['rate']:.2f}"
+        + (f"; pipeline / ideal = {piped['rate'] / ideal:.2f}" if ideal else "")
+    )
+    print(
+        f"ratio     CPU per record / per call = {piped['cpu_ms'] / base['cpu_ms']:.2f} "
+        f"(this process), {(piped['cpu_ms'] + piped['prism_ms']) / base['cpu_ms']:.2f} "
+        f"(with Prism)"
+    )
+    if args.profile:
+        print_split(piped["split"], {"Prism (Go runner)": piped["prism_s"]})
 
 
 if __name__ == "__main__":
