@@ -98,6 +98,7 @@ Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
 
 
 Framing = Literal["single-object", "raw", "confluent"]
+OnInvalid = Literal["re-ask", "default", "null"]
 
 
 class _RegistryFraming(_Strict):
@@ -132,6 +133,9 @@ class OutputSpec(_RegistryFraming):
     # the current schema against each of them.
     previous_schemas: list[Path] = Field(default_factory=list)
     compatibility: Compatibility = "BACKWARD"
+    # Per generated field, what to do when its value stays invalid after repair: re-ask
+    # (the default), take the Avro default, or null. Checked against the schema at compile.
+    on_invalid: dict[str, OnInvalid] = Field(default_factory=dict)
 
 
 class ExampleSpec(_Strict):
