@@ -36,6 +36,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Any
 
 from transforms.core.errors import FieldError
@@ -160,7 +161,7 @@ def _string(datum: Any, schema: Any, context: _Context, path: str) -> Any:
     return datum
 
 
-def _decoded(datum: str, wanted: type) -> Any:
+def _decoded(datum: str, wanted: type | UnionType) -> Any:
     """The value a string encodes as JSON, when it is a ``wanted`` (dict or list)."""
     try:
         value = json.loads(datum)
@@ -263,7 +264,7 @@ def _unwrap_wrapper(
     it does."""
     if len(datum) != 1:
         return datum
-    (key, inner), = datum.items()
+    ((key, inner),) = datum.items()
     if _field_for(key, fields, reserved) is not None:
         return datum
     probe = _Context(context.named, reserved)

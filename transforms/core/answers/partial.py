@@ -30,8 +30,7 @@ _TOP_FIELD = re.compile(r"\$\.([A-Za-z_][A-Za-z0-9_]*)(?:$|[.\[])")
 def _nullable(schema: Any, named: Named) -> bool:
     schema = resolve(schema, named)
     return type_name(schema) == "null" or (
-        type_name(schema) == "union"
-        and any(type_name(resolve(b, named)) == "null" for b in schema)
+        type_name(schema) == "union" and any(type_name(resolve(b, named)) == "null" for b in schema)
     )
 
 
