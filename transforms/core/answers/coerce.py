@@ -51,6 +51,7 @@ _LIST_LIKE = re.compile(r"[,;\n|]")
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_\-]")
 _BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 _MAX_LISTED_DROPS = 20
+_MAX_DIGITS = 40  # a long has 19; longer digit strings are left for the validator
 
 
 @dataclass
@@ -125,7 +126,7 @@ def _boolean(datum: Any, schema: Any, context: _Context, path: str) -> Any:
 def _integer(datum: Any, schema: Any, context: _Context, path: str) -> Any:
     if isinstance(datum, str):
         text = datum.strip()
-        if _INTEGER.fullmatch(text):
+        if len(text) <= _MAX_DIGITS and _INTEGER.fullmatch(text):
             context.fix("numeric_string", path)
             return int(text)  # every digit kept, beyond 2**53 too
         whole = _integral(float(text)) if _DECIMAL.fullmatch(text) else None
@@ -165,7 +166,7 @@ def _decoded(datum: str, wanted: type | UnionType) -> Any:
     """The value a string encodes as JSON, when it is a ``wanted`` (dict or list)."""
     try:
         value = json.loads(datum)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, wanted) else None
 

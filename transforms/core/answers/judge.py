@@ -59,9 +59,12 @@ def judge(
     datum, repairs, errors = parse_answer(raw)
     if errors:
         return Judgement({}, tuple(repairs), (), tuple(errors))
-    datum, fixes, problems = coerce(datum, schema, reserved)
+    try:
+        datum, fixes, problems = coerce(datum, schema, reserved)
+        errors = problems + [e for e in validate(datum, schema) if e not in problems]
+    except RecursionError:
+        return Judgement({}, tuple(repairs), (), (FieldError("$", "nested too deeply"),))
     repairs = [*repairs, *fixes]
-    errors = problems + [e for e in validate(datum, schema) if e not in problems]
     if not errors:
         return Judgement(datum, tuple(repairs))
     settled = settle(datum, errors, on_invalid or {}, schema)

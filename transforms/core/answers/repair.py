@@ -42,10 +42,12 @@ def parse_answer(raw: str) -> Parsed:
     """Return (datum, repairs applied, errors). ``errors`` is non-empty when nothing parsed."""
     try:
         return _json(raw), [], []
-    except json.JSONDecodeError:
-        pass
     except _DuplicateKey as twice:
         return None, [], [_refused(f"key {twice} given twice: not picking one")]
+    except RecursionError:
+        return None, [], [_refused("the answer is nested too deeply")]
+    except ValueError:  # not JSON (or a number too long to convert)
+        pass
     if not raw.strip():
         return None, [], [FieldError("$", "the answer is empty")]
     repairs: list[str] = []
@@ -69,6 +71,8 @@ def parse_answer(raw: str) -> Parsed:
         datum, how = _loads(text[start:end])
     except _DuplicateKey as twice:
         return None, repairs, [_refused(f"key {twice} given twice: not picking one")]
+    except RecursionError:
+        return None, repairs, [_refused("the answer is nested too deeply")]
     if how is None:
         return None, repairs, [FieldError("$", "the answer is not a JSON object")]
     return datum, [*repairs, *how], []
@@ -160,7 +164,9 @@ def _loads(text: str) -> tuple[Any, list[str] | None]:
     """(value, repairs) for an object or array, else (None, None)."""
     try:
         return _json(text), []
-    except json.JSONDecodeError:
+    except _DuplicateKey:
+        raise
+    except ValueError:  # not JSON (or a number too long to convert)
         pass
     try:
         value = ast.literal_eval(text)  # literals only: nothing is executed
@@ -168,7 +174,10 @@ def _loads(text: str) -> tuple[Any, list[str] | None]:
         value = None
     if isinstance(value, dict | list):
         return value, ["python_literal" if _PYTHON.search(text) else "json_repair"]
-    value = json_repair.loads(text)
+    try:
+        value = json_repair.loads(text)
+    except ValueError:
+        return None, None
     if isinstance(value, dict | list) and value:
         return value, ["json_repair"]
     return None, None
