@@ -7,6 +7,8 @@
     Python literals ({'a': True, 'b': None})    python_literal
     broken JSON (trailing commas, quotes,       json_repair
       comments, bare keys, unclosed brackets)
+    a quote inside a string left unescaped                              unbalanced quotes
+      ('it's', "he said "no", then")
     cut off inside a string, after a key, a                             truncated
       ':' or ',', or inside a word
     empty, a refusal, prose with no object                              not a JSON object
@@ -73,6 +75,12 @@ def parse_answer(raw: str) -> Parsed:
         return None, repairs, [_refused(f"key {twice} given twice: not picking one")]
     except RecursionError:
         return None, repairs, [_refused("the answer is nested too deeply")]
+    except _AmbiguousQuotes:
+        return (
+            None,
+            repairs,
+            [_refused("a string's quotes are unbalanced: where it ends is a guess")],
+        )
     if how is None:
         return None, repairs, [FieldError("$", "the answer is not a JSON object")]
     return datum, [*repairs, *how], []
@@ -136,7 +144,7 @@ def _another_object(rest: str) -> bool:
             try:
                 if _loads(rest[start:end])[1] is not None:
                     return True
-            except _DuplicateKey:
+            except (_DuplicateKey, _AmbiguousQuotes):
                 return True
         start = rest.find("{", start + 1)
     return False
@@ -144,6 +152,38 @@ def _another_object(rest: str) -> bool:
 
 class _DuplicateKey(ValueError):
     pass
+
+
+class _AmbiguousQuotes(ValueError):
+    pass
+
+
+_NEXT = re.compile(r"\s*(\S)")
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def _quotes_close_cleanly(text: str) -> bool:
+    """Whether every quoted string (either quote) is followed by ``,`` ``:`` ``]`` ``}`` or
+    the end: ``["it's"]`` is, ``['it's']`` and ``"he said "no", then"`` are not. Where it is
+    not, json-repair would have to guess where a string ends."""
+    index, length = 0, len(text)
+    while index < length:
+        char = text[index]
+        comment = _COMMENT.match(text, index) if char == "/" else None
+        if comment:
+            index = comment.end()
+            continue
+        if char not in "\"'":
+            index += 1
+            continue
+        index += 1
+        while index < length and text[index] != char:
+            index += 2 if text[index] == "\\" else 1
+        after = _NEXT.match(text, index + 1)
+        if index < length and after and after.group(1) not in ",:]}":
+            return False
+        index += 1
+    return True
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -174,6 +214,8 @@ def _loads(text: str) -> tuple[Any, list[str] | None]:
         value = None
     if isinstance(value, dict | list):
         return value, ["python_literal" if _PYTHON.search(text) else "json_repair"]
+    if not _quotes_close_cleanly(text):
+        raise _AmbiguousQuotes
     try:
         value = json_repair.loads(text)
     except ValueError:
