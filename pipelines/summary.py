@@ -83,6 +83,7 @@ class RunSummary:
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
         ]
+        lines += self.answer_lines()
         if self.get("abandoned"):
             lines.append(
                 f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
@@ -94,6 +95,18 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def answer_lines(self) -> list[str]:
+        """Repairs by kind, and records accepted with defaulted fields (output.on_invalid)."""
+        lines = []
+        repairs = self.grouped("repair.")
+        if repairs:
+            lines.append("repairs by kind     " + ", ".join(f"{k}={v}" for k, v in repairs.items()))
+        if self.get("defaulted"):
+            fields = ", ".join(f"{k}={v}" for k, v in self.grouped("defaulted.").items())
+            count = self.get("defaulted")
+            lines.append(f"defaulted fields    {count} records  (by field: {fields})")
+        return lines
 
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"

@@ -120,7 +120,7 @@ def test_broken_json_is_repaired_without_a_reask(make_task: MakeTask, fault_serv
     assert repairs == {
         "strip_code_fence",
         "json_repair",
-        "enum_case,numeric_string",
+        "enum_case@$.sentiment,numeric_string@$.rating",
         "strip_surrounding_text",
     }
 

@@ -122,9 +122,9 @@ def test_broken_json_and_wrong_case_are_repaired_without_a_reask() -> None:
     assert set(result.repairs) >= {
         "strip_code_fence",
         "json_repair",
-        "enum_case",
-        "wrap_in_array",
-        "numeric_string",
+        "enum_case@$.sentiment",
+        "wrap_in_array@$.topics",
+        "numeric_string@$.rating",
     }
 
 

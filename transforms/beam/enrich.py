@@ -22,6 +22,7 @@ from transforms.beam.metrics import (
     halt,
     note_stop,
 )
+from transforms.core.answers.judge import repair_kind
 from transforms.core.calls.enricher import ABANDONED, Enricher
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
@@ -149,6 +150,7 @@ class EnrichRecords(_JobDoFn):
         self._prompt_tokens = counter("prompt_tokens")
         self._completion_tokens = counter("completion_tokens")
         self._repaired = counter("repaired")
+        self._defaulted = counter("defaulted")
         self._cost_micro_usd = counter("cost_micro_usd")
         self._abandoned = counter("abandoned")
         self._throttled = ThrottledTime()
@@ -193,10 +195,19 @@ class EnrichRecords(_JobDoFn):
             elif isinstance(result, Enriched):
                 self._enriched.inc()
                 self._repaired.inc(bool(result.repairs))
+                self._count_repairs(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
                 yield _dead(WindowedValue(result, timestamp, (window,)))
         self._pending = waiting
+
+    def _count_repairs(self, enriched: Enriched) -> None:
+        """Per kind (``repair.enum_case``) and per defaulted field (``defaulted.language``)."""
+        for repair in enriched.repairs:
+            counter(f"repair.{repair_kind(repair)}").inc()
+        self._defaulted.inc(bool(enriched.defaulted))
+        for name in enriched.defaulted:
+            counter(f"defaulted.{name}").inc()
 
     def _count(self, attempts: Sequence[Any]) -> None:
         for attempt in attempts:

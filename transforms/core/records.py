@@ -67,6 +67,8 @@ class Enriched:
     model: str
     attempts: tuple[Attempt, ...]
     repairs: tuple[str, ...] = ()
+    # generated fields whose invalid value was replaced (output.on_invalid default/null)
+    defaulted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

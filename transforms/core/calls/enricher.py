@@ -21,9 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from transforms.core.answers.coerce import coerce
-from transforms.core.answers.repair import parse_answer
-from transforms.core.answers.validation import validate
+from transforms.core.answers.judge import judge
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
@@ -175,7 +173,7 @@ class Enricher:
                         not_the_record.append(f"{provider.spec.name}: {reason}")
                     break  # next provider
                 attempts.extend(completion.attempts)
-                output, repairs, errors = self._judge(parsed, completion.text)
+                output, repairs, errors, defaulted = self._judge(parsed, completion.text)
                 if not errors and completion.finish_reason != "length":
                     return Enriched(
                         parsed.source,
@@ -184,6 +182,7 @@ class Enricher:
                         provider.spec.model,
                         tuple(attempts),
                         tuple(repairs),
+                        defaulted,
                     )
                 note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
                 if completion.finish_reason == "length" and not errors:
@@ -209,16 +208,18 @@ class Enricher:
 
     def _judge(
         self, parsed: Parsed, raw: str
-    ) -> tuple[dict[str, Any], list[str], list[FieldError]]:
-        answer, repairs, errors = parse_answer(raw)
-        if errors:
-            return {}, repairs, errors
-        answer, fixes = coerce(answer, self._job.shape.avro)
-        repairs = [*repairs, *fixes]
-        errors = validate(answer, self._job.shape.avro)
-        if errors:
-            return {}, repairs, errors
+    ) -> tuple[dict[str, Any], list[str], list[FieldError], tuple[str, ...]]:
+        """(output, repairs, errors, defaulted fields): see ``answers.judge``."""
+        shape = self._job.shape
+        verdict = judge(
+            raw,
+            shape.avro,
+            reserved=frozenset(shape.copied_fields),
+            on_invalid=self._job.task.output.on_invalid,
+        )
+        if verdict.errors:
+            return {}, list(verdict.repairs), list(verdict.errors), ()
         # Only what the model wrote is validated: copied values are the decoded input
         # (datetimes, decimals...), whose types compile_job checked against the output's.
-        copied = {name: parsed.fields.get(name) for name in self._job.shape.copied_fields}
-        return {**copied, **answer}, repairs, []
+        copied = {name: parsed.fields.get(name) for name in shape.copied_fields}
+        return {**copied, **verdict.answer}, list(verdict.repairs), [], verdict.defaulted

@@ -11,6 +11,7 @@ from pathlib import Path
 from fastavro.schema import SchemaParseException
 
 from schemas import AvroSchema, load_schema, parse_schema
+from transforms.core.answers.partial import on_invalid_problems
 from transforms.core.answers.validation import validate
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
@@ -112,6 +113,9 @@ def compile_job(task: TaskSpec) -> Job:
         prompt = PromptRenderer(task.prompt, shape)
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
+    problems = on_invalid_problems(shape.avro, task.output.on_invalid)
+    if problems:
+        raise TaskConfigError(f"{where}: {problems[0]}")
     for index, example in enumerate(task.prompt.examples):
         answer = {k: v for k, v in example.output.items() if k in shape.generated_fields}
         errors = validate(answer, shape.avro)

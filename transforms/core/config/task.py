@@ -98,6 +98,7 @@ Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
 
 
 Framing = Literal["single-object", "raw", "confluent"]
+OnInvalid = Literal["re-ask", "default", "null"]
 
 
 class _RegistryFraming(_Strict):
@@ -136,6 +137,9 @@ class OutputSpec(_RegistryFraming):
     # a list of names (shell-style patterns such as "trace*" allowed). Headers in the
     # stage's own ``llm_enrich.`` namespace are never copied: the stage's own win.
     input_headers: Literal["all", "none"] | list[str] = "all"
+    # Per generated field, what to do when its value stays invalid after repair: re-ask
+    # (the default), take the Avro default, or null. Checked against the schema at compile.
+    on_invalid: dict[str, OnInvalid] = Field(default_factory=dict)
 
 
 class ExampleSpec(_Strict):
