@@ -66,6 +66,8 @@ class Enriched:
     model: str
     attempts: tuple[Attempt, ...]
     repairs: tuple[str, ...] = ()
+    # injection markers the record carried (``safety.injection.action: flag``)
+    safety_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
     if enriched.repairs:
         headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
+    if enriched.safety_flags:
+        headers.append(("llm_enrich.injection", ",".join(enriched.safety_flags).encode()))
     return _envelope(enriched.source, value, headers)
 
 
