@@ -12,9 +12,10 @@
                          of the first four checks fires on (and the plain text does not)
     repeated_text        a long text that compresses more than ten-fold (one phrase repeated)
 
-The text checks read the text normalised (NFKC, format characters removed, common
-Cyrillic and Greek look-alikes mapped to Latin), so spacing a word with zero-width
-characters or writing it in full-width or homoglyph letters does not hide it.
+The text checks read the text normalised (NFKC, tag characters read as the ASCII they
+smuggle, other format characters removed, common Cyrillic and Greek look-alikes mapped to
+Latin), so spacing a word with zero-width characters or writing it in full-width,
+homoglyph or tag letters does not hide it.
 """
 
 from __future__ import annotations
@@ -87,9 +88,15 @@ _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){12,}\b")
 _PERCENT = re.compile(r"(?:%[0-9a-fA-F]{2}){6,}")
 
 
+# Unicode tag characters spell ASCII invisibly (U+E0020-E007E): read them as that ASCII.
+_TAGS = {0xE0000 + c: c for c in range(0x20, 0x7F)}
+_NEWLINES = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\r": "\n", "\x85": "\n"})
+
+
 def normalise(text: str) -> str:
-    """NFKC, without format characters, with look-alike letters mapped to Latin."""
-    folded = unicodedata.normalize("NFKC", text)
+    """NFKC; tag characters read as ASCII, other format characters removed, Unicode line
+    breaks as newlines, look-alike letters mapped to Latin."""
+    folded = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_NEWLINES)
     visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
     return visible.translate(_LOOKALIKES)
 
