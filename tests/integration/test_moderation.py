@@ -3,6 +3,7 @@ are guard dead letters, a failing endpoint fails closed, a 401 stops the run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +26,10 @@ from tests.integration.conftest import (
     sample_reviews,
 )
 from tests.moderation_server import ModerationServer
+from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job
+from transforms.core.config.safety import ModerationSpec
+from transforms.core.errors import ModerationFailed
 from transforms.core.formats import framing
 
 ENRICHED = SCHEMAS / "examples.reviews.EnrichedReview.avsc"
@@ -123,3 +127,23 @@ def test_a_moderation_endpoint_refusing_the_key_stops_the_run(
     assert any("moderation endpoint" in reason for reason in summary.stop_reasons)
     assert summary.get("written.output") == 0 and summary.get("written.dead_letter") == 0
     assert set(committed_offsets(job).values()) <= {None, 0}
+
+
+def test_categories_narrow_what_counts_and_the_key_never_shows(
+    moderation: Callable[..., ModerationServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mod = moderation(flag_words={"scam": "fraud", "idiot": "harassment"})
+    spec = {"base_url": mod.base_url, "categories": ["harassment"], "api_key_env": "MOD_KEY"}
+    monkeypatch.setenv("MOD_KEY", "sk-moderation-secret-123456")
+    moderator = Moderator(ModerationSpec.model_validate(spec))
+    assert asyncio.run(moderator.flagged(["a scam"])) == []  # fraud is not a chosen category
+    assert asyncio.run(moderator.flagged(["what an idiot", "scam"])) == ["harassment"]
+    assert asyncio.run(moderator.flagged([])) == [] and mod.requests == 2  # nothing to ask
+
+    down = moderation(flag_words={}, fail_with=503)
+    failing = Moderator(
+        ModerationSpec.model_validate({**spec, "base_url": down.base_url, "attempts": 1})
+    )
+    with pytest.raises(ModerationFailed) as raised:
+        asyncio.run(failing.flagged(["x"]))
+    assert "503" in str(raised.value) and "sk-moderation" not in str(raised.value)
