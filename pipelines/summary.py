@@ -84,6 +84,7 @@ class RunSummary:
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
         ]
         lines += self.answer_lines()
+        lines += self.safety_lines()
         if self.get("abandoned"):
             lines.append(
                 f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
@@ -107,6 +108,19 @@ class RunSummary:
             count = self.get("defaulted")
             lines.append(f"defaulted fields    {count} records  (by field: {fields})")
         return lines
+
+    def safety_lines(self) -> list[str]:
+        """Records flagged for injection markers and records the guard refused, if any."""
+        kinds = ", ".join(f"{k}={v}" for k, v in self.grouped("safety.flag.").items())
+        guarded = self.grouped("safety.guarded.")
+        if not (self.get("safety.flagged") or guarded):
+            return []
+        refused = ", ".join(f"{k}={v}" for k, v in guarded.items()) or "none"
+        return [
+            f"safety: flagged     {self.get('safety.flagged')}  (enriched with an "
+            f"llm_enrich.injection header; markers: {kinds or 'none'})",
+            f"safety: guarded     {sum(guarded.values())}  (dead-lettered, stage guard: {refused})",
+        ]
 
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"

@@ -120,7 +120,7 @@ def make_task(tmp_path: Path) -> MakeTask:
             "policy": {"attempts_per_provider": 1, "max_reasks": 1, "max_in_flight": 16},
         }
         for key, value in overrides.items():
-            raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
+            raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
         path = tmp_path / f"task-{run}.yaml"
         path.write_text(yaml.safe_dump(raw))
         job = compile_job(load_task(path))

@@ -35,6 +35,7 @@ def _task(tmp_path: Path, on_invalid: dict[str, Any]) -> Path:
     raw["input"]["schema"] = str(EXAMPLE_TASK.parent / raw["input"]["schema"])
     raw["output"] = {"schema": str(TAGGED), "on_invalid": on_invalid}
     raw["prompt"]["examples"] = []
+    raw.pop("safety", None)  # its output rules name fields of the example's own schema
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

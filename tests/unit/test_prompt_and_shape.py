@@ -39,7 +39,11 @@ def test_messages_are_system_then_example_turns_then_the_record() -> None:
     messages = JOB.prompt.messages(RECORD)
     roles = [m["role"] for m in messages]
     assert roles == ["system"] + ["user", "assistant"] * 3 + ["user"]
-    assert messages[-1]["content"] == "Product: Kettle\nReview: Boils fast."
+    data = JOB.prompt.delimiter
+    assert data is not None  # safety.delimit is on by default: values are wrapped
+    assert messages[-1]["content"] == (
+        f"Product: {data.open}Kettle{data.close}\nReview: {data.open}Boils fast.{data.close}"
+    )
     first_answer = json.loads(messages[2]["content"])
     assert set(first_answer) == {"sentiment", "topics", "summary", "rating"}
 
@@ -61,7 +65,9 @@ def test_missing_field_and_oversized_record_are_prompt_errors() -> None:
 
 def test_record_text_is_data_and_the_template_is_sandboxed() -> None:
     injected = JOB.prompt.messages({**RECORD, "product": "{{ ''.__class__ }}"})
-    assert injected[-1]["content"].startswith("Product: {{ ''.__class__ }}")
+    assert injected[-1]["content"].startswith(
+        f"Product: {JOB.prompt.delimiter.open}{{{{ ''.__class__ }}}}"
+    )
     sneaky = JOB.task.prompt.model_copy(update={"template": "{{ text.__class__.__mro__ }}"})
     with pytest.raises(TaskConfigError, match="unsafe"):
         compile_job(JOB.task.model_copy(update={"prompt": sneaky}))

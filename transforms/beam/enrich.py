@@ -17,6 +17,7 @@ from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import (
     ThrottledTime,
     count_halted,
+    count_safety,
     counter,
     dead_letter_counter,
     halt,
@@ -24,6 +25,7 @@ from transforms.beam.metrics import (
 )
 from transforms.core.answers.judge import repair_kind
 from transforms.core.calls.enricher import ABANDONED, Enricher
+from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import RecordError, SystemicFault
@@ -105,7 +107,9 @@ class EnrichService:
         self._thread.start()
         task = job.task
         self.providers = [connect(p, task.generation, task.policy) for p in task.providers]
-        self.enricher = Enricher(job, self.providers, follow=follow)
+        moderation = task.safety.moderation
+        self.moderator = Moderator(moderation) if moderation else None
+        self.enricher = Enricher(job, self.providers, follow=follow, moderator=self.moderator)
         self._lock = threading.Lock()
         self._throttled_reported = 0.0
 
@@ -196,8 +200,10 @@ class EnrichRecords(_JobDoFn):
                 self._enriched.inc()
                 self._repaired.inc(bool(result.repairs))
                 self._count_repairs(result)
+                count_safety(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
+                count_safety(result)
                 yield _dead(WindowedValue(result, timestamp, (window,)))
         self._pending = waiting
 

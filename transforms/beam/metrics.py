@@ -11,6 +11,7 @@ from typing import Any
 
 from apache_beam.metrics.metric import Metrics
 
+from transforms.core.records import Enriched, Failure
 from transforms.core.run import control, tally
 
 NAMESPACE = "llm_enrich"
@@ -55,6 +56,17 @@ def counter(name: str) -> Count:
 
 def dead_letter_counter(stage: str) -> Count:
     return counter(f"dead_letter.{stage}")
+
+
+def count_safety(result: Enriched | Failure) -> None:
+    """``safety.flagged`` and ``safety.flag.<kind>`` for an enriched record that carried
+    injection markers; ``safety.guarded.<error class>`` for a record the guard refused."""
+    if isinstance(result, Enriched) and result.safety_flags:
+        counter("safety.flagged").inc()
+        for kind in result.safety_flags:
+            counter(f"safety.flag.{kind}").inc()
+    elif isinstance(result, Failure) and result.stage == "guard":
+        counter(f"safety.guarded.{result.error_class}").inc()
 
 
 def stop_reason(reason: str) -> None:

@@ -11,6 +11,11 @@ EnrichError                      base of everything this project raises
     ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
     ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
     ├── OutputInvalid            stage "validate": the answer does not fit the output schema
+    ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
+    │   ├── InjectionSuspected   the record carries injection markers (action dead_letter)
+    │   ├── OutputRuleViolated   the answer broke a safety.output_rules rule, after a re-ask
+    │   ├── ModerationFlagged    the moderation endpoint flagged the answer
+    │   └── ModerationFailed     the moderation endpoint could not be asked (fails closed)
     ├── EncodeError              stage "encode": the enriched record cannot be encoded
     └── WriteError               stage "write": the broker refused the record
 """
@@ -26,7 +31,12 @@ __all__ = [
     "EncodeError",
     "EnrichError",
     "FieldError",
+    "GuardRejected",
+    "InjectionSuspected",
+    "ModerationFailed",
+    "ModerationFlagged",
     "OutputInvalid",
+    "OutputRuleViolated",
     "PromptError",
     "ProvidersExhausted",
     "RecordError",
@@ -125,6 +135,28 @@ class ProvidersExhausted(RecordError):
 class OutputInvalid(RecordError):
     stage = "validate"
     component = "transforms.core.answers.validation.validate"
+
+
+class GuardRejected(RecordError):
+    """The trust-and-safety layer refused the record or its answer (replayable)."""
+
+    stage = "guard"
+
+
+class InjectionSuspected(GuardRejected):
+    pass
+
+
+class OutputRuleViolated(GuardRejected):
+    pass
+
+
+class ModerationFlagged(GuardRejected):
+    pass
+
+
+class ModerationFailed(GuardRejected):
+    pass
 
 
 class UnexpectedError(RecordError):

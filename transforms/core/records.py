@@ -69,6 +69,8 @@ class Enriched:
     repairs: tuple[str, ...] = ()
     # generated fields whose invalid value was replaced (output.on_invalid default/null)
     defaulted: tuple[str, ...] = ()
+    # injection markers the record carried (``safety.injection.action: flag``)
+    safety_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

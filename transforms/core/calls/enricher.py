@@ -6,6 +6,11 @@ for each provider in order:
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
 
+The safety screen (``transforms.core.safety.screen``) wraps this: injection markers in the
+rendered record are flagged or dead-lettered before any call; a valid answer that breaks
+an output rule is re-asked once, then dead-lettered; a moderation endpoint, if declared,
+screens the answer last. Each refusal is a Failure with stage "guard".
+
 Unless every provider failed for a reason that is not the record's (bad credentials, no
 such model, not an OpenAI-compatible endpoint, circuit open): that is a SystemicFault.
 It halts the run (``transforms.core.run.control``) and the record is Skipped, neither written
@@ -19,16 +24,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from transforms.core.answers.judge import judge
+from transforms.core.calls.moderation import Moderator
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.errors import (
     Attempt,
     FieldError,
+    ModerationFailed,
+    ModerationFlagged,
     OutputInvalid,
+    OutputRuleViolated,
     ProvidersExhausted,
     RecordError,
     SystemicFault,
@@ -38,6 +48,7 @@ from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
 from transforms.core.run import control
 from transforms.core.run.guard import RunGuard
+from transforms.core.safety.screen import RULES_NOTE
 
 __all__ = ["Enricher"]
 
@@ -58,6 +69,18 @@ def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
     return is_transient(error) and breaker is not None and breaker.state != "closed"
 
 
+def _rule_violation(
+    problems: Sequence[FieldError], attempts: Sequence[Attempt], raw: str
+) -> OutputRuleViolated:
+    return OutputRuleViolated(
+        "the answer breaks the output rules after a re-ask: "
+        + "; ".join(str(p) for p in problems[:5]),
+        attempts=attempts,
+        raw_output=raw,
+        field_errors=problems,
+    )
+
+
 class Enricher:
     """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
 
@@ -69,9 +92,11 @@ class Enricher:
         follow: bool = False,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        moderator: Moderator | None = None,
     ) -> None:
         self._job = job
         self._providers = list(providers)
+        self._moderator = moderator
         self._follow = follow
         self._clock = clock
         self._sleep = sleep
@@ -124,8 +149,10 @@ class Enricher:
         deadline_s = self._job.task.policy.record_deadline_s
         try:
             messages = self._job.prompt.messages(parsed.fields)
+            flags = self._job.screen.injection_kinds(messages[-1]["content"])
             async with asyncio.timeout(deadline_s):
-                return await self._through_chain(parsed, messages, attempts)
+                enriched = await self._through_chain(parsed, messages, attempts)
+            return replace(enriched, safety_flags=flags) if flags else enriched
         except TimeoutError:
             error: RecordError = ProvidersExhausted(
                 f"record deadline of {deadline_s:.0f}s (policy.record_deadline_s) exceeded",
@@ -175,6 +202,14 @@ class Enricher:
                 attempts.extend(completion.attempts)
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
                 if not errors and completion.finish_reason != "length":
+                    output, repairs, defaulted = await self._screened(
+                        provider,
+                        parsed,
+                        conversation,
+                        completion.text,
+                        (output, repairs, defaulted),
+                        attempts,
+                    )
                     return Enriched(
                         parsed.source,
                         output,
@@ -205,6 +240,52 @@ class Enricher:
             )
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+
+    async def _screened(
+        self,
+        provider: ProviderClient,
+        parsed: Parsed,
+        conversation: list[Message],
+        raw: str,
+        judged: tuple[dict[str, Any], list[str], tuple[str, ...]],
+        attempts: list[Attempt],
+    ) -> tuple[dict[str, Any], list[str], tuple[str, ...]]:
+        """A valid answer (output, repairs, defaulted fields) through the output rules (one
+        re-ask) and moderation; raises ``GuardRejected`` (stage guard) when it does not pass."""
+        output, repairs, defaulted = judged
+        screen = self._job.screen
+        problems = screen.rule_problems(output)
+        if problems:
+            again = reask_messages(conversation, raw, problems, RULES_NOTE)
+            try:
+                completion = await provider.complete(
+                    again, self._job.shape.json_schema, kind="reask"
+                )
+            except CallFailed as failed:
+                attempts.extend(failed.attempts)
+                raise _rule_violation(problems, attempts, raw) from None
+            attempts.extend(completion.attempts)
+            raw = completion.text
+            output, fixes, errors, defaulted = self._judge(parsed, raw)
+            if completion.finish_reason == "length":
+                errors = [*errors, FieldError("$", "answer truncated at max_tokens")]
+            problems = errors or screen.rule_problems(output)
+            if problems:
+                raise _rule_violation(problems, attempts, raw)
+            repairs = [*repairs, *fixes]
+        if self._moderator is not None:
+            try:
+                flagged = await self._moderator.flagged(screen.moderated_texts(output))
+            except ModerationFailed as failed:  # the dead letter keeps the answer
+                raise ModerationFailed(failed.message, attempts=attempts, raw_output=raw) from None
+            if flagged:
+                raise ModerationFlagged(
+                    "the moderation endpoint flagged the answer: " + ", ".join(flagged),
+                    attempts=attempts,
+                    raw_output=raw,
+                    field_errors=[FieldError("$", f"moderation: {c}") for c in flagged],
+                )
+        return output, repairs, defaulted
 
     def _judge(
         self, parsed: Parsed, raw: str

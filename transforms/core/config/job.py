@@ -4,7 +4,7 @@ process (launcher and each worker) from the picklable ``TaskSpec``."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,8 +16,10 @@ from transforms.core.answers.validation import validate
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.prompting.copied import copy_problems
-from transforms.core.prompting.prompt import PromptRenderer
+from transforms.core.prompting.prompt import PromptRenderer, prompt_definition
 from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
+from transforms.core.safety.delimit import Delimiter, derive_boundary
+from transforms.core.safety.screen import Screen, compile_screen
 
 __all__ = ["Job", "compile_job", "product_version"]
 
@@ -38,6 +40,7 @@ class Job:
     prompt: PromptRenderer
     input_previous: tuple[AvroSchema, ...] = ()
     output_previous: tuple[AvroSchema, ...] = ()
+    screen: Screen = field(default_factory=Screen)
 
     @property
     def output_writers(self) -> dict[bytes, AvroSchema]:
@@ -110,7 +113,9 @@ def compile_job(task: TaskSpec) -> Job:
         problems = copy_problems(input_schema.parsed, output_schema.parsed, shape.copied_fields)
         if problems:
             raise ValueError(problems[0])
-        prompt = PromptRenderer(task.prompt, shape)
+        delimiter = _delimiter(task, shape)
+        prompt = PromptRenderer(task.prompt, shape, delimiter)
+        screen = compile_screen(task.safety, shape.generated_fields, delimiter)
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
     problems = on_invalid_problems(shape.avro, task.output.on_invalid)
@@ -124,4 +129,13 @@ def compile_job(task: TaskSpec) -> Job:
                 f"{where}: prompt.examples[{index}].output: {errors[0]} "
                 f"(examples must fit the output schema)"
             )
-    return Job(task, input_schema, output_schema, shape, prompt, input_previous, output_previous)
+    return Job(
+        task, input_schema, output_schema, shape, prompt, input_previous, output_previous, screen
+    )
+
+
+def _delimiter(task: TaskSpec, shape: ResponseShape) -> Delimiter | None:
+    if not task.safety.delimit:
+        return None
+    definition = prompt_definition(task.prompt, shape.json_schema)
+    return Delimiter(derive_boundary(task.safety.boundary_seed, definition))

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from transforms.core.config.safety import SafetySpec
 from transforms.core.errors import TaskConfigError
 
 __all__ = [
@@ -206,6 +207,7 @@ class TaskSpec(_Strict):
     providers: list[ProviderSpec] = Field(min_length=1)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
+    safety: SafetySpec = Field(default_factory=SafetySpec)
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).

@@ -5,8 +5,13 @@
     assistant json(example.output)          } answer's format and style
     user      template(record)
 
-The prompt hash identifies the prompt's definition (system, template, examples and the
-response schema), so every output and dead letter says which prompt produced it.
+With a ``Delimiter`` (``safety.delimit``, on by default) every ``{{ expression }}`` is
+rendered inside the job's data boundary and the system message says that delimited text
+is data (``transforms.core.safety.delimit``).
+
+The prompt hash identifies the prompt's definition (system, template, examples, the
+response schema and the data boundary), so every output and dead letter says which prompt
+produced it.
 """
 
 from __future__ import annotations
@@ -22,26 +27,37 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from transforms.core.config.task import PromptSpec
 from transforms.core.errors import FieldError, PromptError
 from transforms.core.prompting.response_schema import ResponseShape
+from transforms.core.safety.delimit import Delimiter
 
-__all__ = ["Message", "PromptRenderer", "reask_messages"]
+__all__ = ["Message", "PromptRenderer", "prompt_definition", "reask_messages"]
 
 Message = dict[str, str]
 
 
 class PromptRenderer:
-    def __init__(self, spec: PromptSpec, shape: ResponseShape) -> None:
+    def __init__(
+        self, spec: PromptSpec, shape: ResponseShape, delimiter: Delimiter | None = None
+    ) -> None:
         self._spec = spec
         self._shape = shape
-        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+        self.delimiter = delimiter
+        env = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            finalize=delimiter.wrap if delimiter else None,
+        )
         try:
             self._template = env.from_string(spec.template)
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(f"prompt.template: {exc.message} (line {exc.lineno})") from None
         self._preamble = self._render_preamble()
-        self.hash = _hash(spec, shape.json_schema)
+        self.hash = _hash(spec, shape.json_schema, delimiter)
 
     def _render_preamble(self) -> list[Message]:
-        messages: list[Message] = [{"role": "system", "content": self._spec.system}]
+        system = self._spec.system
+        if self.delimiter:
+            system = f"{system}\n\n{self.delimiter.system_note}"
+        messages: list[Message] = [{"role": "system", "content": system}]
         for index, example in enumerate(self._spec.examples):
             try:
                 user = self._template.render(**example.input)
@@ -83,12 +99,19 @@ def reask_messages(
     ]
 
 
-def _hash(spec: PromptSpec, json_schema: Mapping[str, Any]) -> str:
+def prompt_definition(spec: PromptSpec, json_schema: Mapping[str, Any]) -> str:
+    """The prompt's definition as canonical JSON (what the data boundary derives from)."""
     definition = {
         "system": spec.system,
         "template": spec.template,
         "examples": [e.model_dump(mode="json") for e in spec.examples],
         "response_schema": json_schema,
     }
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return json.dumps(definition, sort_keys=True, separators=(",", ":"))
+
+
+def _hash(spec: PromptSpec, json_schema: Mapping[str, Any], delimiter: Delimiter | None) -> str:
+    canonical = prompt_definition(spec, json_schema)
+    if delimiter:  # the boundary and the system note that explains it
+        canonical += f"\0data-boundary:{delimiter.boundary}\0{delimiter.system_note}"
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
