@@ -83,6 +83,7 @@ class RunSummary:
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
         ]
+        lines += self.cache_lines()
         if self.get("abandoned"):
             lines.append(
                 f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
@@ -94,6 +95,19 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def cache_lines(self) -> list[str]:
+        """The response cache's line, when it was on: hits, misses, what the hits saved."""
+        hits, misses, errors = (self.get(f"cache_{k}") for k in ("hits", "misses", "errors"))
+        if not (hits or misses or errors):
+            return []
+        failed = f", cache errors {errors} (asked the providers instead)" if errors else ""
+        return [
+            f"response cache      hits {hits}, misses {misses}{failed}",
+            f"  saved by hits     calls {self.get('cache_saved_calls')}, tokens "
+            f"{self.get('cache_saved_tokens')}, cost "
+            f"${self.get('cache_saved_micro_usd') / 1_000_000:.6f}",
+        ]
 
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"

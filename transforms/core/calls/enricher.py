@@ -24,6 +24,7 @@ from typing import Any
 from transforms.core.answers.coerce import coerce
 from transforms.core.answers.repair import parse_answer
 from transforms.core.answers.validation import validate
+from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
@@ -71,8 +72,10 @@ class Enricher:
         follow: bool = False,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._job = job
+        self._cache = cache
         self._providers = list(providers)
         self._follow = follow
         self._clock = clock
@@ -121,13 +124,18 @@ class Enricher:
         return not control.stop_requested()
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
-        """The record's outcome; raises SystemicFault when it is not the record's fault."""
+        """The record's outcome; raises SystemicFault when it is not the record's fault.
+        With a response cache, a validated answer asked before is served without a call."""
         attempts: list[Attempt] = []
         deadline_s = self._job.task.policy.record_deadline_s
         try:
             messages = self._job.prompt.messages(parsed.fields)
             async with asyncio.timeout(deadline_s):
-                return await self._through_chain(parsed, messages, attempts)
+                if self._cache is None:
+                    return await self._through_chain(parsed, messages, attempts)
+                return await self._cache.through(  # a hit makes no call
+                    parsed, messages, lambda: self._through_chain(parsed, messages, attempts)
+                )
         except TimeoutError:
             error: RecordError = ProvidersExhausted(
                 f"record deadline of {deadline_s:.0f}s (policy.record_deadline_s) exceeded",

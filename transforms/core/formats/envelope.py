@@ -99,6 +99,8 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
     if enriched.repairs:
         headers.append(("llm_enrich.repairs", ",".join(enriched.repairs).encode()))
+    if enriched.cache:  # "hit": served from the response cache, no call; "miss"
+        headers.append(("llm_enrich.cache", enriched.cache.encode()))
     copied = copied_input_headers(enriched.source.headers, job.task.output.input_headers)
     return _envelope(enriched.source, value, [*copied, *headers])
 
