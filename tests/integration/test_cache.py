@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -36,7 +37,11 @@ from tests.integration.conftest import (
     produce,
     reviews,
     run_job,
+    sample_reviews,
 )
+from transforms.cache.redis_store import PREFIX
+from transforms.core.cache.answers import AnswerCache
+from transforms.core.cache.entry import ENTRY_FIELDS
 from transforms.core.config.task import TaskSpec
 from transforms.core.records import KafkaRecord
 from transforms.kafka.reader import read_range, snapshot_ranges
@@ -63,9 +68,13 @@ def a_prompt() -> dict[str, str]:
 
 
 def cached_task(
-    make_task: MakeTask, server: FaultServer, cache: dict[str, Any], **extra: Any
+    make_task: MakeTask,
+    server: FaultServer,
+    cache: dict[str, Any],
+    provider: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> TaskSpec:
-    provider = fault_provider(server, "fault", pricing=PRICING)
+    provider = {**fault_provider(server, "fault", pricing=PRICING), **(provider or {})}
     return make_task([provider], cache=cache, prompt=a_prompt(), **extra).task
 
 
@@ -120,13 +129,21 @@ def assert_same_outputs_but_the_cache_header(task: TaskSpec, count: int) -> None
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_a_rerun_of_the_same_records_asks_no_provider(
-    backend: str, make_task: MakeTask, fault_server: Any, tmp_path: Path, request: Any
+    backend: str,
+    make_task: MakeTask,
+    fault_server: Any,
+    tmp_path: Path,
+    request: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = fault_server()
-    cache: dict[str, Any] = {"backend": "sqlite", "path": str(tmp_path / "answers.sqlite")}
+    sqlite = tmp_path / "answers.sqlite"
+    cache: dict[str, Any] = {"backend": "sqlite", "path": str(sqlite), "ttl_s": 3600}
     if backend == "redis":
-        cache = {"backend": "redis", "url": request.getfixturevalue("redis_url")}
-    task = cached_task(make_task, server, cache)
+        cache = {"backend": "redis", "url": request.getfixturevalue("redis_url"), "ttl_s": 3600}
+    secret = f"sk-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("LLM_ENRICH_TEST_CACHE_KEY", secret)
+    task = cached_task(make_task, server, cache, {"api_key_env": "LLM_ENRICH_TEST_CACHE_KEY"})
     produce_records(task, 12)
 
     first = run_job(task)
@@ -139,6 +156,25 @@ def test_a_rerun_of_the_same_records_asks_no_provider(
     lines = "\n".join(second.lines())
     assert "response cache      hits 12, misses 0" in lines
     assert f"saved by hits     calls 12, tokens {second.get('cache_saved_tokens')}" in lines
+    stored = stored_values(backend, sqlite, task)
+    assert len(stored) == 12  # the 12 reviews are 12 different questions
+    assert all(secret.encode() not in value and b"Bearer" not in value for value in stored)
+    assert all(set(json.loads(value)) == ENTRY_FIELDS for value in stored)
+
+
+def stored_values(backend: str, sqlite: Path, task: TaskSpec) -> list[bytes]:
+    """Every entry this test stored: the SQLite file's rows, or the Redis values under the
+    keys of this test's 12 questions (their TTL checked)."""
+    if backend == "sqlite":
+        with sqlite3.connect(sqlite) as db:
+            return [bytes(row[0]) for row in db.execute("SELECT value FROM answers")]
+    job = compile(task)
+    cache = AnswerCache(job, backend=None)  # type: ignore[arg-type]
+    keys = [cache.keys(job.prompt.messages(review))[0] for review in sample_reviews(12)]
+    client = redis.Redis.from_url(task.cache.url or "")
+    for key in keys:
+        assert 0 < client.pttl(PREFIX + key) <= 3_600_000
+    return [v for v in client.mget([PREFIX + key for key in keys]) if isinstance(v, bytes)]
 
 
 def produce_records(task: TaskSpec, count: int) -> None:
