@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from pipelines import exit_codes
+from transforms.core.config.cache import CacheSpec
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
@@ -56,9 +57,12 @@ def _execute(build: Any, beam_args: tuple[str, ...]) -> Any:
         _fail(f"the pipeline failed: {last[0][:500]} (-v shows more)", exit_codes.INTERNAL)
 
 
-def _job(task_path: str) -> Job:
+def _job(task_path: str, no_cache: bool = False) -> Job:
     try:
-        return compile_job(load_task(task_path))
+        task = load_task(task_path)
+        if no_cache:
+            task = task.model_copy(update={"cache": CacheSpec(backend="off")})
+        return compile_job(task)
     except TaskConfigError as exc:
         _fail(str(exc))
 
@@ -82,6 +86,13 @@ TASK = click.option(
 )
 
 
+NO_CACHE = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Ask the providers for every record: neither read nor write the response cache.",
+)
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Show Beam and client logs.")
 def main(verbose: bool) -> None:
@@ -98,9 +109,15 @@ def main(verbose: bool) -> None:
 @click.option(
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
+@NO_CACHE
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
-    task_path: str, follow: bool, show: int, allow_incompatible: bool, beam_args: tuple[str, ...]
+    task_path: str,
+    follow: bool,
+    show: int,
+    allow_incompatible: bool,
+    no_cache: bool,
+    beam_args: tuple[str, ...],
 ) -> None:
     """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
 
@@ -108,7 +125,7 @@ def run(
     --follow keeps reading. SIGINT/SIGTERM stop cleanly (a second one exits at once).
     Arguments after the options go to Beam (e.g. --runner=DirectRunner).
     """
-    job = _job(task_path)
+    job = _job(task_path, no_cache)
     problems = _compatibility(job, "output")
     if problems and not allow_incompatible:
         _fail(
@@ -142,6 +159,7 @@ def run(
 @click.option("--max-replays", type=int, help="Skip dead letters replayed this often already.")
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@NO_CACHE
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def replay(
     task_path: str,
@@ -152,6 +170,7 @@ def replay(
     max_replays: int | None,
     limit: int | None,
     dry_run: bool,
+    no_cache: bool,
     beam_args: tuple[str, ...],
 ) -> None:
     """Re-enrich dead letters under the current task file.
@@ -160,7 +179,7 @@ def replay(
     letters whose source already has an output, writes successes to the output topic and
     new failures back to the dead-letter topic with replay_count + 1.
     """
-    job = _job(task_path)
+    job = _job(task_path, no_cache)
     selection = ReplayFilter(
         stages=frozenset(stages),
         error_classes=frozenset(error_classes),

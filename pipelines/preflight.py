@@ -30,6 +30,10 @@ def preflight(task: TaskSpec, *, dead_letter_topic_needed: bool = True) -> list[
     for section in (task.input, task.output):
         if section.framing == "confluent" and section.registry_url:
             problems += _registry(section.registry_url)
+    if task.cache.backend != "off":
+        from transforms.cache.open import cache_problems
+
+        problems += cache_problems(task.cache)
     return problems
 
 

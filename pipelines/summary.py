@@ -85,6 +85,7 @@ class RunSummary:
         ]
         lines += self.answer_lines()
         lines += self.safety_lines()
+        lines += self.cache_lines()
         if self.get("abandoned"):
             lines.append(
                 f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
@@ -120,6 +121,19 @@ class RunSummary:
             f"safety: flagged     {self.get('safety.flagged')}  (enriched with an "
             f"llm_enrich.injection header; markers: {kinds or 'none'})",
             f"safety: guarded     {sum(guarded.values())}  (dead-lettered, stage guard: {refused})",
+        ]
+
+    def cache_lines(self) -> list[str]:
+        """The response cache's line, when it was on: hits, misses, what the hits saved."""
+        hits, misses, errors = (self.get(f"cache_{k}") for k in ("hits", "misses", "errors"))
+        if not (hits or misses or errors):
+            return []
+        failed = f", cache errors {errors} (asked the providers instead)" if errors else ""
+        return [
+            f"response cache      hits {hits}, misses {misses}{failed}",
+            f"  saved by hits     calls {self.get('cache_saved_calls')}, tokens "
+            f"{self.get('cache_saved_tokens')}, cost "
+            f"${self.get('cache_saved_micro_usd') / 1_000_000:.6f}",
         ]
 
     def replay_lines(self) -> list[str]:

@@ -118,6 +118,8 @@ def make_task(tmp_path: Path) -> MakeTask:
             "providers": list(providers),
             "generation": {"temperature": 0, "seed": 7, "max_tokens": 40},
             "policy": {"attempts_per_provider": 1, "max_reasks": 1, "max_in_flight": 16},
+            # off unless a test is about it: other tests count the calls of repeated runs
+            "cache": {"backend": "off"},
         }
         for key, value in overrides.items():
             raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value

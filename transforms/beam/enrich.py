@@ -15,6 +15,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import (
+    CacheCounts,
     ThrottledTime,
     count_halted,
     count_safety,
@@ -23,7 +24,9 @@ from transforms.beam.metrics import (
     halt,
     note_stop,
 )
+from transforms.cache.open import answer_cache
 from transforms.core.answers.judge import repair_kind
+from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.enricher import ABANDONED, Enricher
 from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job, compile_job
@@ -109,9 +112,20 @@ class EnrichService:
         self.providers = [connect(p, task.generation, task.policy) for p in task.providers]
         moderation = task.safety.moderation
         self.moderator = Moderator(moderation) if moderation else None
-        self.enricher = Enricher(job, self.providers, follow=follow, moderator=self.moderator)
+        try:
+            self.cache = answer_cache(job, lambda ping: self.submit(ping).result())
+        except CacheUnavailable as fault:  # no record is read while the cache is missing
+            self.cache = None
+            halt(f"systemic: {fault.reason}")
+        self.enricher = Enricher(
+            job, self.providers, follow=follow, moderator=self.moderator, cache=self.cache
+        )
         self._lock = threading.Lock()
         self._throttled_reported = 0.0
+
+    def cache_errors_since_last(self) -> int:
+        with self._lock:
+            return self.cache.errors_since_last() if self.cache else 0
 
     def throttled_since_last(self) -> float:
         """Seconds the calls of this process waited for rate limits since the last ask."""
@@ -158,6 +172,7 @@ class EnrichRecords(_JobDoFn):
         self._cost_micro_usd = counter("cost_micro_usd")
         self._abandoned = counter("abandoned")
         self._throttled = ThrottledTime()
+        self._cache = CacheCounts()
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
@@ -180,6 +195,7 @@ class EnrichRecords(_JobDoFn):
     def finish_bundle(self) -> Iterator[Any]:
         yield from self._completed(wait=True)
         self._throttled.report(self._service.throttled_since_last())
+        self._cache.errors.inc(self._service.cache_errors_since_last())
         note_stop()  # a guard may have stopped the run with no record left to skip
 
     def _completed(self, wait: bool) -> Iterator[Any]:
@@ -201,6 +217,7 @@ class EnrichRecords(_JobDoFn):
                 self._repaired.inc(bool(result.repairs))
                 self._count_repairs(result)
                 count_safety(result)
+                self._cache.count(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
                 count_safety(result)

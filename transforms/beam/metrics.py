@@ -50,6 +50,32 @@ class ThrottledTime:
             self._carry -= whole
 
 
+class CacheCounts:
+    """The response cache's counters: ``cache_hits`` and what they saved (calls, tokens,
+    ``cache_saved_micro_usd``, from the usage recorded when each answer was first produced),
+    ``cache_misses``, ``cache_errors`` (failed cache operations: misses too)."""
+
+    def __init__(self) -> None:
+        self.hits, self.misses, self.errors = (
+            counter("cache_hits"),
+            counter("cache_misses"),
+            counter("cache_errors"),
+        )
+        self.calls = counter("cache_saved_calls")
+        self.tokens = counter("cache_saved_tokens")
+        self.micro_usd = counter("cache_saved_micro_usd")
+
+    def count(self, enriched: Any) -> None:
+        if enriched.cache == "miss":
+            self.misses.inc()
+        saved = enriched.saved
+        if enriched.cache == "hit" and saved is not None:
+            self.hits.inc()
+            self.calls.inc(saved.calls)
+            self.tokens.inc(saved.prompt_tokens + saved.completion_tokens)
+            self.micro_usd.inc(round(saved.cost_usd * 1_000_000))
+
+
 def counter(name: str) -> Count:
     return Count(name)
 

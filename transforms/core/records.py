@@ -8,7 +8,7 @@ from typing import Any
 from transforms.core.errors import Attempt, FieldError, RecordError
 from transforms.core.stacktrace import short_trace
 
-__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Settled", "Skipped"]
+__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Saved", "Settled", "Skipped"]
 
 Headers = tuple[tuple[str, bytes | None], ...]
 # What a write acknowledges, for the commit step: ((topic, partition), (span_start, offset)).
@@ -58,6 +58,16 @@ class Parsed:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """What an answer served from the response cache cost when it was first produced."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class Enriched:
     """A record the LLM enriched and the output schema accepted."""
 
@@ -71,6 +81,10 @@ class Enriched:
     defaulted: tuple[str, ...] = ()
     # injection markers the record carried (``safety.injection.action: flag``)
     safety_flags: tuple[str, ...] = ()
+    # "hit" (served from the response cache, ``saved`` says what it cost first) or "miss"
+    # when the cache is on; None when it is off.
+    cache: str | None = None
+    saved: Saved | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from transforms.core.answers.judge import judge
+from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.moderation import Moderator
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
@@ -93,8 +94,10 @@ class Enricher:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         moderator: Moderator | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self._job = job
+        self._cache = cache
         self._providers = list(providers)
         self._moderator = moderator
         self._follow = follow
@@ -144,14 +147,20 @@ class Enricher:
         return not control.stop_requested()
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
-        """The record's outcome; raises SystemicFault when it is not the record's fault."""
+        """The record's outcome; raises SystemicFault when it is not the record's fault.
+        With a response cache, a validated answer asked before is served without a call."""
         attempts: list[Attempt] = []
         deadline_s = self._job.task.policy.record_deadline_s
         try:
             messages = self._job.prompt.messages(parsed.fields)
             flags = self._job.screen.injection_kinds(messages[-1]["content"])
             async with asyncio.timeout(deadline_s):
-                enriched = await self._through_chain(parsed, messages, attempts)
+                if self._cache is None:
+                    enriched = await self._through_chain(parsed, messages, attempts)
+                else:
+                    enriched = await self._cache.through(  # a hit makes no call
+                        parsed, messages, lambda: self._through_chain(parsed, messages, attempts)
+                    )
             return replace(enriched, safety_flags=flags) if flags else enriched
         except TimeoutError:
             error: RecordError = ProvidersExhausted(

@@ -21,10 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from transforms.core.config.cache import CacheSpec, default_cache_path
 from transforms.core.config.safety import SafetySpec
 from transforms.core.errors import TaskConfigError
 
 __all__ = [
+    "CacheSpec",
     "ExampleSpec",
     "GenerationSpec",
     "InputSpec",
@@ -208,6 +210,7 @@ class TaskSpec(_Strict):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).
@@ -285,8 +288,17 @@ def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
         update={
             "input": task.input.model_copy(update=resolve_all(task.input, "input")),
             "output": task.output.model_copy(update=resolve_all(task.output, "output")),
+            "cache": _resolve_cache(task.cache, base),
             "source_path": path.resolve(),
         }
     )
     resolved._schema_texts = texts
     return resolved
+
+
+def _resolve_cache(cache: CacheSpec, base: Path) -> CacheSpec:
+    """The SQLite file's absolute path (relative to the task's folder, or the default)."""
+    if cache.backend != "sqlite":
+        return cache
+    path = (base / cache.path).resolve() if cache.path else default_cache_path()
+    return cache.model_copy(update={"path": path})

@@ -103,6 +103,8 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.defaulted", ",".join(enriched.defaulted).encode()))
     if enriched.safety_flags:
         headers.append(("llm_enrich.injection", ",".join(enriched.safety_flags).encode()))
+    if enriched.cache:  # "hit": served from the response cache, no call; "miss"
+        headers.append(("llm_enrich.cache", enriched.cache.encode()))
     copied = copied_input_headers(enriched.source.headers, job.task.output.input_headers)
     return _envelope(enriched.source, value, [*copied, *headers])
 
