@@ -7,6 +7,7 @@ and committed; the job ends and the summary is printed. Second signal: exit at o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if waiter.error is not None:
+        with contextlib.suppress(Exception):  # do not leave the job running unobserved
+            control.halt(f"internal: lost track of the job: {type(waiter.error).__name__}")
+            result.cancel()
         raise waiter.error
     return summarize(result, time.monotonic() - started, in_process=in_process)
 

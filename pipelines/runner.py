@@ -112,7 +112,14 @@ def pipeline_options(
             args.append(f"--prism_location={_installed_prism()}")
     if streaming and "--streaming" not in args:
         args.append("--streaming")
+    if not any(a.startswith(("--job_server_timeout", "--job-server-timeout")) for a in args):
+        # Beam opens the job's state stream with this as its gRPC deadline (default 300 s):
+        # any run longer than that would end in DEADLINE_EXCEEDED while the job goes on.
+        args.append(f"--job_server_timeout={JOB_STREAM_DEADLINE_S}")
     return PipelineOptions(args)
+
+
+JOB_STREAM_DEADLINE_S = 10 * 365 * 24 * 3600  # a run may follow a topic for years
 
 
 def in_one_process(options: PipelineOptions) -> bool:

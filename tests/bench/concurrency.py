@@ -40,7 +40,7 @@ import yaml
 from pipelines.enrich_pipeline import build_pipeline
 from pipelines.execute import execute
 from schemas import load_schema
-from tests.bench.cpu import children, cpu_seconds, print_split, profiled
+from tests.bench.cpu import children, cpu_seconds, peak_rss_mb, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--tail-p99", type=float, default=None)
     parser.add_argument("--in-flight", type=int, default=250)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON line of the pipeline's numbers, no baseline"
+    )
     parser.add_argument("--kafka", default="127.0.0.1:19092")
     args = parser.parse_args()
 
@@ -176,6 +179,12 @@ def main() -> None:
     try:
         job = bench_job(base_url, args.in_flight, args.kafka)
         produce_records(job, args.records)
+        if args.json:  # for tests.bench.memory: no baseline in this process's peak memory
+            piped = pipeline_run(job, profile=False)
+            piped["peak_rss_mb"] = peak_rss_mb("self")
+            piped["prism_peak_rss_mb"] = max(map(peak_rss_mb, children("prism")), default=0.0)
+            print(json.dumps({k: v for k, v in piped.items() if k != "split"}))
+            return
         base = asyncio.run(baseline(job, base_url, args.records, args.in_flight))
         base_peak = server_stats(base_url)["max_in_flight"]
         piped = pipeline_run(job, args.profile)

@@ -93,6 +93,9 @@ def _assert_nothing_hijacked(outputs: list[dict[str, Any]], cases: Sequence[Case
         assert not FORBIDDEN.search(value["summary"]) and not URL.search(value["summary"])
         assert all(TAG.match(t) for t in value["topics"]), (case.id, value["topics"])
         assert output["headers"].get("llm_enrich.injection", "") == ",".join(case.detect)
+        repairs = output["headers"].get("llm_enrich.repairs", "")
+        for added in set(case.obey) - OUTPUT_FIELDS:  # dropped, and said so
+            assert f"drop_unknown_field@$.{added}" in repairs, (case.id, repairs)
 
 
 def _report(name: str, ended: dict[str, str], summary: RunSummary) -> None:
