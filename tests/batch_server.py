@@ -220,10 +220,15 @@ class BatchServer:
             }
             outputs.append(result)
         now = int(time.time())
-        for name, rows, key in (("output", outputs, "output_file_id"), ("errors", errors, "error_file_id")):
+        for name, rows, key in (
+            ("output", outputs, "output_file_id"),
+            ("errors", errors, "error_file_id"),
+        ):
             if rows:
                 content = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-                batch[key] = self._add_file(f"{batch['id']}_{name}.jsonl", content, "batch_output")["id"]
+                batch[key] = self._add_file(f"{batch['id']}_{name}.jsonl", content, "batch_output")[
+                    "id"
+                ]
         batch["request_counts"] = {
             "total": len(batch["_lines"]),
             "completed": len(outputs),
@@ -236,7 +241,9 @@ class BatchServer:
 
     # ------------------------------------------------------------------ routes
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Any, body: bytes
+    ) -> tuple[int, Any]:
         if path == "/stats":
             return 200, {k: v for k, v in self.stats.__dict__.items()}
         if self.api_key and headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -246,7 +253,9 @@ class BatchServer:
             if parts == ["files"] and method == "POST":
                 form = _multipart(headers.get("Content-Type", ""), body)
                 if form.get("purpose", (b"",))[0] != b"batch" or "file" not in form:
-                    return 400, _error("purpose must be batch, with a file", "invalid_request_error")
+                    return 400, _error(
+                        "purpose must be batch, with a file", "invalid_request_error"
+                    )
                 self.stats.files_uploaded += 1
                 content, name = form["file"]
                 return 200, self._add_file(name or "upload.jsonl", content, "batch")
@@ -350,9 +359,9 @@ def _handler(server: BatchServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _serve  # noqa: N815
+        do_GET = do_POST = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
     return Handler

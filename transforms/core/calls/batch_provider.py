@@ -128,7 +128,9 @@ class BatchProviderClient(ProviderClient):
         )
         if choice is None or choice.finish_reason == "content_filter":
             refused = ContentFiltered("the provider returned no answer (content filter)")
-            failed = Attempt(**{**attempt.__dict__, "error": f"ContentFiltered (fallback): {refused}"})
+            failed = Attempt(
+                **{**attempt.__dict__, "error": f"ContentFiltered (fallback): {refused}"}
+            )
             raise CallFailed(refused, [failed])
         return Completion(choice.message.content or "", choice.finish_reason, (attempt,))
 

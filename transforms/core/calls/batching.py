@@ -53,11 +53,11 @@ Sleep = Callable[[float], Awaitable[None]]
 CHECK_S = 0.5  # how often a waiter looks at the stop request and its deadline
 
 
-class BatchAbandoned(Exception):  # noqa: N818 - not an error: the run is stopping
+class BatchAbandoned(Exception):
     """The run is stopping while the record waits for its batch: leave it uncommitted."""
 
 
-class BatchWaitExceeded(Exception):  # noqa: N818 - classified "final": the next provider
+class BatchWaitExceeded(Exception):
     """The record waited ``batch.deadline_s`` without an answer from its batch."""
 
 
@@ -70,7 +70,7 @@ class ItemFailure:
     status: int | None = None
 
 
-class BatchItemFailed(Exception):  # noqa: N818 - like any failed call: the next provider
+class BatchItemFailed(Exception):
     def __init__(self, failure: ItemFailure) -> None:
         self.failure = failure
         self.status_code = failure.status
@@ -185,8 +185,8 @@ class BatchQueue:
         item = await self._item(custom_id, line)
         item.waiters.append(waiter)
         self._ensure_running()
-        if len(self._group) >= self._spec.max_records:
-            self._spawn(self._submit_group())
+        if len(self._group) >= self._spec.max_records:  # taken now: it never overfills
+            self._spawn(self._send(self._take_group()))
         try:
             return await self._wait(waiter)
         finally:
@@ -256,7 +256,7 @@ class BatchQueue:
         while self._group or self._batches:
             now = self._clock()
             if self._group and now - self._group_started >= self._spec.max_wait_s:
-                await self._submit_group()
+                await self._send(self._take_group())
             for batch in list(self._batches.values()):
                 if not any(item.waiters for item in batch.items.values()):
                     self._drop(batch)  # nobody waits (stopped): the store keeps it
@@ -266,15 +266,20 @@ class BatchQueue:
                     await self._poll(batch)
             await self._sleep(self.tick_s)
 
-    async def _submit_group(self) -> None:
-        if self._stopping():  # the waiters are leaving; nothing is sent
-            return
+    def _take_group(self) -> dict[str, _Item]:
+        """The open group's requests someone still waits for; a new group opens."""
         items = {cid: item for cid, item in self._group.items() if item.waiters}
         self._group = {}
-        if not items:
+        return items
+
+    async def _send(self, items: dict[str, _Item]) -> None:
+        """Upload the group, record it, create its batch."""
+        if not items or self._stopping():  # stopping: the waiters leave, nothing is sent
             return
         try:
-            file_id = await self._submit_call(lambda: self._api.upload([i.line for i in items.values()]))
+            file_id = await self._submit_call(
+                lambda: self._api.upload([i.line for i in items.values()])
+            )
         except Exception as exc:
             log.warning("batch upload failed: %s", type(exc).__name__)
             for item in items.values():
@@ -283,6 +288,7 @@ class BatchQueue:
         batch = self._batches[file_id] = _Batch(file_id, None, self._clock(), items)
         for custom_id in items:
             self._where[custom_id] = batch
+        self._ensure_running()  # the runner may have ended while the group was sent
         await self._store.add(file_id, list(items))  # durable before the batch exists
         await self._create(batch)
 

@@ -353,4 +353,6 @@ def _resolve_batch(provider: ProviderSpec, base: Path) -> ProviderSpec:
         return provider
     path = provider.batch.state_path
     path = (base / path).resolve() if path else default_batch_state_path()
-    return provider.model_copy(update={"batch": provider.batch.model_copy(update={"state_path": path})})
+    return provider.model_copy(
+        update={"batch": provider.batch.model_copy(update={"state_path": path})}
+    )
