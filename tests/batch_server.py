@@ -118,6 +118,11 @@ class BatchServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def finish(self, batch_id: str) -> None:
+        """End a batch at its next retrieve, whatever its delay."""
+        with self._lock:
+            self._batches[batch_id]["_ends"] = 0.0
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
             return dict(self._refresh(self._batches[batch_id]))
