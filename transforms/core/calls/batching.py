@@ -171,7 +171,13 @@ class BatchQueue:
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.submitted = 0  # batches this queue created
-        self.resumed = 0  # batches of an earlier run this queue attached to
+        self._resumed: set[str] = set()  # input files of earlier runs' batches
+
+    @property
+    def resumed(self) -> int:
+        """Batches of an earlier run this queue attached to (a record read after its
+        batch ended attaches again: the results are downloaded again, nothing is paid)."""
+        return len(self._resumed)
 
     @property
     def tick_s(self) -> float:
@@ -216,7 +222,7 @@ class BatchQueue:
         if batch is None:
             batch = _Batch(file_id, batch_id, self._clock(), resumed=True)
             self._batches[file_id] = batch
-            self.resumed += 1
+            self._resumed.add(file_id)
             log.info("resuming batch %s (file %s)", batch_id or "being created", file_id)
         item = batch.items.setdefault(custom_id, _Item(line))
         self._where[custom_id] = batch
