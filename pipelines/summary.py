@@ -86,10 +86,11 @@ class RunSummary:
         lines += self.answer_lines()
         lines += self.safety_lines()
         lines += self.cache_lines()
+        lines += self.batch_lines()
         if self.get("abandoned"):
             lines.append(
-                f"abandoned on stop   {self.get('abandoned')}  (every provider was down; "
-                "not committed, read again next run)"
+                f"abandoned on stop   {self.get('abandoned')}  (waiting for a batch, or every "
+                "provider was down; not committed, read again next run)"
             )
         if self.get("expired"):
             lines.append(
@@ -134,6 +135,18 @@ class RunSummary:
             f"  saved by hits     calls {self.get('cache_saved_calls')}, tokens "
             f"{self.get('cache_saved_tokens')}, cost "
             f"${self.get('cache_saved_micro_usd') / 1_000_000:.6f}",
+        ]
+
+    def batch_lines(self) -> list[str]:
+        """Batch providers (mode: batch): answers, failed items, batches; cost above is
+        at the batch price (pricing.batch_discount)."""
+        submitted, resumed = self.get("batches_submitted"), self.get("batches_resumed")
+        answers, failed = self.get("batch_answers"), self.get("batch_failed")
+        if not (submitted or resumed or answers or failed):
+            return []
+        return [
+            f"batch mode          answers {answers}, failed or expired {failed} (fell back);"
+            f" batches submitted {submitted}, resumed {resumed}"
         ]
 
     def replay_lines(self) -> list[str]:

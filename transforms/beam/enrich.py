@@ -27,7 +27,8 @@ from transforms.beam.metrics import (
 from transforms.cache.open import answer_cache
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
-from transforms.core.calls.enricher import ABANDONED, Enricher
+from transforms.core.calls.batch_provider import BatchProviderClient
+from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
@@ -109,7 +110,11 @@ class EnrichService:
         )
         self._thread.start()
         task = job.task
-        self.providers = [connect(p, task.generation, task.policy) for p in task.providers]
+        self.providers = [
+            connect(p, task.generation, task.policy, job=task.name) for p in task.providers
+        ]
+        self.batch_names = frozenset(p.name for p in task.providers if p.mode == "batch")
+        self._batches_reported = (0, 0)
         moderation = task.safety.moderation
         self.moderator = Moderator(moderation) if moderation else None
         try:
@@ -133,6 +138,14 @@ class EnrichService:
             total = sum(p.throttled_s for p in self.providers)
             delta, self._throttled_reported = total - self._throttled_reported, total
             return delta
+
+    def batches_since_last(self) -> tuple[int, int]:
+        """Batches (submitted, resumed from an earlier run) since the last ask."""
+        with self._lock:
+            queues = [p.queue for p in self.providers if isinstance(p, BatchProviderClient)]
+            total = (sum(q.submitted for q in queues), sum(q.resumed for q in queues))
+            last, self._batches_reported = self._batches_reported, total
+            return total[0] - last[0], total[1] - last[1]
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -171,6 +184,10 @@ class EnrichRecords(_JobDoFn):
         self._defaulted = counter("defaulted")
         self._cost_micro_usd = counter("cost_micro_usd")
         self._abandoned = counter("abandoned")
+        self._batch_answers = counter("batch_answers")
+        self._batch_failed = counter("batch_failed")
+        self._batches_submitted = counter("batches_submitted")
+        self._batches_resumed = counter("batches_resumed")
         self._throttled = ThrottledTime()
         self._cache = CacheCounts()
 
@@ -196,6 +213,9 @@ class EnrichRecords(_JobDoFn):
         yield from self._completed(wait=True)
         self._throttled.report(self._service.throttled_since_last())
         self._cache.errors.inc(self._service.cache_errors_since_last())
+        submitted, resumed = self._service.batches_since_last()
+        self._batches_submitted.inc(submitted)
+        self._batches_resumed.inc(resumed)
         note_stop()  # a guard may have stopped the run with no record left to skip
 
     def _completed(self, wait: bool) -> Iterator[Any]:
@@ -208,7 +228,7 @@ class EnrichRecords(_JobDoFn):
             control.records_done()
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
-                if result.reason == ABANDONED:
+                if result.reason in (ABANDONED, ABANDONED_BATCH):
                     self._abandoned.inc()  # a clean stop, not a guard or a fault
                 else:
                     count_halted(result.reason)
@@ -233,7 +253,10 @@ class EnrichRecords(_JobDoFn):
             counter(f"defaulted.{name}").inc()
 
     def _count(self, attempts: Sequence[Any]) -> None:
+        batch_names = self._service.batch_names
         for attempt in attempts:
+            if attempt.provider in batch_names:
+                (self._batch_failed if attempt.error else self._batch_answers).inc()
             self._calls.inc()
             self._reasks.inc(attempt.kind == "reask")
             self._failed_calls.inc(attempt.error is not None)

@@ -6,6 +6,12 @@ for each provider in order:
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
 
+A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
+asked once: an invalid batch answer is re-asked on the next synchronous provider (the
+re-ask conversation carried over), never in another batch. While a record waits for its
+batch the run's stop leaves it Skipped (uncommitted; the batch stays pending for the next
+run). The record's deadline grows by each batch provider's ``batch.deadline_s``.
+
 The safety screen (``transforms.core.safety.screen``) wraps this: injection markers in the
 rendered record are flagged or dead-lettered before any call; a valid answer that breaks
 an output rule is re-asked once, then dead-lettered; a moderation endpoint, if declared,
@@ -29,6 +35,7 @@ from typing import Any
 
 from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
+from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.moderation import Moderator
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
@@ -58,6 +65,9 @@ Sleep = Callable[[float], Awaitable[None]]
 # A follow run stopped (SIGTERM) while this record waited out an outage: not attempted,
 # not settled, read again next run.
 ABANDONED = "abandoned: the run stopped while every provider was down"
+# Stopped while the record waited for its batch: not settled, read again next run, when
+# it finds its request in the same (still pending or ended) batch.
+ABANDONED_BATCH = "abandoned: the run stopped while the record waited for its batch"
 TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
 
 
@@ -68,6 +78,10 @@ def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
         return True
     breaker = getattr(provider, "breaker", None)
     return is_transient(error) and breaker is not None and breaker.state != "closed"
+
+
+def _is_batch(provider: ProviderClient) -> bool:
+    return getattr(provider.spec, "mode", "sync") == "batch"
 
 
 def _rule_violation(
@@ -121,6 +135,8 @@ class Enricher:
                     return Skipped(parsed.source, stopped)
                 try:
                     result = await self.enrich(parsed)
+                except BatchAbandoned:
+                    return Skipped(parsed.source, ABANDONED_BATCH)
                 except SystemicFault as fault:
                     if fault.kind == "outage" and self._follow:
                         control.set_paused(True)  # readers wait; this record probes again
@@ -150,7 +166,7 @@ class Enricher:
         """The record's outcome; raises SystemicFault when it is not the record's fault.
         With a response cache, a validated answer asked before is served without a call."""
         attempts: list[Attempt] = []
-        deadline_s = self._job.task.policy.record_deadline_s
+        deadline_s = self._job.task.record_deadline_s
         try:
             messages = self._job.prompt.messages(parsed.fields)
             flags = self._job.screen.injection_kinds(messages[-1]["content"])
@@ -169,6 +185,8 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
+        except BatchAbandoned:
+            raise
         except SystemicFault as fault:
             if self._job.task.policy.on_systemic_fault == "stop":
                 raise
@@ -190,10 +208,16 @@ class Enricher:
         last_invalid: tuple[str, list[FieldError]] | None = None
         not_the_record: list[str] = []  # providers that failed for a systemic reason
         outage = True
-        for provider in self._providers:
-            conversation = messages
-            for turn in range(self._job.task.policy.max_reasks + 1):
-                kind = "call" if turn == 0 else "reask"
+        carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
+        for index, provider in enumerate(self._providers):
+            batch = _is_batch(provider)
+            if batch and carried is not None:
+                continue  # re-asks never go into a batch
+            conversation = carried or messages
+            turns = 1 if batch else self._job.task.policy.max_reasks + 1
+            answered = False
+            for turn in range(turns):
+                kind = "call" if turn == 0 and carried is None else "reask"
                 try:
                     completion = await provider.complete(
                         conversation, self._job.shape.json_schema, kind=kind
@@ -209,10 +233,11 @@ class Enricher:
                         not_the_record.append(f"{provider.spec.name}: {reason}")
                     break  # next provider
                 attempts.extend(completion.attempts)
+                answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
                 if not errors and completion.finish_reason != "length":
                     output, repairs, defaulted = await self._screened(
-                        provider,
+                        self._reasker(index),
                         parsed,
                         conversation,
                         completion.text,
@@ -233,6 +258,8 @@ class Enricher:
                     errors = [FieldError("$", "answer truncated at max_tokens")]
                 last_invalid = (completion.text, errors)
                 conversation = reask_messages(conversation, completion.text, errors, note)
+            if answered:  # invalid: a batch provider's re-ask goes on to the next provider
+                carried = conversation if batch else None
         if last_invalid is not None:
             raw, errors = last_invalid
             raise OutputInvalid(
@@ -250,9 +277,17 @@ class Enricher:
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
+    def _reasker(self, index: int) -> ProviderClient | None:
+        """Who re-asks an answer of provider ``index``: itself, or after a batch provider
+        the next synchronous one (None when there is none)."""
+        for provider in self._providers[index:]:
+            if not _is_batch(provider):
+                return provider
+        return None
+
     async def _screened(
         self,
-        provider: ProviderClient,
+        provider: ProviderClient | None,
         parsed: Parsed,
         conversation: list[Message],
         raw: str,
@@ -264,7 +299,9 @@ class Enricher:
         output, repairs, defaulted = judged
         screen = self._job.screen
         problems = screen.rule_problems(output)
-        if problems:
+        if problems and provider is None:
+            raise _rule_violation(problems, attempts, raw)
+        if problems and provider is not None:
             again = reask_messages(conversation, raw, problems, RULES_NOTE)
             try:
                 completion = await provider.complete(

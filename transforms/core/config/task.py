@@ -21,11 +21,13 @@ from pydantic import (
     model_validator,
 )
 
+from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
 from transforms.core.config.safety import SafetySpec
 from transforms.core.errors import TaskConfigError
 
 __all__ = [
+    "BatchSpec",
     "CacheSpec",
     "ExampleSpec",
     "GenerationSpec",
@@ -160,6 +162,8 @@ class PromptSpec(_Strict):
 class PricingSpec(_Strict):
     prompt_per_million: float = Field(default=0.0, ge=0)
     completion_per_million: float = Field(default=0.0, ge=0)
+    # mode: batch: the share of the price a batch answer saves (OpenAI, Anthropic: half)
+    batch_discount: float = Field(default=0.5, ge=0, le=1)
 
 
 class ProviderSpec(_Strict):
@@ -172,6 +176,23 @@ class ProviderSpec(_Strict):
     tpm: int | None = Field(default=None, gt=0)
     max_concurrency: int = Field(default=16, gt=0)
     pricing: PricingSpec | None = None
+    # sync: one chat completion request per call; batch: the Files + Batches API (see
+    # ``transforms.core.config.batch``), half the price, answers within the batch window
+    mode: Literal["sync", "batch"] = "sync"
+    batch: BatchSpec | None = None
+
+    @model_validator(mode="after")
+    def _batch_section(self) -> ProviderSpec:
+        if self.mode == "sync":
+            if self.batch is not None:
+                raise ValueError("'batch' applies only to a provider with mode: batch")
+            return self
+        for key in ("rpm", "tpm"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"'{key}' does not apply to mode: batch (one upload per batch)")
+        if self.batch is None:
+            object.__setattr__(self, "batch", BatchSpec())
+        return self
 
 
 class GenerationSpec(_Strict):
@@ -233,6 +254,27 @@ class TaskSpec(_Strict):
             raise ValueError(f"provider names must be unique, repeated: {duplicates}")
         return value
 
+    @model_validator(mode="after")
+    def _batches_fit_the_window(self) -> TaskSpec:
+        """Records waiting in a batch hold in-flight slots: a batch larger than the window
+        could never fill, and would only ever be submitted by age."""
+        window = self.policy.max_in_flight
+        for index, provider in enumerate(self.providers):
+            if provider.batch is not None and provider.batch.max_records > window:
+                raise ValueError(
+                    f"providers[{index}].batch.max_records ({provider.batch.max_records}) is "
+                    f"larger than policy.max_in_flight ({window}): records waiting in a batch "
+                    "hold in-flight slots; raise policy.max_in_flight or lower max_records"
+                )
+        return self
+
+    @property
+    def record_deadline_s(self) -> float:
+        """How long one record may take: ``policy.record_deadline_s``, plus the wait of
+        every batch provider in its chain (``batch.deadline_s``)."""
+        waits = sum(p.batch.deadline_s for p in self.providers if p.batch is not None)
+        return self.policy.record_deadline_s + waits
+
 
 def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
@@ -289,6 +331,7 @@ def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
             "input": task.input.model_copy(update=resolve_all(task.input, "input")),
             "output": task.output.model_copy(update=resolve_all(task.output, "output")),
             "cache": _resolve_cache(task.cache, base),
+            "providers": [_resolve_batch(p, base) for p in task.providers],
             "source_path": path.resolve(),
         }
     )
@@ -302,3 +345,14 @@ def _resolve_cache(cache: CacheSpec, base: Path) -> CacheSpec:
         return cache
     path = (base / cache.path).resolve() if cache.path else default_cache_path()
     return cache.model_copy(update={"path": path})
+
+
+def _resolve_batch(provider: ProviderSpec, base: Path) -> ProviderSpec:
+    """A batch provider's pending-batch file, absolute (relative to the task's folder)."""
+    if provider.batch is None:
+        return provider
+    path = provider.batch.state_path
+    path = (base / path).resolve() if path else default_batch_state_path()
+    return provider.model_copy(
+        update={"batch": provider.batch.model_copy(update={"state_path": path})}
+    )

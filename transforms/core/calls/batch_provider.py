@@ -1,0 +1,140 @@
+"""A provider with ``mode: batch``: the same ``complete()`` as a synchronous provider, but
+the request joins a batch (``BatchQueue``) and the call returns when the batch answers.
+
+    answer in the output file      -> Completion (cost with pricing.batch_discount)
+    error line, expired or failed  -> CallFailed(BatchItemFailed): the next provider
+    waited batch.deadline_s        -> CallFailed(BatchWaitExceeded): the next provider
+    upload or creation refused     -> CallFailed(the SDK's error): 401/403/404 are systemic
+    the run stops                  -> BatchAbandoned (the record is left uncommitted)
+
+Re-asks never go into a batch: the enricher asks the next synchronous provider instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from openai.types.chat import ChatCompletion
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from transforms.core.calls.batching import BatchAbandoned, BatchQueue
+from transforms.core.calls.limits import estimate_tokens
+from transforms.core.calls.policy import ContentFiltered, RetryAfterWait, is_transient
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
+from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.errors import Attempt
+
+__all__ = ["BatchProviderClient", "Submit", "batch_line", "custom_id", "retry_transient"]
+
+CHAT_URL = "/v1/chat/completions"
+
+
+def custom_id(body: bytes) -> str:
+    """The request's id in its batch: a hash of everything in it (no secret is)."""
+    return "llm-enrich-" + hashlib.sha256(body).hexdigest()[:40]
+
+
+def batch_line(request_id: str, body: bytes) -> bytes:
+    """One line of a batch input file (without its newline)."""
+    head = f'{{"custom_id":"{request_id}","method":"POST","url":"{CHAT_URL}","body":'
+    return head.encode() + body + b"}"
+
+
+class _NoChat:
+    """A batch provider sends no synchronous request."""
+
+    async def create(self, body: bytes) -> ChatCompletion:
+        raise AssertionError("a batch provider makes no synchronous call")
+
+    async def aclose(self) -> None:
+        return None
+
+
+Submit = Callable[[Callable[[], Awaitable[str]]], Awaitable[str]]
+
+
+def retry_transient(policy: PolicySpec, sleep: Callable[[float], Awaitable[None]]) -> Submit:
+    """Runs an upload or a batch creation with the policy's tries on transient errors."""
+
+    async def submit(call: Callable[[], Awaitable[str]]) -> str:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts_per_provider),
+            wait=RetryAfterWait(policy.backoff_initial_s, policy.backoff_max_s),
+            retry=retry_if_exception(is_transient),
+            sleep=sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    return submit
+
+
+class BatchProviderClient(ProviderClient):
+    """Built on the worker (``transforms.llm.connect``) around its process's queue;
+    ``close`` releases the queue's HTTP client and store."""
+
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        generation: GenerationSpec,
+        policy: PolicySpec,
+        queue: BatchQueue,
+        *,
+        secrets: Sequence[str] = (),
+        close: Callable[[], Awaitable[None]] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(spec, generation, policy, _NoChat(), secrets=secrets, **options)
+        self.queue = queue
+        self._close = close
+
+    async def aclose(self) -> None:
+        await self.queue.aclose()
+        if self._close is not None:
+            await self._close()
+
+    async def complete(
+        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+    ) -> Completion:
+        body = self._body(messages, response_schema)
+        request_id = custom_id(body)
+        started = time.perf_counter()
+        try:
+            response = await self.queue.ask(request_id, batch_line(request_id, body))
+        except BatchAbandoned:
+            raise
+        except Exception as exc:
+            raise CallFailed(exc, [self._failed(kind, exc, started)]) from exc
+        choice = response.choices[0] if response.choices else None
+        usage = response.usage
+        prompt_tokens = usage.prompt_tokens if usage else estimate_tokens(list(messages))
+        completion_tokens = usage.completion_tokens if usage else 0
+        attempt = Attempt(
+            provider=self.spec.name,
+            model=self.spec.model,
+            kind=kind,
+            status=200,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=choice.finish_reason if choice else None,
+            cost_usd=self._cost(prompt_tokens, completion_tokens),
+        )
+        if choice is None or choice.finish_reason == "content_filter":
+            refused = ContentFiltered("the provider returned no answer (content filter)")
+            failed = Attempt(
+                **{**attempt.__dict__, "error": f"ContentFiltered (fallback): {refused}"}
+            )
+            raise CallFailed(refused, [failed])
+        return Completion(choice.message.content or "", choice.finish_reason, (attempt,))
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        pricing = self.spec.pricing
+        discount = pricing.batch_discount if pricing else 0.0
+        return super()._cost(prompt_tokens, completion_tokens) * (1 - discount)
