@@ -41,15 +41,23 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
         waiter.start()
         while waiter.is_alive():
             waiter.join(0.2)  # a timed join lets signal handlers run
+    except BaseException as exc:  # e.g. a test's timeout: never leave the job running
+        _abandon(result, type(exc).__name__)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if waiter.error is not None:
-        with contextlib.suppress(Exception):  # do not leave the job running unobserved
-            control.halt(f"internal: lost track of the job: {type(waiter.error).__name__}")
-            result.cancel()
+        _abandon(result, f"lost track of the job: {type(waiter.error).__name__}")
         raise waiter.error
     return summarize(result, time.monotonic() - started, in_process=in_process)
+
+
+def _abandon(result: Any, why: str) -> None:
+    """Stop a job this process no longer waits for: its readers stop, the runner cancels."""
+    control.halt(f"internal: {why}")
+    with contextlib.suppress(Exception):
+        result.cancel()
 
 
 class _Waiter(threading.Thread):
