@@ -20,7 +20,8 @@ from typing import Any
 from pipelines import exit_codes
 from pipelines.runner import in_one_process
 from pipelines.summary import RunSummary, summarize
-from transforms.core.run import control
+from transforms.core.calls.shadow import drain_all
+from transforms.core.run import control, tally
 
 __all__ = ["execute"]
 
@@ -49,7 +50,11 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
             control.halt(f"internal: lost track of the job: {type(waiter.error).__name__}")
             result.cancel()
         raise waiter.error
-    return summarize(result, time.monotonic() - started, in_process=in_process)
+    elapsed = time.monotonic() - started
+    if in_process:  # shadow calls still in flight: wait for them (bounded), count them
+        for name, value in drain_all().items():
+            tally.add(name, value)
+    return summarize(result, elapsed, in_process=in_process)
 
 
 class _Waiter(threading.Thread):
