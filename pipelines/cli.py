@@ -39,16 +39,18 @@ def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
         _fail(f"{job.task.source_path}: {problems[0]}{more}")
 
 
-def _execute(build: Any, beam_args: tuple[str, ...]) -> Any:
+def _execute(build: Any, beam_args: tuple[str, ...], progress_every_s: float | None) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner."""
     from pipelines.execute import execute
     from pipelines.runner import PrismNotInstalled, prism_server
 
     try:
         if any(arg.startswith("--runner") for arg in beam_args):
-            return execute(build(None)[0], stop_on_signals=True)
+            return execute(build(None)[0], stop_on_signals=True, progress_every_s=progress_every_s)
         with prism_server() as endpoint:
-            return execute(build(endpoint)[0], stop_on_signals=True)
+            return execute(
+                build(endpoint)[0], stop_on_signals=True, progress_every_s=progress_every_s
+            )
     except PrismNotInstalled as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
@@ -86,6 +88,20 @@ TASK = click.option(
 )
 
 
+def _progress_options(command: Any) -> Any:
+    command = click.option(
+        "--no-progress", is_flag=True, help="No progress line while the pipeline runs."
+    )(command)
+    return click.option(
+        "--progress-every",
+        type=click.FloatRange(min=0.5),
+        default=10.0,
+        show_default=True,
+        help="Seconds between plain progress lines on stderr when stdout is not a terminal "
+        "(on a terminal the line is live).",
+    )(command)
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -110,6 +126,7 @@ def main(verbose: bool) -> None:
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
 @NO_CACHE
+@_progress_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     task_path: str,
@@ -117,6 +134,8 @@ def run(
     show: int,
     allow_incompatible: bool,
     no_cache: bool,
+    progress_every: float,
+    no_progress: bool,
     beam_args: tuple[str, ...],
 ) -> None:
     """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
@@ -139,6 +158,7 @@ def run(
     summary = _execute(
         lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
         beam_args,
+        None if no_progress else progress_every,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
@@ -160,6 +180,7 @@ def run(
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @NO_CACHE
+@_progress_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def replay(
     task_path: str,
@@ -171,6 +192,8 @@ def replay(
     limit: int | None,
     dry_run: bool,
     no_cache: bool,
+    progress_every: float,
+    no_progress: bool,
     beam_args: tuple[str, ...],
 ) -> None:
     """Re-enrich dead letters under the current task file.
@@ -201,6 +224,7 @@ def replay(
             job.task, selection, limit, beam_args, job_endpoint=endpoint
         ),
         beam_args,
+        None if no_progress else progress_every,
     )
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():
