@@ -242,6 +242,89 @@ def _utc_millis(moment: datetime | None) -> int | None:
 
 @main.command()
 @TASK
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["openai-chat", "golden"]),
+    default="openai-chat",
+    show_default=True,
+    help="openai-chat: fine-tuning messages; golden: {input, expected} lines for eval.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Training file.")
+@click.option("--since", type=click.DateTime(), help="Only outputs written at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only outputs written before (UTC).")
+@click.option("--provider", "providers", multiple=True, help="Only answers of this provider.")
+@click.option("--model", "models", multiple=True, help="Only answers of this model.")
+@click.option("--clean-only", is_flag=True, help="Leave out answers repaired or re-asked.")
+@click.option(
+    "--validation-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    help="Hold out this share (by a hash of the record) to --validation-out.",
+)
+@click.option(
+    "--validation-out",
+    type=click.Path(dir_okay=False),
+    help="The held-out file (default: <out> with .validation before the suffix).",
+)
+def export(
+    task_path: str,
+    format_: str,
+    out: str,
+    since: datetime | None,
+    until: datetime | None,
+    providers: tuple[str, ...],
+    models: tuple[str, ...],
+    clean_only: bool,
+    validation_share: float,
+    validation_out: str | None,
+) -> None:
+    """Write the output topic's answers as fine-tuning examples (or a golden set).
+
+    Only outputs produced under the task's current prompt (llm_enrich.prompt_hash) are
+    exported; each input is read back from the input topic at the output's source
+    coordinates. Writes <out>.manifest.json with the counts by reason.
+    """
+    from pipelines.export import export as run_export
+    from transforms.core.export.training import ExportFilter
+
+    job = _job(task_path)
+    out_path = Path(out)
+    held_out = None
+    if validation_share:
+        held_out = Path(validation_out or out_path.with_suffix(".validation" + out_path.suffix))
+    selection = ExportFilter(
+        since_ms=_utc_millis(since),
+        until_ms=_utc_millis(until),
+        providers=frozenset(providers),
+        models=frozenset(models),
+        clean_only=clean_only,
+    )
+    result = run_export(
+        job,
+        format=format_,  # type: ignore[arg-type]
+        out=out_path,
+        validation_out=held_out,
+        validation_share=validation_share,
+        selection=selection,
+    )
+    manifest = result.manifest
+    skipped = ", ".join(
+        f"{k}={v}" for k, v in manifest["counts"].items() if k not in ("train", "validation")
+    )
+    click.echo(
+        f"exported {manifest['exported']} of {manifest['outputs_read']} outputs "
+        f"(prompt {manifest['prompt_hash']}); skipped: {skipped or 'none'}"
+    )
+    for entry in manifest["files"]:
+        click.echo(f"  {entry['path']}: {entry['lines']} lines")
+    click.echo(f"  manifest: {result.manifest_path}")
+    if not manifest["exported"]:
+        sys.exit(1)
+
+
+@main.command()
+@TASK
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--partitions", default=3, show_default=True)
 @click.option("--key-field", default=None, help="Input field to use as the Kafka key.")
