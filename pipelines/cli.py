@@ -39,16 +39,18 @@ def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
         _fail(f"{job.task.source_path}: {problems[0]}{more}")
 
 
-def _execute(build: Any, beam_args: tuple[str, ...]) -> Any:
+def _execute(build: Any, beam_args: tuple[str, ...], progress_every_s: float | None) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner."""
     from pipelines.execute import execute
     from pipelines.runner import PrismNotInstalled, prism_server
 
     try:
         if any(arg.startswith("--runner") for arg in beam_args):
-            return execute(build(None)[0], stop_on_signals=True)
+            return execute(build(None)[0], stop_on_signals=True, progress_every_s=progress_every_s)
         with prism_server() as endpoint:
-            return execute(build(endpoint)[0], stop_on_signals=True)
+            return execute(
+                build(endpoint)[0], stop_on_signals=True, progress_every_s=progress_every_s
+            )
     except PrismNotInstalled as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
@@ -86,6 +88,20 @@ TASK = click.option(
 )
 
 
+def _progress_options(command: Any) -> Any:
+    command = click.option(
+        "--no-progress", is_flag=True, help="No progress line while the pipeline runs."
+    )(command)
+    return click.option(
+        "--progress-every",
+        type=click.FloatRange(min=0.5),
+        default=10.0,
+        show_default=True,
+        help="Seconds between plain progress lines on stderr when stdout is not a terminal "
+        "(on a terminal the line is live).",
+    )(command)
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -110,6 +126,7 @@ def main(verbose: bool) -> None:
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
 @NO_CACHE
+@_progress_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     task_path: str,
@@ -117,6 +134,8 @@ def run(
     show: int,
     allow_incompatible: bool,
     no_cache: bool,
+    progress_every: float,
+    no_progress: bool,
     beam_args: tuple[str, ...],
 ) -> None:
     """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
@@ -139,6 +158,7 @@ def run(
     summary = _execute(
         lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
         beam_args,
+        None if no_progress else progress_every,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
@@ -160,6 +180,7 @@ def run(
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @NO_CACHE
+@_progress_options
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def replay(
     task_path: str,
@@ -171,6 +192,8 @@ def replay(
     limit: int | None,
     dry_run: bool,
     no_cache: bool,
+    progress_every: float,
+    no_progress: bool,
     beam_args: tuple[str, ...],
 ) -> None:
     """Re-enrich dead letters under the current task file.
@@ -201,6 +224,7 @@ def replay(
             job.task, selection, limit, beam_args, job_endpoint=endpoint
         ),
         beam_args,
+        None if no_progress else progress_every,
     )
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():
@@ -214,6 +238,89 @@ def _utc_millis(moment: datetime | None) -> int | None:
     if moment is None:
         return None
     return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
+
+
+@main.command()
+@TASK
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["openai-chat", "golden"]),
+    default="openai-chat",
+    show_default=True,
+    help="openai-chat: fine-tuning messages; golden: {input, expected} lines for eval.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Training file.")
+@click.option("--since", type=click.DateTime(), help="Only outputs written at or after (UTC).")
+@click.option("--until", type=click.DateTime(), help="Only outputs written before (UTC).")
+@click.option("--provider", "providers", multiple=True, help="Only answers of this provider.")
+@click.option("--model", "models", multiple=True, help="Only answers of this model.")
+@click.option("--clean-only", is_flag=True, help="Leave out answers repaired or re-asked.")
+@click.option(
+    "--validation-share",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    help="Hold out this share (by a hash of the record) to --validation-out.",
+)
+@click.option(
+    "--validation-out",
+    type=click.Path(dir_okay=False),
+    help="The held-out file (default: <out> with .validation before the suffix).",
+)
+def export(
+    task_path: str,
+    format_: str,
+    out: str,
+    since: datetime | None,
+    until: datetime | None,
+    providers: tuple[str, ...],
+    models: tuple[str, ...],
+    clean_only: bool,
+    validation_share: float,
+    validation_out: str | None,
+) -> None:
+    """Write the output topic's answers as fine-tuning examples (or a golden set).
+
+    Only outputs produced under the task's current prompt (llm_enrich.prompt_hash) are
+    exported; each input is read back from the input topic at the output's source
+    coordinates. Writes <out>.manifest.json with the counts by reason.
+    """
+    from pipelines.export import export as run_export
+    from transforms.core.export.training import ExportFilter
+
+    job = _job(task_path)
+    out_path = Path(out)
+    held_out = None
+    if validation_share:
+        held_out = Path(validation_out or out_path.with_suffix(".validation" + out_path.suffix))
+    selection = ExportFilter(
+        since_ms=_utc_millis(since),
+        until_ms=_utc_millis(until),
+        providers=frozenset(providers),
+        models=frozenset(models),
+        clean_only=clean_only,
+    )
+    result = run_export(
+        job,
+        format=format_,  # type: ignore[arg-type]
+        out=out_path,
+        validation_out=held_out,
+        validation_share=validation_share,
+        selection=selection,
+    )
+    manifest = result.manifest
+    skipped = ", ".join(
+        f"{k}={v}" for k, v in manifest["counts"].items() if k not in ("train", "validation")
+    )
+    click.echo(
+        f"exported {manifest['exported']} of {manifest['outputs_read']} outputs "
+        f"(prompt {manifest['prompt_hash']}); skipped: {skipped or 'none'}"
+    )
+    for entry in manifest["files"]:
+        click.echo(f"  {entry['path']}: {entry['lines']} lines")
+    click.echo(f"  manifest: {result.manifest_path}")
+    if not manifest["exported"]:
+        sys.exit(1)
 
 
 @main.command()

@@ -18,18 +18,23 @@ from types import FrameType
 from typing import Any
 
 from pipelines import exit_codes
+from pipelines.progress import ProgressLine
 from pipelines.runner import in_one_process
 from pipelines.summary import RunSummary, summarize
-from transforms.core.run import control
+from transforms.core.calls.shadow import drain_all
+from transforms.core.run import control, tally
 
 __all__ = ["execute"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
+def execute(
+    pipeline: Any, *, stop_on_signals: bool = False, progress_every_s: float | None = None
+) -> RunSummary:
     """Run ``pipeline`` and wait for it; with ``stop_on_signals`` (the CLI, main thread),
-    SIGINT/SIGTERM stop it as described above."""
+    SIGINT/SIGTERM stop it as described above. ``progress_every_s``: show the progress
+    (``pipelines.progress``; live on a terminal, else a line this often)."""
     control.reset()
     _signalled.clear()
     in_process = in_one_process(pipeline.options)  # before run(): it rewrites the options
@@ -39,8 +44,9 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
     previous = _install(_on_signal) if stop_on_signals else {}
     try:
         waiter.start()
-        while waiter.is_alive():
-            waiter.join(0.2)  # a timed join lets signal handlers run
+        with _progress(progress_every_s, in_process):
+            while waiter.is_alive():
+                waiter.join(0.2)  # a timed join lets signal handlers run
     except BaseException as exc:  # e.g. a test's timeout: never leave the job running
         _abandon(result, type(exc).__name__)
         raise
@@ -50,7 +56,24 @@ def execute(pipeline: Any, *, stop_on_signals: bool = False) -> RunSummary:
     if waiter.error is not None:
         _abandon(result, f"lost track of the job: {type(waiter.error).__name__}")
         raise waiter.error
-    return summarize(result, time.monotonic() - started, in_process=in_process)
+    elapsed = time.monotonic() - started
+    if in_process:  # shadow calls still in flight: wait for them (bounded), count them
+        for name, value in drain_all().items():
+            tally.add(name, value)
+    return summarize(result, elapsed, in_process=in_process)
+
+
+def _progress(every_s: float | None, in_process: bool) -> contextlib.AbstractContextManager[Any]:
+    if every_s is None:
+        return contextlib.nullcontext()
+    if not in_process:
+        print(
+            "llm-enrich: no progress line on a remote runner: its UI shows the llm_enrich "
+            "counters (Beam metrics); the summary follows at the end",
+            file=sys.stderr,
+        )
+        return contextlib.nullcontext()
+    return ProgressLine(tally.counts, every_s=every_s)
 
 
 def _abandon(result: Any, why: str) -> None:

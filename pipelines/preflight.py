@@ -51,6 +51,8 @@ def _topics(task: TaskSpec, dead_letter_topic_needed: bool) -> list[str]:
     wanted = {"output_topic": kafka.output_topic}
     if dead_letter_topic_needed:
         wanted["dead_letter_topic"] = kafka.dead_letter_topic
+    if kafka.shadow_topic and task.shadows:
+        wanted["shadow_topic"] = kafka.shadow_topic
     missing = {key: topic for key, topic in wanted.items() if topic not in existing}
     if missing and kafka.create_topics:
         ensure_topics(kafka, {topic: 1 for topic in missing.values()})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import exit_codes
+from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 from transforms.core.run import tally
 
@@ -87,6 +88,7 @@ class RunSummary:
         lines += self.safety_lines()
         lines += self.cache_lines()
         lines += self.batch_lines()
+        lines += shadow_lines(self.counters)
         if self.get("abandoned"):
             lines.append(
                 f"abandoned on stop   {self.get('abandoned')}  (waiting for a batch, or every "

@@ -22,10 +22,12 @@ __all__ = [
     "dead_letter_writers",
     "load_schema",
     "parse_schema",
+    "shadow_comparison_schema",
 ]
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 DEAD_LETTER_FILE = SCHEMA_DIR / "llm_enrich.DeadLetter.avsc"
+SHADOW_COMPARISON_FILE = SCHEMA_DIR / "llm_enrich.ShadowComparison.avsc"
 # Every earlier version of a shipped schema stays here, so old records stay readable.
 HISTORY_DIR = SCHEMA_DIR / "history"
 
@@ -77,6 +79,10 @@ def load_schema(path: str | Path) -> AvroSchema:
 
 def dead_letter_schema() -> AvroSchema:
     return load_schema(DEAD_LETTER_FILE)
+
+
+def shadow_comparison_schema() -> AvroSchema:
+    return load_schema(SHADOW_COMPARISON_FILE)
 
 
 @lru_cache(maxsize=1)

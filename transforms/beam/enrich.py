@@ -30,13 +30,15 @@ from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.moderation import Moderator
+from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
-from transforms.core.errors import RecordError, SystemicFault
+from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.run import control
+from transforms.kafka.shadow_writer import ShadowWriter
 from transforms.llm.connect import connect
 from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
@@ -111,9 +113,11 @@ class EnrichService:
         self._thread.start()
         task = job.task
         self.providers = [
-            connect(p, task.generation, task.policy, job=task.name) for p in task.providers
+            connect(p, task.generation, task.policy, job=task.name) for p in task.chain
         ]
-        self.batch_names = frozenset(p.name for p in task.providers if p.mode == "batch")
+        self.batch_names = frozenset(p.name for p in task.chain if p.mode == "batch")
+        self.shadows = _shadow_runner(job)
+        self._shadow_clients = list(self.shadows.clients) if self.shadows else []
         self._batches_reported = (0, 0)
         moderation = task.safety.moderation
         self.moderator = Moderator(moderation) if moderation else None
@@ -147,13 +151,45 @@ class EnrichService:
             last, self._batches_reported = self._batches_reported, total
             return total[0] - last[0], total[1] - last[1]
 
+    async def enrich(self, parsed: Parsed) -> Enriched | Failure | Skipped:
+        """The record through the chain; then, not awaited, through the shadows it is
+        sampled for."""
+        result = await self.enricher.enrich_one(parsed)
+        if self.shadows is not None:
+            self.shadows.offer(parsed, result)
+        return result
+
+    def shadow_counts(self) -> dict[str, int]:
+        return self.shadows.take_counts() if self.shadows is not None else {}
+
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def __del__(self) -> None:  # the last DoFn let go of it (Shared holds a weak reference)
         loop = getattr(self, "loop", None)
         if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(_close(getattr(self, "providers", []), loop), loop)
+            clients = [*getattr(self, "providers", []), *getattr(self, "_shadow_clients", [])]
+            asyncio.run_coroutine_threadsafe(_close(clients, loop), loop)
+
+
+def _shadow_runner(job: Job) -> ShadowRunner | None:
+    """The shadow providers' runner, or None without any. A shadow provider that cannot be
+    built (its key variable unset) is left out and counted, never a reason to stop."""
+    task = job.task
+    if not task.shadows or not task.kafka.shadow_topic:
+        return None
+    clients, missing = [], []
+    for spec in task.shadows:
+        try:
+            clients.append(connect(spec, task.generation, task.policy, job=task.name))
+        except TaskConfigError as exc:
+            missing.append(spec.name)
+            log_failure("shadow", "TaskConfigError", str(exc))
+    topic = task.kafka.shadow_topic
+    runner = ShadowRunner(job, clients, lambda count: ShadowWriter(task.kafka, topic, count))
+    for name in missing:
+        runner.count(f"shadow[{name}].unavailable")
+    return runner
 
 
 async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
@@ -205,7 +241,7 @@ class EnrichRecords(_JobDoFn):
         timestamp: Any = beam.DoFn.TimestampParam,
         window: Any = beam.DoFn.WindowParam,
     ) -> Iterator[Any]:
-        future = self._service.submit(self._service.enricher.enrich_one(parsed))
+        future = self._service.submit(self._service.enrich(parsed))
         self._pending.append((future, timestamp, window))
         yield from self._completed(wait=False)
 
@@ -216,6 +252,8 @@ class EnrichRecords(_JobDoFn):
         submitted, resumed = self._service.batches_since_last()
         self._batches_submitted.inc(submitted)
         self._batches_resumed.inc(resumed)
+        for name, value in self._service.shadow_counts().items():
+            counter(name).inc(value)
         note_stop()  # a guard may have stopped the run with no record left to skip
 
     def _completed(self, wait: bool) -> Iterator[Any]:

@@ -142,12 +142,16 @@ class ReadPartitions(beam.DoFn):
 class PlanRanges(beam.DoFn):
     """Drain mode: snapshot ``[committed, end)`` of every partition of a topic."""
 
-    def __init__(self, spec: KafkaSpec, group: str | None, limit: int | None = None) -> None:
+    def __init__(
+        self, spec: KafkaSpec, group: str | None, limit: int | None = None, counter_name: str = ""
+    ) -> None:
         self._spec, self._group, self._limit = spec, group, limit
+        self._planned = counter(f"planned.{counter_name or 'read'}")  # the progress line's ETA
 
     def process(self, topic: str) -> Iterator[PartitionRange]:
         for range_ in limit_ranges(snapshot_ranges(self._spec, topic, self._group), self._limit):
             counter("expired").inc(range_.expired)
+            self._planned.inc(max(0, (range_.end or 0) - range_.start))
             yield range_
 
 
@@ -224,7 +228,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
             )
         else:
             ranges = topic | "PlanRanges" >> beam.ParDo(
-                PlanRanges(self._spec, self._group, self._limit)
+                PlanRanges(self._spec, self._group, self._limit, self._counter_name)
             )
         read = ranges | "ReadPartitions" >> beam.ParDo(
             ReadPartitions(self._spec, self._counter_name, self._slice_records, self._max_backlog)

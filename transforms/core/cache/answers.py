@@ -76,7 +76,7 @@ class AnswerCache:
                 output_schema=job.output_schema.identity,
                 acceptance=self._acceptance,
             )
-            for provider in task.providers
+            for provider in task.chain
         ]
 
     async def through(
@@ -140,7 +140,7 @@ class AnswerCache:
         )
 
     async def _store(self, result: Enriched, keys: list[str]) -> None:
-        names = [p.name for p in self._job.task.providers]
+        names = [p.name for p in self._job.task.chain]
         if result.provider not in names or self._monotonic() < self._down_until:
             return
         generated = set(self._job.shape.generated_fields)

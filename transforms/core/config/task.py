@@ -24,6 +24,7 @@ from pydantic import (
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
 from transforms.core.config.safety import SafetySpec
+from transforms.core.config.shadow import ShadowSpec
 from transforms.core.errors import TaskConfigError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "PolicySpec",
     "PromptSpec",
     "ProviderSpec",
+    "ShadowSpec",
     "TaskSpec",
     "load_task",
 ]
@@ -86,6 +88,9 @@ class KafkaSpec(_Strict):
     sasl_password_env: str | None = None
     # Create missing output and dead-letter topics at launch (else a missing one is an error)
     create_topics: bool = False
+    # Where shadow providers' comparisons go (llm_enrich.ShadowComparison); needed when a
+    # provider is marked ``shadow``
+    shadow_topic: str | None = None
     client: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("client")
@@ -180,9 +185,14 @@ class ProviderSpec(_Strict):
     # ``transforms.core.config.batch``), half the price, answers within the batch window
     mode: Literal["sync", "batch"] = "sync"
     batch: BatchSpec | None = None
+    # A shadow provider is not in the fallback chain: a share of the records is also sent
+    # to it and its answer compared with the chain's (``transforms.core.calls.shadow``)
+    shadow: ShadowSpec | None = None
 
     @model_validator(mode="after")
     def _batch_section(self) -> ProviderSpec:
+        if self.shadow is not None and self.mode == "batch":
+            raise ValueError("a shadow provider answers synchronously: mode: batch is not allowed")
         if self.mode == "sync":
             if self.batch is not None:
                 raise ValueError("'batch' applies only to a provider with mode: batch")
@@ -254,6 +264,26 @@ class TaskSpec(_Strict):
             raise ValueError(f"provider names must be unique, repeated: {duplicates}")
         return value
 
+    @property
+    def chain(self) -> list[ProviderSpec]:
+        """The fallback chain: the providers not marked ``shadow``, in order."""
+        return [p for p in self.providers if p.shadow is None]
+
+    @property
+    def shadows(self) -> list[ProviderSpec]:
+        return [p for p in self.providers if p.shadow is not None]
+
+    @model_validator(mode="after")
+    def _shadows_have_a_chain_and_a_topic(self) -> TaskSpec:
+        if not self.chain:
+            raise ValueError("providers: every provider is a shadow; the chain needs one")
+        if self.shadows and not self.kafka.shadow_topic:
+            raise ValueError(
+                "kafka.shadow_topic is required when a provider is marked shadow "
+                f"({', '.join(p.name for p in self.shadows)})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _batches_fit_the_window(self) -> TaskSpec:
         """Records waiting in a batch hold in-flight slots: a batch larger than the window
@@ -272,7 +302,7 @@ class TaskSpec(_Strict):
     def record_deadline_s(self) -> float:
         """How long one record may take: ``policy.record_deadline_s``, plus the wait of
         every batch provider in its chain (``batch.deadline_s``)."""
-        waits = sum(p.batch.deadline_s for p in self.providers if p.batch is not None)
+        waits = sum(p.batch.deadline_s for p in self.chain if p.batch is not None)
         return self.policy.record_deadline_s + waits
 
 

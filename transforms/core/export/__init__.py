@@ -1,0 +1,1 @@
+"""Training and golden-set export from the output topic."""
