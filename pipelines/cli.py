@@ -216,6 +216,54 @@ def _utc_millis(moment: datetime | None) -> int | None:
     return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
 
 
+@main.command("eval")
+@TASK
+@click.option(
+    "--golden", required=True, type=click.Path(dir_okay=False), help="JSON lines of input/expected."
+)
+@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
+@click.option("--limit", type=int, help="Only the first N golden records.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write HTML here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False), help="An earlier --json result to compare."
+)
+def eval_(
+    task_path: str,
+    golden: str,
+    providers: tuple[str, ...],
+    limit: int | None,
+    report_path: str | None,
+    json_path: str | None,
+    baseline: str | None,
+) -> None:
+    """Score the task's prompt, validation and repair on a golden set, per provider.
+
+    Exit 0 when every evaluated provider meets eval.min_scores, 1 when one misses a
+    threshold, 2 for a bad task, golden set, baseline or option, 3 when a provider fails
+    for a reason that is not the records' (unreachable, bad credentials, no such model).
+    """
+    from pipelines.eval_files import load_baseline, load_cases, write_outputs
+    from pipelines.eval_table import result_lines
+    from pipelines.evaluate import EvalSystemic, chosen_providers, evaluate
+
+    job = _job(task_path, no_cache=True)
+    try:
+        chosen = chosen_providers(job, providers)
+        cases = load_cases(job, golden, limit)
+        before = load_baseline(baseline) if baseline else None
+    except (TaskConfigError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        result = evaluate(job, cases, chosen, golden)
+    except EvalSystemic as exc:
+        _fail(str(exc), exit_codes.SYSTEMIC)
+    write_outputs(result, before, json_path, report_path)
+    for line in result_lines(result):
+        click.echo(line)
+    sys.exit(exit_codes.OK if result["passed"] else exit_codes.UNSETTLED)
+
+
 @main.command()
 @TASK
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
