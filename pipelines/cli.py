@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -86,6 +87,14 @@ TASK = click.option(
 )
 
 
+REPORT = click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained HTML report of the run to this file at the end.",
+)
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -110,6 +119,7 @@ def main(verbose: bool) -> None:
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
 @NO_CACHE
+@REPORT
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     task_path: str,
@@ -117,6 +127,7 @@ def run(
     show: int,
     allow_incompatible: bool,
     no_cache: bool,
+    report_path: str | None,
     beam_args: tuple[str, ...],
 ) -> None:
     """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
@@ -136,6 +147,7 @@ def run(
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
 
+    report = _report_start(job, report_path)
     summary = _execute(
         lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
         beam_args,
@@ -145,6 +157,7 @@ def run(
         click.echo(f"  {line}")
     for reason in summary.stop_reasons:
         click.echo(f"llm-enrich: stopped: {reason}", err=True)
+    report(summary, "run")
     if show:
         _print_records(job, dead_letters=False, limit=show)
     sys.exit(summary.exit_code)
@@ -160,6 +173,7 @@ def run(
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @NO_CACHE
+@REPORT
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def replay(
     task_path: str,
@@ -171,6 +185,7 @@ def replay(
     limit: int | None,
     dry_run: bool,
     no_cache: bool,
+    report_path: str | None,
     beam_args: tuple[str, ...],
 ) -> None:
     """Re-enrich dead letters under the current task file.
@@ -196,6 +211,7 @@ def replay(
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_replay_pipeline
 
+    report = _report_start(job, report_path)
     summary = _execute(
         lambda endpoint: build_replay_pipeline(
             job.task, selection, limit, beam_args, job_endpoint=endpoint
@@ -207,7 +223,31 @@ def replay(
         click.echo(f"  {line}")
     for reason in summary.stop_reasons:
         click.echo(f"llm-enrich: stopped: {reason}", err=True)
+    report(summary, "replay")
     sys.exit(summary.exit_code)
+
+
+def _report_start(job: Job, report_path: str | None) -> Callable[[Any, str], None]:
+    """Before the run: where the output topics end (when a report is asked for). Returns
+    what writes the report after the run; a report that cannot be written is a warning,
+    never a change of the run's exit code."""
+    if not report_path:
+        return lambda summary, mode: None
+    import time
+
+    from pipelines.run_report import topic_marks, write_run_report
+
+    marks, started = topic_marks(job), time.time()
+
+    def write(summary: Any, mode: str) -> None:
+        try:
+            write_run_report(job, summary, marks, started, report_path, mode)
+            click.echo(f"report: {report_path}")
+        except Exception as exc:
+            log.debug("report failed", exc_info=True)
+            click.echo(f"llm-enrich: warning: no report written: {exc}", err=True)
+
+    return write
 
 
 def _utc_millis(moment: datetime | None) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from transforms.core.config.eval import OVERALL
@@ -37,21 +37,21 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 def outcome(result: Enriched | Failure) -> Outcome:
     attempts = result.attempts
-    usage = {
-        "reasked": any(a.kind == "reask" for a in attempts),
-        "latency_ms": sum(a.latency_ms for a in attempts),
-        "prompt_tokens": sum(a.prompt_tokens for a in attempts),
-        "completion_tokens": sum(a.completion_tokens for a in attempts),
-        "cost_usd": sum(a.cost_usd for a in attempts),
-    }
+    usage = Outcome(
+        None,
+        reasked=any(a.kind == "reask" for a in attempts),
+        latency_ms=sum(a.latency_ms for a in attempts),
+        prompt_tokens=sum(a.prompt_tokens for a in attempts),
+        completion_tokens=sum(a.completion_tokens for a in attempts),
+        cost_usd=sum(a.cost_usd for a in attempts),
+    )
     if isinstance(result, Enriched):
-        return Outcome(answer=result.output, repairs=result.repairs, **usage)
-    return Outcome(None, result.stage, f"{result.error_class}: {result.message}"[:300], **usage)
+        return replace(usage, answer=result.output, repairs=result.repairs)
+    return replace(usage, stage=result.stage, error=f"{result.error_class}: {result.message}"[:300])
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -121,7 +121,7 @@ def scorecard(
     stages = Counter(o.stage for o in outcomes if o.stage)
     return {
         "records": count,
-        "overall": _r(_mean([f["score"] for f in fields.values()])),
+        "overall": _r(_mean([float(f["score"]) for f in fields.values()])),
         "fields": fields,
         "valid_share": _r(sum(o.answer is not None for o in outcomes) / count),
         "repaired_share": _r(sum(bool(o.repairs) for o in outcomes) / count),
