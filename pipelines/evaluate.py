@@ -26,7 +26,8 @@ FORMAT = "llm-enrich.eval/1"
 
 
 class EvalSystemic(Exception):
-    """A provider failed for a reason that is not the records' (unreachable, bad key...)."""
+    """A provider failed for a reason that is not the records' (bad key, no such model),
+    or answered none of them (unreachable): its scores would say nothing."""
 
 
 def chosen_providers(job: Job, names: Sequence[str]) -> list[ProviderSpec]:
@@ -67,11 +68,17 @@ async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> lis
                 raise EvalSystemic(f"provider {spec.name!r}: {fault.reason}") from None
 
     try:
-        return list(await asyncio.gather(*(one(c) for c in cases)))
+        outcomes = list(await asyncio.gather(*(one(c) for c in cases)))
     finally:
         await client.aclose()
         if moderator is not None:
             await moderator.aclose()
+    if all(o.stage == "llm" for o in outcomes):  # not one call answered: not the records
+        raise EvalSystemic(
+            f"provider {spec.name!r} answered none of the {len(outcomes)} records: "
+            f"{outcomes[0].error}"
+        )
+    return outcomes
 
 
 def evaluate(

@@ -62,12 +62,12 @@ def set_prf(answer: list[Any], expected: list[Any]) -> tuple[float, float, float
 
 
 def _exact(answer: Any, expected: Any, tolerance: float) -> Measured:
-    return Measured(1.0 if answer == expected else 0.0)
+    return Measured(_same(answer, expected))
 
 
 def _integer(answer: Any, expected: Any, tolerance: float) -> Measured:
     if not _is_number(answer) or not _is_number(expected):
-        return Measured(1.0 if answer == expected else 0.0)
+        return Measured(_same(answer, expected))
     error = abs(answer - expected)
     return Measured(1.0 if error <= tolerance else 0.0, {"abs_error": float(error)})
 
@@ -75,7 +75,7 @@ def _integer(answer: Any, expected: Any, tolerance: float) -> Measured:
 def _number(answer: Any, expected: Any, tolerance: float) -> Measured:
     """1 - |a - e| / max(|e|, 1), capped at 0 (1 within the tolerance)."""
     if not _is_number(answer) or not _is_number(expected):
-        return Measured(1.0 if answer == expected else 0.0)
+        return Measured(_same(answer, expected))
     error = abs(float(answer) - float(expected))
     if not math.isfinite(error):
         return Measured(0.0, {"abs_error": 0.0})
@@ -85,15 +85,21 @@ def _number(answer: Any, expected: Any, tolerance: float) -> Measured:
 
 def _set(answer: Any, expected: Any, tolerance: float) -> Measured:
     if not isinstance(answer, list) or not isinstance(expected, list):
-        return Measured(1.0 if answer == expected else 0.0)
+        return Measured(_same(answer, expected))
     precision, recall, f1 = set_prf(answer, expected)
     return Measured(f1, {"precision": precision, "recall": recall})
 
 
 def _text(answer: Any, expected: Any, tolerance: float) -> Measured:
     if not isinstance(answer, str) or not isinstance(expected, str):
-        return Measured(1.0 if answer == expected else 0.0)
+        return Measured(_same(answer, expected))
     return Measured(text_f1(answer, expected))
+
+
+def _same(answer: Any, expected: Any) -> float:
+    """1.0 when equal as JSON values (``True`` is not ``1`` here), else 0.0."""
+    equal = answer == expected and isinstance(answer, bool) == isinstance(expected, bool)
+    return 1.0 if equal else 0.0
 
 
 def _is_number(value: Any) -> bool:
