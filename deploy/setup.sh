@@ -21,3 +21,4 @@ bash deploy/kafka.sh install
 bash deploy/llm.sh install
 bash deploy/registry.sh install
 bash deploy/prism.sh install
+bash deploy/chromium.sh install  # the HTML report tests render in headless Chromium

@@ -144,7 +144,9 @@ def test_bad_input_is_one_line_and_exit_2_or_3(
     )
     unreachable = _cli("eval", "--task", str(down.task.source_path), "--golden", str(golden))
     assert unreachable.returncode == 3, unreachable.stderr
-    assert unreachable.stderr.startswith("llm-enrich: error: provider 'down' answered none of the 4")
+    assert unreachable.stderr.startswith(
+        "llm-enrich: error: provider 'down' answered none of the 4"
+    )
 
 
 def test_local_model_is_deterministic(llm_server: None, tmp_path: Path) -> None:
