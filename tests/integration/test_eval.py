@@ -176,3 +176,32 @@ def test_local_model_is_deterministic(llm_server: None, tmp_path: Path) -> None:
     for key in ("fields", "overall", "valid_share", "repaired_share", "reask_share"):
         assert first[key] == second[key], key
     assert [r["answer"] for r in first["results"]] == [r["answer"] for r in second["results"]]
+
+
+def test_example_job_passes_its_gate_and_its_report_renders(
+    llm_server: None, tmp_path: Path
+) -> None:
+    """CI's eval of the example job on the local model: a subset of the shipped golden set,
+    the task's (low) gate, and the HTML report drawn by a real headless Chromium."""
+    from tests.browser import measure
+
+    golden, report = EXAMPLE_TASK.parent / "golden.jsonl", tmp_path / "eval.html"
+    assert sum(1 for line in golden.read_text().splitlines() if line.strip()) >= 50
+    done = _cli(
+        "eval",
+        "--task",
+        str(EXAMPLE_TASK),
+        "--golden",
+        str(golden),
+        "--provider",
+        "local-smollm2",
+        "--limit",
+        "12",
+        "--report",
+        str(report),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "eval of 12 golden records" in done.stdout and "gate: passed" in done.stdout
+    charts = {c["label"]: c for c in measure(report, tmp_path)}
+    assert charts["scores per field per provider"]["marks"] >= 1
+    assert charts["records per latency bin"]["marks"] >= 1
