@@ -6,6 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash deploy/setup.sh
+bash deploy/chromium.sh install  # the HTML report tests render in headless Chromium (tests only)
 bash deploy/services.sh start
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -102,6 +103,14 @@ def _progress_options(command: Any) -> Any:
     )(command)
 
 
+REPORT = click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained HTML report of the run to this file at the end.",
+)
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -127,6 +136,7 @@ def main(verbose: bool) -> None:
 )
 @NO_CACHE
 @_progress_options
+@REPORT
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     task_path: str,
@@ -136,6 +146,7 @@ def run(
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
+    report_path: str | None,
     beam_args: tuple[str, ...],
 ) -> None:
     """Enrich the input topic: write, dead-letter and commit as it goes; print a summary.
@@ -155,6 +166,7 @@ def run(
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
 
+    report = _report_start(job, report_path)
     summary = _execute(
         lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
         beam_args,
@@ -165,6 +177,7 @@ def run(
         click.echo(f"  {line}")
     for reason in summary.stop_reasons:
         click.echo(f"llm-enrich: stopped: {reason}", err=True)
+    report(summary, "run")
     if show:
         _print_records(job, dead_letters=False, limit=show)
     sys.exit(summary.exit_code)
@@ -181,6 +194,7 @@ def run(
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @NO_CACHE
 @_progress_options
+@REPORT
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def replay(
     task_path: str,
@@ -194,6 +208,7 @@ def replay(
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
+    report_path: str | None,
     beam_args: tuple[str, ...],
 ) -> None:
     """Re-enrich dead letters under the current task file.
@@ -219,6 +234,7 @@ def replay(
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_replay_pipeline
 
+    report = _report_start(job, report_path)
     summary = _execute(
         lambda endpoint: build_replay_pipeline(
             job.task, selection, limit, beam_args, job_endpoint=endpoint
@@ -231,13 +247,85 @@ def replay(
         click.echo(f"  {line}")
     for reason in summary.stop_reasons:
         click.echo(f"llm-enrich: stopped: {reason}", err=True)
+    report(summary, "replay")
     sys.exit(summary.exit_code)
+
+
+def _report_start(job: Job, report_path: str | None) -> Callable[[Any, str], None]:
+    """Before the run: where the output topics end (when a report is asked for). Returns
+    what writes the report after the run; a report that cannot be written is a warning,
+    never a change of the run's exit code."""
+    if not report_path:
+        return lambda summary, mode: None
+    import time
+
+    from pipelines.run_report import topic_marks, write_run_report
+
+    marks, started = topic_marks(job), time.time()
+
+    def write(summary: Any, mode: str) -> None:
+        try:
+            write_run_report(job, summary, marks, started, report_path, mode)
+            click.echo(f"report: {report_path}")
+        except Exception as exc:
+            log.debug("report failed", exc_info=True)
+            click.echo(f"llm-enrich: warning: no report written: {exc}", err=True)
+
+    return write
 
 
 def _utc_millis(moment: datetime | None) -> int | None:
     if moment is None:
         return None
     return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
+
+
+@main.command("eval")
+@TASK
+@click.option(
+    "--golden", required=True, type=click.Path(dir_okay=False), help="JSON lines of input/expected."
+)
+@click.option("--provider", "providers", multiple=True, help="Only this provider (repeatable).")
+@click.option("--limit", type=int, help="Only the first N golden records.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write HTML here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option(
+    "--baseline", type=click.Path(dir_okay=False), help="An earlier --json result to compare."
+)
+def eval_(
+    task_path: str,
+    golden: str,
+    providers: tuple[str, ...],
+    limit: int | None,
+    report_path: str | None,
+    json_path: str | None,
+    baseline: str | None,
+) -> None:
+    """Score the task's prompt, validation and repair on a golden set, per provider.
+
+    Exit 0 when every evaluated provider meets eval.min_scores, 1 when one misses a
+    threshold, 2 for a bad task, golden set, baseline or option, 3 when a provider fails
+    for a reason that is not the records' (unreachable, bad credentials, no such model).
+    """
+    from pipelines.eval_files import load_baseline, load_cases, write_outputs
+    from pipelines.eval_table import result_lines
+    from pipelines.evaluate import EvalSystemic, chosen_providers, evaluate
+
+    job = _job(task_path, no_cache=True)
+    try:
+        chosen = chosen_providers(job, providers)
+        cases = load_cases(job, golden, limit)
+        before = load_baseline(baseline) if baseline else None
+    except (TaskConfigError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        result = evaluate(job, cases, chosen, golden)
+    except EvalSystemic as exc:
+        _fail(str(exc), exit_codes.SYSTEMIC)
+    write_outputs(result, before, json_path, report_path)
+    for line in result_lines(result):
+        click.echo(line)
+    sys.exit(exit_codes.OK if result["passed"] else exit_codes.UNSETTLED)
 
 
 @main.command()

@@ -15,6 +15,7 @@ from transforms.core.answers.partial import on_invalid_problems
 from transforms.core.answers.validation import validate
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
+from transforms.core.eval.kinds import eval_problems, field_kinds
 from transforms.core.prompting.copied import copy_problems
 from transforms.core.prompting.prompt import PromptRenderer, prompt_definition
 from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
@@ -118,7 +119,9 @@ def compile_job(task: TaskSpec) -> Job:
         screen = compile_screen(task.safety, shape.generated_fields, delimiter)
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
-    problems = on_invalid_problems(shape.avro, task.output.on_invalid)
+    problems = on_invalid_problems(shape.avro, task.output.on_invalid) + eval_problems(
+        task.eval, field_kinds(shape.avro)
+    )
     if problems:
         raise TaskConfigError(f"{where}: {problems[0]}")
     for index, example in enumerate(task.prompt.examples):

@@ -23,6 +23,7 @@ from pydantic import (
 
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
+from transforms.core.config.eval import EvalSpec
 from transforms.core.config.safety import SafetySpec
 from transforms.core.config.shadow import ShadowSpec
 from transforms.core.errors import TaskConfigError
@@ -30,6 +31,7 @@ from transforms.core.errors import TaskConfigError
 __all__ = [
     "BatchSpec",
     "CacheSpec",
+    "EvalSpec",
     "ExampleSpec",
     "GenerationSpec",
     "InputSpec",
@@ -242,6 +244,7 @@ class TaskSpec(_Strict):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).

@@ -1,0 +1,53 @@
+"""``llm-enrich eval``'s files: the golden set in, the baseline in, JSON and HTML out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transforms.core.config.job import Job
+from transforms.core.eval.baseline import compare
+from transforms.core.eval.golden import GoldenCase, parse_golden
+from transforms.core.eval.report import eval_report_html
+
+__all__ = ["load_baseline", "load_cases", "write_outputs"]
+
+
+def load_cases(job: Job, path: str, limit: int | None) -> list[GoldenCase]:
+    """Raises ValueError (``GoldenError``) with one line naming the file and line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the golden set ({exc.strerror})") from None
+    shape = job.shape
+    return parse_golden(
+        text.splitlines(), shape.generated_fields, shape.copied_fields, where=path, limit=limit
+    )
+
+
+def load_baseline(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the baseline ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the baseline is not JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
+        raise ValueError(f"{path}: not an llm-enrich eval result (no 'providers' object)")
+    return data
+
+
+def write_outputs(
+    result: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    json_path: str | None,
+    report_path: str | None,
+) -> None:
+    """Adds the comparison with ``baseline`` to ``result``, then writes the files asked for."""
+    if baseline is not None:
+        result["baseline"] = compare(result, baseline)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if report_path:
+        Path(report_path).write_text(eval_report_html(result), encoding="utf-8")

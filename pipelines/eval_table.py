@@ -1,0 +1,56 @@
+"""``llm-enrich eval``'s terminal output: a table per provider, the baseline comparison and
+the gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["result_lines"]
+
+
+def _row(label: str, value: str, note: str = "") -> str:
+    return f"  {label:<22}{value:>10}  {note}".rstrip()
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    lines = [
+        f"== {result['task']}: eval of {result['golden']['records']} golden records "
+        f"(prompt {result['prompt_hash']})"
+    ]
+    comparison = result.get("baseline", {})
+    for name, card in result["providers"].items():
+        lines.append(f"-- provider {name} ({card['model']})")
+        deltas = comparison.get(name, {})
+        for field, scores in card["fields"].items():
+            extra = ", ".join(
+                f"{k} {v:.3f}" for k, v in scores.items() if k not in ("kind", "score")
+            )
+            note = f"{scores['kind']}" + (f"; {extra}" if extra else "")
+            lines.append(_row(field, f"{scores['score']:.3f}", note + _delta(deltas.get(field))))
+        lines.append(_row("overall", f"{card['overall']:.3f}", _delta(deltas.get("overall"))))
+        failed = ", ".join(f"{k}={v}" for k, v in card["failed_by_stage"].items()) or "none"
+        lines += [
+            _row("schema-valid", f"{card['valid_share']:.1%}", f"failed by stage: {failed}"),
+            _row("repaired", f"{card['repaired_share']:.1%}"),
+            _row("re-asked", f"{card['reask_share']:.1%}"),
+            _row(
+                "latency p50 / p95",
+                f"{card['latency_ms']['p50'] / 1000:.2f} s",
+                f"/ {card['latency_ms']['p95'] / 1000:.2f} s",
+            ),
+            _row(
+                "tokens per record",
+                f"{card['per_record']['prompt_tokens']:.0f}",
+                f"prompt, {card['per_record']['completion_tokens']:.0f} completion",
+            ),
+            _row("cost per record", f"${card['per_record']['cost_usd']:.6f}"),
+        ]
+        missed = card["gate"]["missed"]
+        lines.append(f"  gate: {'passed' if not missed else 'MISSED ' + '; '.join(missed)}")
+    return lines
+
+
+def _delta(change: dict[str, Any] | None) -> str:
+    if not change or "verdict" not in change:
+        return f"  [{change['status']}]" if change else ""
+    return f"  [{change['verdict']} {change['delta']:+.3f} vs {change['before']:.3f}]"

@@ -1,0 +1,109 @@
+"""``llm-enrich eval``: the task's real per-record path (prompt, provider call, repair,
+validation, re-asks, output rules) over a golden set, once per provider, on one asyncio
+loop. No Kafka, no Beam, no response cache (every answer is asked for)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from transforms.core.calls.enricher import Enricher
+from transforms.core.calls.moderation import Moderator
+from transforms.core.config.job import Job
+from transforms.core.config.task import ProviderSpec
+from transforms.core.errors import SystemicFault, TaskConfigError
+from transforms.core.eval.golden import GoldenCase
+from transforms.core.eval.kinds import field_kinds
+from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
+from transforms.core.records import KafkaRecord, Parsed
+from transforms.llm.connect import connect
+
+__all__ = ["EvalSystemic", "chosen_providers", "evaluate"]
+
+FORMAT = "llm-enrich.eval/1"
+
+
+class EvalSystemic(Exception):
+    """A provider failed for a reason that is not the records' (bad key, no such model),
+    or answered none of them (unreachable): its scores would say nothing."""
+
+
+def chosen_providers(job: Job, names: Sequence[str]) -> list[ProviderSpec]:
+    """The providers to evaluate: those named, else every synchronous one. Raises
+    TaskConfigError (one line) for an unknown name or a batch provider."""
+    known = {p.name: p for p in job.task.providers}
+    for name in names:
+        if name not in known:
+            raise TaskConfigError(
+                f"no provider {name!r} in the task (providers: {', '.join(known)})"
+            )
+        if known[name].mode == "batch":
+            raise TaskConfigError(f"provider {name!r} is mode: batch; eval asks providers directly")
+    if names:
+        return [known[n] for n in dict.fromkeys(names)]
+    return [p for p in job.task.providers if p.mode == "sync"]
+
+
+def _parsed(job: Job, case: GoldenCase) -> Parsed:
+    value = json.dumps(case.input, default=str).encode()
+    source = KafkaRecord("golden", 0, case.line, None, None, value)
+    return Parsed(source, case.input, job.input_schema.identity)
+
+
+async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> list[Outcome]:
+    task = job.task
+    client = connect(spec, task.generation, task.policy, job=task.name)
+    moderation = task.safety.moderation
+    moderator = Moderator(moderation) if moderation else None
+    enricher = Enricher(job, [client], moderator=moderator)
+    window = asyncio.Semaphore(min(spec.max_concurrency, task.policy.max_in_flight))
+
+    async def one(case: GoldenCase) -> Outcome:
+        async with window:
+            try:
+                return outcome(await enricher.enrich(_parsed(job, case)))
+            except SystemicFault as fault:
+                raise EvalSystemic(f"provider {spec.name!r}: {fault.reason}") from None
+
+    try:
+        outcomes = list(await asyncio.gather(*(one(c) for c in cases)))
+    finally:
+        await client.aclose()
+        if moderator is not None:
+            await moderator.aclose()
+    if all(o.stage == "llm" for o in outcomes):  # not one call answered: not the records
+        raise EvalSystemic(
+            f"provider {spec.name!r} answered none of the {len(outcomes)} records: "
+            f"{outcomes[0].error}"
+        )
+    return outcomes
+
+
+def evaluate(
+    job: Job, cases: Sequence[GoldenCase], providers: Sequence[ProviderSpec], golden: str
+) -> dict[str, Any]:
+    """The eval result (JSON-ready, stable keys): a scorecard and its gate per provider."""
+    kinds = field_kinds(job.shape.avro)
+    spec = job.task.eval
+    cards: dict[str, Any] = {}
+    for provider in providers:
+        outcomes = asyncio.run(_ask(job, provider, cases))
+        card = scorecard(cases, outcomes, kinds, spec.tolerance)
+        missed = gate(card, spec.min_scores)
+        cards[provider.name] = {
+            "model": provider.model,
+            **card,
+            "gate": {"passed": not missed, "missed": missed},
+        }
+    return {
+        "format": FORMAT,
+        "task": job.name,
+        "prompt_hash": job.prompt.hash,
+        "output_schema": job.output_schema.identity,
+        "golden": {"path": golden, "records": len(cases)},
+        "thresholds": {"min_scores": dict(spec.min_scores), "tolerance": dict(spec.tolerance)},
+        "providers": cards,
+        "passed": all(c["gate"]["passed"] for c in cards.values()),
+    }

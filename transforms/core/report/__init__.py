@@ -1,0 +1,1 @@
+"""Self-contained HTML reports: inline SVG charts drawn in Python, no script, no CDN."""

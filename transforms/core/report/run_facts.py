@@ -1,0 +1,104 @@
+"""What a run's written records say, folded as they are read back: records over time,
+attempt latency per provider, tokens and cost per provider, dead letters by error class.
+
+Constant memory whatever the run's size: time in at most ``MAX_BINS`` bins over the run's
+wall time, latency in fixed bins (``bins.LATENCY_EDGES_MS``), counters keyed by provider,
+stage or error class. Input is plain data (header values, decoded dead letters), so this
+module does no I/O; a header it cannot read is counted in ``unreadable``, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.core.report.bins import LATENCY_EDGES_MS, latency_bin
+
+__all__ = ["MAX_BINS", "RunFacts"]
+
+MAX_BINS = 60
+
+
+def _latency_row() -> list[int]:
+    return [0] * (len(LATENCY_EDGES_MS) + 1)
+
+
+@dataclass
+class RunFacts:
+    started_ms: int
+    ended_ms: int
+    outputs: int = 0
+    dead_letters: int = 0
+    unreadable: int = 0
+    output_bins: list[int] = field(default_factory=list)
+    dead_bins: list[int] = field(default_factory=list)
+    latency: dict[str, list[int]] = field(default_factory=dict)  # provider -> bin counts
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, ok|failed)
+    tokens: Counter[str] = field(default_factory=Counter)  # provider -> tokens
+    cost_usd: dict[str, float] = field(default_factory=dict)  # provider -> $
+    answered_by: Counter[str] = field(default_factory=Counter)  # provider -> outputs
+    dead_by_class: Counter[str] = field(default_factory=Counter)  # "stage: ErrorClass"
+
+    def __post_init__(self) -> None:
+        count = max(1, min(MAX_BINS, math.ceil(self.span_ms / 1000)))
+        self.output_bins = [0] * count
+        self.dead_bins = [0] * count
+
+    @property
+    def span_ms(self) -> int:
+        return max(1, self.ended_ms - self.started_ms)
+
+    @property
+    def bin_ms(self) -> float:
+        return self.span_ms / len(self.output_bins)
+
+    def _bin(self, timestamp_ms: int | None) -> int:
+        if timestamp_ms is None:
+            return len(self.output_bins) - 1
+        index = int((timestamp_ms - self.started_ms) / self.bin_ms)
+        return min(max(index, 0), len(self.output_bins) - 1)
+
+    def _attempt(self, attempt: Mapping[str, Any]) -> None:
+        provider = str(attempt.get("provider") or "?")
+        failed = attempt.get("error") or (attempt.get("status") or 200) >= 400
+        self.calls[(provider, "failed" if failed else "ok")] += 1
+        row = self.latency.setdefault(provider, _latency_row())
+        row[latency_bin(float(attempt.get("latency_ms") or 0.0))] += 1
+
+    def _cost(self, provider: str, usd: float) -> None:
+        self.cost_usd[provider] = self.cost_usd.get(provider, 0.0) + usd
+
+    def add_output(self, timestamp_ms: int | None, headers: Mapping[str, str]) -> None:
+        """One output record: its Kafka timestamp and its ``llm_enrich.*`` headers."""
+        self.outputs += 1
+        self.output_bins[self._bin(timestamp_ms)] += 1
+        provider = headers.get("llm_enrich.provider", "?")
+        self.answered_by[provider] += 1
+        try:
+            attempts = json.loads(headers.get("llm_enrich.attempts", "[]"))
+            usage = json.loads(headers.get("llm_enrich.usage", "{}"))
+            for attempt in attempts:
+                self._attempt(attempt)
+            self.tokens[provider] += int(usage.get("prompt_tokens", 0)) + int(
+                usage.get("completion_tokens", 0)
+            )
+            self._cost(provider, float(usage.get("cost_usd", 0.0)))
+        except (ValueError, TypeError, AttributeError):
+            self.unreadable += 1
+
+    def add_dead_letter(self, timestamp_ms: int | None, letter: Mapping[str, Any]) -> None:
+        """One dead letter, decoded (``envelope.read_dead_letter``)."""
+        self.dead_letters += 1
+        self.dead_bins[self._bin(timestamp_ms)] += 1
+        self.dead_by_class[f"{letter.get('stage')}: {letter.get('error_class')}"] += 1
+        for attempt in letter.get("attempts") or []:
+            self._attempt(attempt)
+            provider = str(attempt.get("provider") or "?")
+            self.tokens[provider] += int(attempt.get("prompt_tokens") or 0) + int(
+                attempt.get("completion_tokens") or 0
+            )
+            self._cost(provider, float(attempt.get("cost_usd") or 0.0))

@@ -1,0 +1,149 @@
+"""A run's HTML report (``run --report`` / ``replay --report``): the summary counters plus
+the facts read back from the records this run wrote (``run_facts``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+
+from transforms.core.report.bins import latency_labels
+from transforms.core.report.page import page, section, table
+from transforms.core.report.run_facts import RunFacts
+from transforms.core.report.svg import bars, columns, empty, grouped, legend
+
+__all__ = ["RunInfo", "run_report_html"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run's own account (``RunSummary``), as plain data."""
+
+    job: str
+    mode: str  # "run" or "replay"
+    prompt_hash: str
+    counters: Mapping[str, int]
+    wall_time_s: float
+    stop_reasons: Sequence[str]
+    summary_lines: Sequence[str]
+    batch_discounts: Mapping[str, float]  # batch provider -> pricing.batch_discount
+
+
+def _grouped(counters: Mapping[str, int], prefix: str) -> list[tuple[str, float]]:
+    return [
+        (k.removeprefix(prefix), v) for k, v in sorted(counters.items()) if k.startswith(prefix)
+    ]
+
+
+def _count(value: float) -> str:
+    return f"{value:.0f}"
+
+
+def _usd(value: float) -> str:
+    return f"${value:.6f}"
+
+
+def _outcomes(info: RunInfo) -> list[tuple[str, float]]:
+    get = info.counters.get
+    rows: list[tuple[str, float]] = [("enriched", get("written.output", 0))]
+    rows += [(f"dead letter: {k}", v) for k, v in _grouped(info.counters, "dead_letter.")]
+    rows += [(f"skipped: {k}", v) for k, v in _grouped(info.counters, "replay.skipped.")]
+    if get("abandoned", 0):
+        rows.append(("abandoned on stop", get("abandoned", 0)))
+    return rows
+
+
+def _over_time(facts: RunFacts) -> str:
+    labels = [f"+{i * facts.bin_ms / 1000:.0f}s" for i in range(len(facts.output_bins))]
+    series = {"enriched": facts.output_bins, "dead-lettered": facts.dead_bins}
+    return legend(list(series)) + columns(labels, series, "records written over time", fmt=_count)
+
+
+def _latency(facts: RunFacts) -> list[str]:
+    if not facts.latency:
+        return [empty("latency", "no provider call in the records read back")]
+    return [
+        f"<h3>{escape(provider)}</h3>"
+        + columns(latency_labels(), {"calls": counts}, f"latency of {provider}", fmt=_count)
+        for provider, counts in sorted(facts.latency.items())
+    ]
+
+
+def _money(info: RunInfo, facts: RunFacts) -> list[str]:
+    get = info.counters.get
+    batch_saved = sum(
+        facts.cost_usd.get(p, 0.0) * d / (1 - d) for p, d in info.batch_discounts.items() if d < 1
+    )
+    rows: list[list[object]] = [
+        ["prompt tokens", get("prompt_tokens", 0)],
+        ["completion tokens", get("completion_tokens", 0)],
+        ["cost", _usd(get("cost_micro_usd", 0) / 1e6)],
+        ["response cache: hits / misses", f"{get('cache_hits', 0)} / {get('cache_misses', 0)}"],
+        ["saved by the cache", _usd(get("cache_saved_micro_usd", 0) / 1e6)],
+        [
+            "  calls / tokens not spent",
+            f"{get('cache_saved_calls', 0)} / {get('cache_saved_tokens', 0)}",
+        ],
+        ["batch answers", get("batch_answers", 0)],
+        ["saved by batch mode (vs the sync price)", _usd(batch_saved)],
+    ]
+    providers = sorted(set(facts.tokens) | set(facts.cost_usd))
+    return [
+        table(["", "value"], rows),
+        grouped(
+            providers,
+            {"tokens": [facts.tokens[p] for p in providers]},
+            "tokens by provider",
+            fmt=_count,
+        )
+        if providers
+        else "",
+        bars([(p, facts.cost_usd.get(p, 0.0)) for p in providers], "cost by provider", fmt=_usd)
+        if any(facts.cost_usd.values())
+        else "<p>No cost recorded (no pricing in the task).</p>",
+    ]
+
+
+def run_report_html(info: RunInfo, facts: RunFacts) -> str:
+    providers = sorted({p for p, _ in facts.calls})
+    calls = {
+        "ok": [facts.calls[(p, "ok")] for p in providers],
+        "failed": [facts.calls[(p, "failed")] for p in providers],
+    }
+    repairs = _grouped(info.counters, "repair.")
+    stops = info.stop_reasons
+    sections = [
+        section("Summary", f"<pre>{escape(chr(10).join(info.summary_lines))}</pre>"),
+        section("Records over time", _over_time(facts)),
+        section("Outcomes", bars(_outcomes(info), "outcomes by stage", fmt=_count)),
+        section("Latency per provider (each call and re-ask)", *_latency(facts)),
+        section(
+            "Calls per provider",
+            legend(list(calls)) + grouped(providers, calls, "calls per provider", fmt=_count)
+            if providers
+            else empty("calls per provider", "no call"),
+        ),
+        section(
+            "Repairs by kind",
+            bars(repairs, "repairs by kind", fmt=_count)
+            if repairs
+            else "<p>No answer needed a repair.</p>",
+        ),
+        section("Tokens and cost", *_money(info, facts)),
+        section(
+            "Dead letters by error",
+            bars(sorted(facts.dead_by_class.items()), "dead letters by error", fmt=_count)
+            if facts.dead_by_class
+            else "<p>No dead letter.</p>",
+        ),
+        section(
+            "Early stop",
+            "".join(f'<p class="bad">{escape(r)}</p>' for r in stops)
+            or "<p>None: the run ended normally.</p>",
+        ),
+    ]
+    read_back = f"{facts.outputs} outputs and {facts.dead_letters} dead letters read back"
+    if facts.unreadable:
+        read_back += f" ({facts.unreadable} with unreadable headers)"
+    subtitle = f"{info.mode}, prompt {info.prompt_hash}, {info.wall_time_s:.1f} s; {read_back}"
+    return page(f"llm-enrich {info.mode}: {info.job}", subtitle, sections)
