@@ -102,6 +102,8 @@ def profiled(rate_hz: int = 100) -> Iterator[Counter[str]]:
             process.wait(timeout=60)
         if out.exists():
             split.update(_split(out.read_text()))
+            if os.environ.get("LLM_ENRICH_KEEP_PROFILE"):
+                Path(os.environ["LLM_ENRICH_KEEP_PROFILE"]).write_text(out.read_text())
 
 
 def _split(raw: str) -> Counter[str]:

@@ -96,12 +96,16 @@ _NEWLINES = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\r": "\n", "\x85": "
 def normalise(text: str) -> str:
     """NFKC; tag characters read as ASCII, other format characters removed, Unicode line
     breaks as newlines, look-alike letters mapped to Latin."""
+    if text.isascii():  # exact: ASCII is NFKC-stable and holds none of what is mapped here
+        return text
     folded = unicodedata.normalize("NFKC", text.translate(_TAGS)).translate(_NEWLINES)
     visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
     return visible.translate(_LOOKALIKES)
 
 
 def _invisible(text: str) -> bool:
+    if text.isascii():  # no format characters, bidi controls or line separators in ASCII
+        return False
     for index, char in enumerate(text):
         if char in _BIDI:
             continue
