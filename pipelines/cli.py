@@ -6,6 +6,7 @@ check, 3 systemic fault, 4 guard, 70 internal error).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -40,18 +41,27 @@ def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
         _fail(f"{job.task.source_path}: {problems[0]}{more}")
 
 
-def _execute(build: Any, beam_args: tuple[str, ...], progress_every_s: float | None) -> Any:
-    """Run a pipeline on our own Prism job server, unless the user chose a runner."""
+def _execute(
+    build: Any, beam_args: tuple[str, ...], progress_every_s: float | None, workers: int = 1
+) -> Any:
+    """Run a pipeline on our own Prism job server, unless the user chose a runner; with
+    ``workers`` > 1, its SDK workers are processes of a local worker pool."""
     from pipelines.execute import execute
-    from pipelines.runner import PrismNotInstalled, prism_server
+    from pipelines.runner import PrismNotInstalled, prism_server, worker_pool
 
     try:
         if any(arg.startswith("--runner") for arg in beam_args):
-            return execute(build(None)[0], stop_on_signals=True, progress_every_s=progress_every_s)
-        with prism_server() as endpoint:
             return execute(
-                build(endpoint)[0], stop_on_signals=True, progress_every_s=progress_every_s
+                build(None, None)[0], stop_on_signals=True, progress_every_s=progress_every_s
             )
+        with prism_server() as endpoint:
+            pool = worker_pool() if workers > 1 else contextlib.nullcontext()
+            with pool as started:
+                return execute(
+                    build(endpoint, started)[0],
+                    stop_on_signals=True,
+                    progress_every_s=progress_every_s,
+                )
     except PrismNotInstalled as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
@@ -134,6 +144,14 @@ def main(verbose: bool) -> None:
 @click.option(
     "--allow-incompatible", is_flag=True, help="Run even if the output schema breaks compatibility."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Local worker processes (Prism only): records are dealt over this many Python "
+    "processes, for more than one core. 1: everything runs in this process.",
+)
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -143,6 +161,7 @@ def run(
     follow: bool,
     show: int,
     allow_incompatible: bool,
+    workers: int,
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
@@ -167,10 +186,15 @@ def run(
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
 
     report = _report_start(job, report_path)
+    if workers > 1 and any(arg.startswith("--runner") for arg in beam_args):
+        _fail("--workers is for the local runner (Prism); a runner's own options set its workers")
     summary = _execute(
-        lambda endpoint: build_pipeline(job.task, beam_args, follow=follow, job_endpoint=endpoint),
+        lambda endpoint, pool: build_pipeline(
+            job.task, beam_args, follow=follow, job_endpoint=endpoint, pool=pool, workers=workers
+        ),
         beam_args,
         None if no_progress else progress_every,
+        workers,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
@@ -236,7 +260,7 @@ def replay(
 
     report = _report_start(job, report_path)
     summary = _execute(
-        lambda endpoint: build_replay_pipeline(
+        lambda endpoint, _pool: build_replay_pipeline(
             job.task, selection, limit, beam_args, job_endpoint=endpoint
         ),
         beam_args,

@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.runner import in_one_process, pipeline_options
+from pipelines.runner import WorkerPool, in_one_process, pipeline_options
 from transforms.beam.stage import EnrichStage, ReplayStage
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
@@ -21,10 +21,17 @@ def build_pipeline(
     *,
     follow: bool = False,
     job_endpoint: str | None = None,
+    pool: WorkerPool | None = None,
+    workers: int = 1,
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint)
+    """``pool`` and ``workers``: Prism's SDK workers from a local worker pool, the records
+    dealt over ``workers`` worker processes (``pipelines.runner.worker_pool``)."""
+    options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint, pool=pool)
     pipeline = beam.Pipeline(options=options)
-    stage = EnrichStage(task, follow=follow, one_process=in_one_process(options))
+    one_process = in_one_process(options)
+    stage = EnrichStage(
+        task, follow=follow, one_process=one_process, workers=1 if one_process else workers
+    )
     return pipeline, pipeline | f"Enrich[{task.name}]" >> stage
 
 

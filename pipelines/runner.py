@@ -14,8 +14,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -23,10 +26,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 __all__ = [
     "PRISM_VERSION",
     "PrismNotInstalled",
+    "WorkerPool",
     "in_one_process",
     "pipeline_options",
     "prism_location",
     "prism_server",
+    "worker_pool",
 ]
 
 PRISM_VERSION = "2.77.0"
@@ -65,12 +70,28 @@ def _kills_itself_with_parent() -> bool:
     return os.path.exists("/proc/self")  # Linux: PR_SET_PDEATHSIG is honoured
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(
+    process: subprocess.Popen[bytes], port: int, what: str, timeout_s: float
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start (exit code {process.poll()})")
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
     """Start a Prism job server in its own session; yield its endpoint; stop it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     process = subprocess.Popen(
         [str(_installed_prism()), "--job_port", str(port), "--serve_http=false"],
         stdout=subprocess.DEVNULL,
@@ -79,13 +100,7 @@ def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
         preexec_fn=_die_with_parent,
     )
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Prism did not start (exit code {process.poll()})")
-            time.sleep(0.05)
+        _wait_for_port(process, port, "Prism", timeout_s)
         yield f"localhost:{port}"
     finally:
         # On Linux the server dies with this process: stopping it now would cut the Beam
@@ -97,12 +112,72 @@ def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
                 process.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class WorkerPool:
+    endpoint: str  # for --environment_type=EXTERNAL --environment_config=<endpoint>
+    pid: int  # the pool's process; the SDK worker processes are its children
+
+
+def _die_with_parent_gently() -> None:  # runs in the child, before exec
+    with contextlib.suppress(Exception):  # SIGINT: the pool stops its workers, then exits
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
+    """Start Beam's worker pool (``apache_beam.runners.worker.worker_pool_main``) in its
+    own session, for Prism's EXTERNAL environments: Prism asks it for one SDK worker per
+    environment of the pipeline, and it starts each as a Python process of its own
+    (``pipelines.worker_boot``, which says why not the pool's default command). Stop and
+    halt reach the workers through a shared folder (``transforms.core.run.control``).
+    Stopped (with its workers) when the block ends."""
+    from transforms.core.run import control
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="llm-enrich-control-") as folder:
+        boot = Path(folder) / "boot-worker"
+        boot.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m pipelines.worker_boot \"$@\"\n")
+        boot.chmod(0o755)
+        environment = dict(os.environ, **{control.CONTROL_DIR_ENV: folder})
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "apache_beam.runners.worker.worker_pool_main",
+                f"--service_port={port}",
+                f"--container_executable={boot}",
+            ],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent_gently,
+        )
+        control.share(Path(folder))
+        try:
+            _wait_for_port(process, port, "the Beam worker pool", timeout_s)
+            yield WorkerPool(f"localhost:{port}", process.pid)
+        finally:
+            control.share(None)
+            process.send_signal(signal.SIGINT)  # it stops its workers (atexit), then exits
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def pipeline_options(
-    beam_args: Sequence[str], *, streaming: bool, job_endpoint: str | None = None
+    beam_args: Sequence[str],
+    *,
+    streaming: bool,
+    job_endpoint: str | None = None,
+    pool: WorkerPool | None = None,
 ) -> PipelineOptions:
     """The user's Beam arguments, with Prism as the default runner (at ``job_endpoint`` if
-    given). The enrich stage runs streaming (drain or follow) and commits as it goes;
-    replay runs in batch."""
+    given; its SDK workers from ``pool`` if given, else LOOPBACK threads in this process).
+    The enrich stage runs streaming (drain or follow) and commits as it goes; replay runs
+    in batch."""
     args = list(beam_args)
     if not any(a.startswith("--runner") for a in args):
         args.append("--runner=PrismRunner")
@@ -110,6 +185,8 @@ def pipeline_options(
             args.append(f"--job_endpoint={job_endpoint}")
         else:
             args.append(f"--prism_location={_installed_prism()}")
+        if pool is not None:
+            args += ["--environment_type=EXTERNAL", f"--environment_config={pool.endpoint}"]
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     if not any(a.startswith(("--job_server_timeout", "--job-server-timeout")) for a in args):

@@ -12,6 +12,11 @@ the same concurrency, to the same server. Both talk to a fault server in its own
     # log-normal latency with median 1 s and p99 10 s
     .venv/bin/python -m tests.bench.concurrency --records 5000 --latency 1 --in-flight 250
     # --profile: where this process's CPU goes during the pipeline run (py-spy)
+    # both cores: the pipeline once per worker setting, in one run; 1 = LOOPBACK (all in
+    # this process), N >= 2 = that many worker processes (llm-enrich run --workers N),
+    # pN = a worker pool with N processes (p1: one worker process, not this one)
+    .venv/bin/python -m tests.bench.concurrency --records 5000 --latency 0 --in-flight 64 \
+        --workers 1 p1 2
 
 CPU per record counts this process (the launcher and the Beam worker threads that Prism's
 LOOPBACK mode runs in it) and, separately, Prism's own process. Needs the local broker
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,6 +45,7 @@ import yaml
 
 from pipelines.enrich_pipeline import build_pipeline
 from pipelines.execute import execute
+from pipelines.runner import worker_pool
 from schemas import load_schema
 from tests.bench.cpu import children, cpu_seconds, peak_rss_mb, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
@@ -68,7 +75,7 @@ def server_stats(base_url: str) -> dict[str, Any]:
         return dict(json.load(reply))
 
 
-def bench_job(base_url: str, in_flight: int, bootstrap: str) -> Job:
+def bench_job(base_url: str, in_flight: int, bootstrap: str, cache: bool = False) -> Job:
     run = uuid.uuid4().hex[:8]
     raw = yaml.safe_load((REPO / "pipelines/examples/reviews/task.yaml").read_text())
     raw["name"] = f"bench-{run}"
@@ -90,9 +97,8 @@ def bench_job(base_url: str, in_flight: int, bootstrap: str) -> Job:
         }
     ]
     raw["policy"] = {"max_in_flight": in_flight, "record_deadline_s": 600}
-    # The bare client makes every call: so does the stage (rows repeat every 300 records,
-    # and the response cache would answer the repeats without a call).
-    raw["cache"] = {"backend": "off"}
+    if not cache:  # the input rows repeat: with the cache, most records make no call
+        raw["cache"] = {"backend": "off"}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "task.yaml"
         path.write_text(yaml.safe_dump(raw))
@@ -144,14 +150,26 @@ def produce_records(job: Job, records: int) -> None:
     client.close()
 
 
-def pipeline_run(job: Job, profile: bool) -> dict[str, Any]:
-    pipeline, _ = build_pipeline(job.task)
+def pipeline_run(
+    job: Job, profile: bool, workers: str = "1", server_pid: int | None = None
+) -> dict[str, Any]:
+    """``workers``: "1" LOOPBACK (this process), "N" or "pN" a worker pool (see above)."""
+    count = int(workers.removeprefix("p"))
+    pooled = workers.startswith("p") or count > 1
     split: Counter[str] = Counter()
-    cpu = time.process_time()
-    with profiled() if profile else nullcontext(split) as split:
-        summary = execute(pipeline)
-        cpu = time.process_time() - cpu
-        prism = sum(cpu_seconds(pid) for pid in children("prism"))
+    pool_cpu = 0.0
+    with worker_pool() if pooled else nullcontext() as pool:
+        pipeline, _ = build_pipeline(job.task, pool=pool, workers=count)
+        server = cpu_seconds(server_pid) if server_pid else 0.0
+        prism = sum(cpu_seconds(pid) for pid in children("prism"))  # Beam reuses its Prism
+        cpu = time.process_time()
+        with profiled() if profile else nullcontext(split) as split:
+            summary = execute(pipeline)
+            cpu = time.process_time() - cpu
+            prism = sum(cpu_seconds(pid) for pid in children("prism")) - prism
+        server = (cpu_seconds(server_pid) if server_pid else 0.0) - server
+        if pool is not None:
+            pool_cpu = _pool_cpu(pool.pid)
     written = summary.get("written.output")
     return {
         "rate": written / summary.wall_time_s,
@@ -159,10 +177,34 @@ def pipeline_run(job: Job, profile: bool) -> dict[str, Any]:
         "written": written,
         "dead": sum(summary.dead_by_stage.values()),
         "cpu_ms": 1000 * cpu / max(written, 1),
+        "workers_ms": 1000 * pool_cpu / max(written, 1),
         "prism_ms": 1000 * prism / max(written, 1),
+        "server_ms": 1000 * server / max(written, 1),
         "prism_s": prism,
         "split": split,
     }
+
+
+def _pool_cpu(pid: int, wait_s: float = 20.0) -> float:
+    """The worker pool's CPU with its worker processes', once it has reaped them (Prism
+    stops the workers when the job ends)."""
+    deadline = time.monotonic() + wait_s
+    while _live_children(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _live_children(pid: int) -> list[str]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(entry.parent.name)
+    return found
 
 
 def main() -> None:
@@ -176,11 +218,27 @@ def main() -> None:
         "--json", action="store_true", help="one JSON line of the pipeline's numbers, no baseline"
     )
     parser.add_argument("--kafka", default="127.0.0.1:19092")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="response cache on (off by default: the bare client makes every call, and the "
+        "input rows repeat, so the cache would answer most records without one)",
+    )
+    parser.add_argument(
+        "--workers",
+        nargs="+",
+        default=["1"],
+        help="1: LOOPBACK (today's default); N >= 2: N worker processes; pN: a worker pool "
+        "of N; several: one pipeline run each, compared with the first",
+    )
     args = parser.parse_args()
+    for value in args.workers:
+        if not value.removeprefix("p").isdigit() or int(value.removeprefix("p")) < 1:
+            parser.error(f"--workers: expected 1, N or pN, got {value!r}")
 
     server, base_url = start_server(args.latency, args.tail_p99)
     try:
-        job = bench_job(base_url, args.in_flight, args.kafka)
+        job = bench_job(base_url, args.in_flight, args.kafka, cache=args.cache)
         produce_records(job, args.records)
         if args.json:  # for tests.bench.memory: no baseline in this process's peak memory
             piped = pipeline_run(job, profile=False)
@@ -190,8 +248,17 @@ def main() -> None:
             return
         base = asyncio.run(baseline(job, base_url, args.records, args.in_flight))
         base_peak = server_stats(base_url)["max_in_flight"]
-        piped = pipeline_run(job, args.profile)
-        peak = server_stats(base_url)["max_in_flight"]
+        if len(set(args.workers)) < len(args.workers):
+            parser.error("--workers: each setting once")
+        runs: dict[str, dict[str, Any]] = {}
+        for index, workers in enumerate(args.workers):
+            if index:  # a fresh input topic for each run
+                job = bench_job(base_url, args.in_flight, args.kafka, cache=args.cache)
+                produce_records(job, args.records)
+            runs[workers] = pipeline_run(job, args.profile, workers, server.pid)
+            runs[workers]["peak"] = server_stats(base_url)["max_in_flight"]
+        piped = runs[args.workers[0]]
+        peak = piped["peak"]
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -225,6 +292,17 @@ def main() -> None:
         f"(this process), {(piped['cpu_ms'] + piped['prism_ms']) / base['cpu_ms']:.2f} "
         f"(with Prism)"
     )
+    if len(runs) > 1:
+        for workers, run in runs.items():
+            how = "LOOPBACK, this process" if workers == "1" else f"{workers} worker pool"
+            print(
+                f"workers   {how:24}: {run['rate']:7.1f} records/s "
+                f"({run['rate'] / piped['rate']:.2f}x); CPU ms per record: this process "
+                f"{run['cpu_ms']:.2f}, workers {run['workers_ms']:.2f}, Prism "
+                f"{run['prism_ms']:.2f}, fault server {run['server_ms']:.2f}; "
+                f"{run['written']} written, {run['dead']} dead-lettered, "
+                f"server saw {run['peak']} in flight"
+            )
     if args.profile:
         print_split(piped["split"], {"Prism (Go runner)": piped["prism_s"]})
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.resources import ResourceHint
 
 from transforms.beam.commit import CommitAfterWrites
 from transforms.beam.enrich import (
@@ -28,6 +29,22 @@ from transforms.beam.replay import (
 from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
+
+
+class _WorkerHint(ResourceHint):
+    """Marks the transforms of one local worker process. Beam gives transforms with
+    different resource hints different environments, and Prism starts one SDK worker per
+    environment (it has no other way to run a stage in more than one worker)."""
+
+    urn = "llm-enrich:resource_hint:local_worker:v1"
+
+
+WORKER_HINT = "llm_enrich_local_worker"
+ResourceHint.register_resource_hint(WORKER_HINT, _WorkerHint)
+
+
+def _worker_of(record: Any, workers: int) -> int:
+    return int((record.partition * 7919 + record.offset) % workers)
 
 
 class ProcessRecords(beam.PTransform[Any, Any]):
@@ -71,12 +88,18 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 class EnrichStage(beam.PTransform[Any, Any]):
     """Applied to the pipeline root: drain (``follow=False``) or follow the input topic.
     ``one_process``: the runner runs everything in one process (Prism's LOOPBACK workers).
+    ``workers`` > 1 (Prism with a local worker pool): records are dealt over that many
+    copies of the processing, each in an environment of its own, so in a worker process of
+    its own; the first shares its process with the readers and the commit step.
     Returns every intermediate PCollection by name, so tests can assert on them: records,
     enriched, dead, settled, commits."""
 
-    def __init__(self, task: TaskSpec, *, follow: bool = False, one_process: bool = False) -> None:
+    def __init__(
+        self, task: TaskSpec, *, follow: bool = False, one_process: bool = False, workers: int = 1
+    ) -> None:
         super().__init__()
         self._task, self._follow, self._one_process = task, follow, one_process
+        self._workers = workers
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -90,15 +113,33 @@ class EnrichStage(beam.PTransform[Any, Any]):
             max_backlog=4 * task.policy.max_in_flight if self._one_process else None,
         )
         records = read["records"]
-        if not self._one_process:  # spread a partition's records over every worker process;
-            records = records | "Spread" >> beam.Reshuffle()  # commits stay per partition
-        processed = records | "Process" >> ProcessRecords(task, self._follow)
+        if self._workers > 1:
+            processed = self._dealt(records)
+        else:
+            if not self._one_process:  # spread a partition's records over every worker
+                records = records | "Spread" >> beam.Reshuffle()  # commits: per partition
+            processed = records | "Process" >> ProcessRecords(task, self._follow)
         settled = (processed["settled"], read[GAPS]) | "SettledOrGaps" >> beam.Flatten()
         commits = {
             "ranges": read["ranges"],
             "settled": settled,
         } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
         return {"records": read["records"], **processed, "commits": commits}
+
+    def _dealt(self, records: Any) -> dict[str, Any]:
+        """One ProcessRecords per local worker process, records dealt by offset."""
+        deal: Any = _worker_of
+        shares = records | "Deal" >> beam.Partition(deal, self._workers)
+        branches = []
+        for index in range(self._workers):
+            process: beam.PTransform[Any, Any] = ProcessRecords(self._task, self._follow)
+            if index:  # the first stays in the default environment, with the readers
+                process = process.with_resource_hints(**{WORKER_HINT: str(index)})
+            branches.append(shares[index] | f"Process{index}" >> process)
+        return {
+            name: tuple(b[name] for b in branches) | f"All{name.title()}" >> beam.Flatten()
+            for name in ("enriched", "dead", "settled")
+        }
 
 
 class ReplayStage(beam.PTransform[Any, Any]):

@@ -14,12 +14,19 @@ works where readers and enrichment share a process (Prism's LOOPBACK workers), s
 pipeline builder enables it only there.
 
 With Prism's LOOPBACK workers the launcher and the workers are one process; on remote
-runners the runner's own drain stops the readers (the reader's ``truncate``).
+runners the runner's own drain stops the readers (the reader's ``truncate``). Local worker
+processes (``llm-enrich run --workers N``) share stop and halt through a folder named by
+``LLM_ENRICH_CONTROL_DIR`` (files ``stop`` and ``halt``), which the launcher hands down to
+the worker pool it starts (``pipelines.runner.worker_pool``); pause and backlog stay per
+process.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from pathlib import Path
 
 from transforms.core.run import tally
 
@@ -33,32 +40,77 @@ __all__ = [
     "request_stop",
     "reset",
     "set_paused",
+    "share",
     "stop_requested",
 ]
+
+CONTROL_DIR_ENV = "LLM_ENRICH_CONTROL_DIR"
+_CHECK_EVERY_S = 0.2  # how often a process looks at the shared folder
 
 _stop = threading.Event()
 _backlog_lock = threading.Lock()
 _backlog = [0]
 _pause = threading.Event()
 _halt_reason: list[str] = []
+_shared: list[Path] = [Path(p)] if (p := os.environ.get(CONTROL_DIR_ENV)) else []
+_checked = [0.0]
+
+
+def share(folder: Path | None) -> None:
+    """Share stop and halt with other processes through ``folder`` (None: stop sharing)."""
+    _shared[:] = [folder] if folder is not None else []
+    _checked[0] = 0.0
+
+
+def _look_at_shared() -> None:
+    """Take in a stop or halt another process wrote (at most every ``_CHECK_EVERY_S``)."""
+    if not _shared or _stop.is_set() or time.monotonic() - _checked[0] < _CHECK_EVERY_S:
+        return
+    _checked[0] = time.monotonic()
+    folder = _shared[0]
+    try:
+        reason = (folder / "halt").read_text()
+    except OSError:
+        reason = None
+    if reason is not None:
+        if not _halt_reason:
+            _halt_reason.append(reason)
+        _stop.set()
+    elif (folder / "stop").exists():
+        _stop.set()
+
+
+def _write_shared(name: str, text: str) -> None:
+    if not _shared:
+        return
+    try:
+        with open(_shared[0] / name, "x") as file:  # the first writer wins
+            file.write(text)
+    except OSError:  # already there (or the folder is gone: the run is over)
+        pass
 
 
 def request_stop() -> None:
     _stop.set()
+    _write_shared("stop", "")
 
 
 def stop_requested() -> bool:
+    _look_at_shared()
     return _stop.is_set()
 
 
 def halt(reason: str) -> None:
     """A systemic fault: stop reading and attempting records. The first reason wins."""
+    _look_at_shared()
     if not _halt_reason:
         _halt_reason.append(reason)
     _stop.set()
+    _write_shared("halt", _halt_reason[0])
 
 
 def halted() -> str | None:
+    _look_at_shared()
     return _halt_reason[0] if _halt_reason else None
 
 
@@ -94,5 +146,6 @@ def reset() -> None:
     _stop.clear()
     _pause.clear()
     _halt_reason.clear()
+    _checked[0] = 0.0
     with _backlog_lock:
         _backlog[0] = 0

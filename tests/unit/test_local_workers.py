@@ -1,0 +1,72 @@
+"""Local worker processes (``llm-enrich run --workers N``): the options, the stop and halt
+shared through a folder, and the metric short ids each worker process makes its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apache_beam.options.pipeline_options import PortableOptions
+
+from pipelines.runner import WorkerPool, in_one_process, pipeline_options
+from transforms.core.run import control
+
+
+def test_a_worker_pool_means_external_workers_not_one_process() -> None:
+    pool = WorkerPool("localhost:5", 1)
+    options = pipeline_options([], streaming=True, job_endpoint="localhost:1", pool=pool)
+    portable = options.view_as(PortableOptions)
+    assert (portable.environment_type, portable.environment_config) == (
+        "EXTERNAL",
+        "localhost:5",
+    )
+    assert not in_one_process(options)
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    control.reset()
+    control.share(tmp_path)
+    yield tmp_path
+    control.share(None)
+    control.reset()
+
+
+def test_a_stop_written_by_another_process_is_seen(shared: Path) -> None:
+    assert not control.stop_requested()
+    (shared / "stop").touch()  # what request_stop() in the launcher writes
+    control._checked[0] = 0.0  # do not wait for the next look
+    assert control.stop_requested() and control.halted() is None
+
+
+def test_a_halt_is_shared_and_the_first_reason_wins(shared: Path) -> None:
+    control.halt("systemic: bad key")
+    assert (shared / "halt").read_text() == "systemic: bad key"
+    control.reset()
+    (shared / "halt").write_text("systemic: first")
+    control.halt("systemic: second")  # another process halted first
+    assert control.halted() == "systemic: first"
+    assert (shared / "halt").read_text() == "systemic: first"
+
+
+def test_request_stop_writes_the_stop_file(shared: Path) -> None:
+    control.request_stop()
+    assert (shared / "stop").exists()
+
+
+def test_short_ids_carry_the_worker_id() -> None:
+    from apache_beam.metrics import monitoring_infos
+    from apache_beam.runners.worker import sdk_worker
+
+    from pipelines.worker_boot import _prefixed_short_ids
+
+    saved = sdk_worker.SHORT_ID_CACHE
+    try:
+        _prefixed_short_ids("worker_7")
+        info = monitoring_infos.int64_counter(monitoring_infos.ELEMENT_COUNT_URN, 1)
+        short = sdk_worker.SHORT_ID_CACHE.get_short_id(info)
+        assert short.startswith("worker_7-")
+        assert sdk_worker.SHORT_ID_CACHE.get_short_id(info) == short
+        assert sdk_worker.SHORT_ID_CACHE.get_infos([short])[short].urn == info.urn
+    finally:
+        sdk_worker.SHORT_ID_CACHE = saved
