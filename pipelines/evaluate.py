@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from transforms.core.calls.enricher import Enricher
-from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import SystemicFault, TaskConfigError
@@ -19,6 +18,7 @@ from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
 from transforms.core.records import KafkaRecord, Parsed
 from transforms.llm.connect import connect
+from transforms.llm.moderation import Moderator
 
 __all__ = ["EvalSystemic", "chosen_providers", "evaluate"]
 

@@ -26,11 +26,11 @@ from tests.integration.conftest import (
     sample_reviews,
 )
 from tests.moderation_server import ModerationServer
-from transforms.core.calls.moderation import Moderator
 from transforms.core.config.job import Job
 from transforms.core.config.safety import ModerationSpec
 from transforms.core.errors import ModerationFailed
 from transforms.core.formats import framing
+from transforms.llm.moderation import Moderator
 
 ENRICHED = SCHEMAS / "examples.reviews.EnrichedReview.avsc"
 CLEAN = {"sentiment": "positive", "topics": ["value"], "summary": "Good value.", "rating": 5}

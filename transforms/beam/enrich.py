@@ -29,7 +29,6 @@ from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
-from transforms.core.calls.moderation import Moderator
 from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
@@ -40,6 +39,7 @@ from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skip
 from transforms.core.run import control
 from transforms.kafka.shadow_writer import ShadowWriter
 from transforms.llm.connect import connect
+from transforms.llm.moderation import Moderator
 from transforms.registry.client import RegistryClient, registry_lookup, topic_subject
 
 DEAD = "dead"

@@ -11,9 +11,8 @@ from typing import Any
 from transforms.core.calls.batch_provider import BatchProviderClient, retry_transient
 from transforms.core.calls.batching import BatchQueue
 from transforms.core.calls.providers import ProviderClient
-from transforms.core.config.secrets import resolve_secret
+from transforms.core.config.secrets import required_secret
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
-from transforms.core.errors import TaskConfigError
 from transforms.core.run import control
 from transforms.llm.batch_api import OpenAIBatchApi
 from transforms.llm.batch_state import SqlitePending
@@ -33,13 +32,7 @@ def connect(
 ) -> ProviderClient:
     """``options``: ``sleep`` and ``clock`` for tests. Raises ``TaskConfigError`` when the
     provider's API key variable is named but not set."""
-    api_key = ""
-    if spec.api_key_env:
-        api_key = resolve_secret(spec.api_key_env) or ""
-        if not api_key:
-            raise TaskConfigError(
-                f"provider {spec.name!r}: environment variable {spec.api_key_env} is not set"
-            )
+    api_key = required_secret(spec.api_key_env, f"provider {spec.name!r}")
     if spec.batch is None:
         endpoint = ChatEndpoint(spec.base_url, api_key, spec.timeout_s, spec.max_concurrency)
         return ProviderClient(spec, generation, policy, endpoint, secrets=[api_key], **options)

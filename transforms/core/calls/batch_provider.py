@@ -23,9 +23,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from transforms.core.calls.batching import BatchAbandoned, BatchQueue
 from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import ContentFiltered, RetryAfterWait, is_transient
-from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
+from transforms.core.calls.providers import REFUSED, CallFailed, Completion, ProviderClient
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
-from transforms.core.errors import Attempt
 
 __all__ = ["BatchProviderClient", "Submit", "batch_line", "custom_id", "retry_transient"]
 
@@ -111,27 +110,9 @@ class BatchProviderClient(ProviderClient):
             raise
         except Exception as exc:
             raise CallFailed(exc, [self._failed(kind, exc, started)]) from exc
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        prompt_tokens = usage.prompt_tokens if usage else estimate_tokens(list(messages))
-        completion_tokens = usage.completion_tokens if usage else 0
-        attempt = Attempt(
-            provider=self.spec.name,
-            model=self.spec.model,
-            kind=kind,
-            status=200,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=choice.finish_reason if choice else None,
-            cost_usd=self._cost(prompt_tokens, completion_tokens),
-        )
-        if choice is None or choice.finish_reason == "content_filter":
-            refused = ContentFiltered("the provider returned no answer (content filter)")
-            failed = Attempt(
-                **{**attempt.__dict__, "error": f"ContentFiltered (fallback): {refused}"}
-            )
-            raise CallFailed(refused, [failed])
+        attempt, choice = self._answered(response, kind, started, estimate_tokens(list(messages)))
+        if choice is None:
+            raise CallFailed(ContentFiltered(REFUSED), [attempt])
         return Completion(choice.message.content or "", choice.finish_reason, (attempt,))
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:

@@ -31,12 +31,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
-from transforms.core.calls.moderation import Moderator
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
@@ -57,6 +56,13 @@ from transforms.core.records import Enriched, Failure, Parsed, Skipped
 from transforms.core.run import control
 from transforms.core.run.guard import RunGuard
 from transforms.core.safety.screen import RULES_NOTE
+
+
+class Moderation(Protocol):
+    """Screens an answer's texts (``transforms.llm.moderation.Moderator``, an edge)."""
+
+    async def flagged(self, texts: Sequence[str]) -> list[str]: ...
+
 
 __all__ = ["Enricher"]
 
@@ -107,7 +113,7 @@ class Enricher:
         follow: bool = False,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
-        moderator: Moderator | None = None,
+        moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
     ) -> None:
         self._job = job

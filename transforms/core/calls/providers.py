@@ -40,6 +40,7 @@ from transforms.core.errors import Attempt
 __all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient"]
 
 Sleep = Callable[[float], Awaitable[None]]
+REFUSED = "the provider returned no answer (content filter)"
 Clock = Callable[[], float]
 
 
@@ -177,11 +178,22 @@ class ProviderClient:
                 self.breaker.abandon_probe()
             raise
         self.breaker.record_success()  # it answered; what it answered is judged elsewhere
+        attempt, choice = self._answered(response, kind, started, estimate)
+        self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
+        attempts.append(attempt)
+        if choice is None:
+            raise ContentFiltered(REFUSED)
+        return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
+
+    def _answered(
+        self, response: ChatCompletion, kind: str, started: float, prompt_estimate: int
+    ) -> tuple[Attempt, Any]:
+        """The attempt an answer makes, and its first choice; no choice (None, the attempt
+        marked as refused) when the provider gave no answer (content filter)."""
         choice = response.choices[0] if response.choices else None
         usage = response.usage
-        prompt_tokens = usage.prompt_tokens if usage else estimate
+        prompt_tokens = usage.prompt_tokens if usage else prompt_estimate
         completion_tokens = usage.completion_tokens if usage else 0
-        self._limiter.settle(estimate, prompt_tokens + completion_tokens)
         attempt = Attempt(
             provider=self.spec.name,
             model=self.spec.model,
@@ -194,11 +206,8 @@ class ProviderClient:
             cost_usd=self._cost(prompt_tokens, completion_tokens),
         )
         if choice is None or choice.finish_reason == "content_filter":
-            refused = ContentFiltered("the provider returned no answer (content filter)")
-            attempts.append(replace(attempt, error=f"ContentFiltered (fallback): {refused}"))
-            raise refused
-        attempts.append(attempt)
-        return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
+            return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
+        return attempt, choice
 
     def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
         """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.

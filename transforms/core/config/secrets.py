@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SECRETS_DIR_ENV", "resolve_secret"]
+__all__ = ["SECRETS_DIR_ENV", "required_secret", "resolve_secret"]
 
 SECRETS_DIR_ENV = "LLM_ENRICH_SECRETS_DIR"
 
@@ -30,3 +30,16 @@ def resolve_secret(name: str) -> str | None:
         if path.is_file():
             return path.read_text(encoding="utf-8").strip() or None
     return None
+
+
+def required_secret(name: str | None, where: str) -> str:
+    """The secret a task names at ``where`` ("" when it names none). Raises
+    ``TaskConfigError`` when it names one that is not set."""
+    if not name:
+        return ""
+    value = resolve_secret(name)
+    if not value:
+        from transforms.core.errors import TaskConfigError
+
+        raise TaskConfigError(f"{where}: environment variable {name} is not set")
+    return value

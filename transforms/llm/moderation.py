@@ -21,8 +21,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.calls.policy import RetryAfterWait, is_transient, redact, systemic_reason
 from transforms.core.config.safety import ModerationSpec
-from transforms.core.config.secrets import resolve_secret
-from transforms.core.errors import ModerationFailed, SystemicFault, TaskConfigError
+from transforms.core.config.secrets import required_secret
+from transforms.core.errors import ModerationFailed, SystemicFault
 
 __all__ = ["Moderator"]
 
@@ -33,17 +33,13 @@ class Moderator:
     def __init__(self, spec: ModerationSpec, *, sleep: Sleep = asyncio.sleep) -> None:
         self.spec = spec
         self._sleep = sleep
-        self._secrets: list[str] = []
-        api_key = "unused"
-        if spec.api_key_env:
-            api_key = resolve_secret(spec.api_key_env) or ""
-            if not api_key:
-                raise TaskConfigError(
-                    f"safety.moderation: environment variable {spec.api_key_env} is not set"
-                )
-            self._secrets.append(api_key)
+        api_key = required_secret(spec.api_key_env, "safety.moderation")
+        self._secrets = [api_key] if api_key else []
         self._client = openai.AsyncOpenAI(
-            base_url=spec.base_url, api_key=api_key, max_retries=0, timeout=spec.timeout_s
+            base_url=spec.base_url,
+            api_key=api_key or "unused",
+            max_retries=0,
+            timeout=spec.timeout_s,
         )
 
     async def aclose(self) -> None:
