@@ -6,6 +6,7 @@ including the Beam worker threads that Prism's LOOPBACK mode runs in this proces
 sample is charged to the innermost frame that belongs to a known component; frames of the
 standard library's plumbing (asyncio, threading, sockets, selectors) are looked through,
 so a ``socket.send`` made by kafka-python is Kafka's and one made by aiohttp is HTTP's.
+``LLM_ENRICH_KEEP_PROFILE=FILE`` keeps py-spy's raw samples there, for a finer look.
 """
 
 from __future__ import annotations
