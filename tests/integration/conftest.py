@@ -15,7 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import yaml
@@ -178,13 +178,21 @@ def end_offsets(job: Job) -> dict[int, int]:
         consumer.close()
 
 
-@pytest.fixture
-def fault_server() -> Iterator[Callable[..., FaultServer]]:
-    """Start fault servers on demand; all are stopped at the end of the test."""
-    started: list[FaultServer] = []
+Server = TypeVar("Server", bound="_Startable")
 
-    def start(**kwargs: Any) -> FaultServer:
-        server = FaultServer(**kwargs)
+
+class _Startable(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+def servers_on_demand(make: Callable[..., Server]) -> Iterator[Callable[..., Server]]:
+    """A fixture body: start servers made by ``make`` on demand; stop them all at the end."""
+    started: list[Server] = []
+
+    def start(**kwargs: Any) -> Server:
+        server = make(**kwargs)
         server.start()
         started.append(server)
         return server
@@ -192,6 +200,12 @@ def fault_server() -> Iterator[Callable[..., FaultServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    """Start fault servers on demand; all are stopped at the end of the test."""
+    yield from servers_on_demand(FaultServer)
 
 
 def fault_provider(server: FaultServer, name: str, **extra: Any) -> dict[str, Any]:

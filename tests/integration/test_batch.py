@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     produce,
     reviews,
     run_job,
+    servers_on_demand,
 )
 from transforms.core.config.job import Job
 
@@ -37,17 +38,7 @@ COUNT = 12
 
 @pytest.fixture
 def batch_server() -> Iterator[Callable[..., BatchServer]]:
-    started: list[BatchServer] = []
-
-    def start(**kwargs: Any) -> BatchServer:
-        server = BatchServer(**kwargs)
-        server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    yield from servers_on_demand(BatchServer)
 
 
 def batch_provider(server: BatchServer, state: Path, **batch: Any) -> dict[str, Any]:
