@@ -7,7 +7,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.runner import WorkerPool, in_one_process, pipeline_options
+from pipelines.runner import WorkerPool, fused, in_one_process, pipeline_options
 from transforms.beam.stage import EnrichStage, ReplayStage
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
@@ -30,7 +30,11 @@ def build_pipeline(
     pipeline = beam.Pipeline(options=options)
     one_process = in_one_process(options)
     stage = EnrichStage(
-        task, follow=follow, one_process=one_process, workers=1 if one_process else workers
+        task,
+        follow=follow,
+        one_process=one_process,
+        fused=fused(options),
+        workers=1 if one_process else workers,
     )
     return pipeline, pipeline | f"Enrich[{task.name}]" >> stage
 

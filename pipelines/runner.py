@@ -202,10 +202,21 @@ JOB_STREAM_DEADLINE_S = 10 * 365 * 24 * 3600  # a run may follow a topic for yea
 def in_one_process(options: PipelineOptions) -> bool:
     """Readers and enrichment share a process (Prism with LOOPBACK workers, or the
     DirectRunner): process-wide backpressure between them works."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if runner.endswith("DirectRunner"):
+        return True
+    return fused(options)
+
+
+def fused(options: PipelineOptions) -> bool:
+    """Prism with LOOPBACK workers: the readers and the processing steps run fused, in
+    this process, so a bundle may leave slow calls to later ones
+    (``transforms.beam.outstanding``). Not the DirectRunner: it may fall back to a runner
+    that does not fuse them."""
     from apache_beam.options.pipeline_options import PortableOptions, StandardOptions
 
     runner = str(options.view_as(StandardOptions).runner or "")
     environment = options.view_as(PortableOptions).environment_type
-    if runner.endswith("DirectRunner"):
-        return True
     return runner.endswith("PrismRunner") and environment in (None, "LOOPBACK")

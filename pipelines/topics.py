@@ -80,6 +80,7 @@ def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
             yield {
                 "partition": record.partition,
                 "offset": record.offset,
+                "timestamp_ms": record.timestamp_ms,
                 "headers": headers,
                 "value": value,
             }

@@ -6,7 +6,8 @@ synchronous test, an async test or another process can talk to it, and hundreds 
 requests are served concurrently rather than one after another.
 
 Routes: ``POST /v1/chat/completions`` (also ``/chat/completions``), ``GET /health`` and
-``GET /stats`` (the stats as JSON). Anything else is a 404 in OpenAI's error shape.
+``GET /stats`` (the stats as JSON; ``POST /stats/reset`` zeroes them). Anything else is
+a 404 in OpenAI's error shape.
 
 Usage::
 
@@ -432,6 +433,7 @@ class Stats:
     max_in_flight: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    answered_at: list[float] = field(default_factory=list)  # wall clock, in order
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -439,6 +441,7 @@ class Stats:
             "connections": self.connections,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "answered_at": self.answered_at,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
         }
 
@@ -488,6 +491,7 @@ class FaultServer:
         self._max_in_flight = 0
         self._bodies: list[dict[str, Any]] = []
         self._statuses: Counter[int] = Counter()
+        self._answered_at: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -521,6 +525,7 @@ class FaultServer:
                 max_in_flight=self._max_in_flight,
                 bodies=list(self._bodies),
                 statuses=Counter(self._statuses),
+                answered_at=list(self._answered_at),
             )
 
     def reset_stats(self) -> None:
@@ -530,6 +535,7 @@ class FaultServer:
             self._max_in_flight = self._in_flight
             self._bodies = []
             self._statuses = Counter()
+            self._answered_at = []
 
     def start(self) -> str:
         if self._thread is not None:
@@ -649,6 +655,9 @@ class FaultServer:
             return await _send_json(writer, 200, {"status": "ok"}, keep_alive)
         if path == "/stats" and request.method == "GET":
             return await _send_json(writer, 200, self.stats.as_json(), keep_alive)
+        if path == "/stats/reset" and request.method == "POST":
+            self.reset_stats()
+            return await _send_json(writer, 200, self.stats.as_json(), keep_alive)
         body = _error_body(404, f"no route for {request.method} {path}")
         return await _send_json(writer, 404, body, keep_alive)
 
@@ -674,6 +683,7 @@ class FaultServer:
             with self._lock:
                 if not finished:
                     self._in_flight -= 1
+                    self._answered_at.append(time.time())
                     if code is not None:
                         self._statuses[code] += 1
             finished = True

@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -50,7 +52,7 @@ from schemas import load_schema
 from tests.bench.cpu import children, cpu_seconds, peak_rss_mb, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task
+from transforms.core.config.task import KafkaSpec, load_task
 from transforms.core.formats import framing
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
@@ -70,9 +72,35 @@ def start_server(latency: float, tail_p99: float | None) -> tuple[subprocess.Pop
     return server, line.removeprefix("READY ")
 
 
-def server_stats(base_url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/stats", timeout=5) as reply:
+def server_stats(base_url: str, reset: bool = False) -> dict[str, Any]:
+    """The fault server's stats (``reset``: zero them, for the next run)."""
+    url = base_url.removesuffix("/v1") + ("/stats/reset" if reset else "/stats")
+    request = urllib.request.Request(url, method="POST" if reset else "GET")
+    with urllib.request.urlopen(request, timeout=5) as reply:
         return dict(json.load(reply))
+
+
+def seen_by_server(base_url: str) -> dict[str, Any]:
+    """What the server saw of the run since the last reset: the peak in flight, and the
+    steady answer rate, between the 10th and the 90th percentile of its answers (no
+    start-up, and no last stragglers: with a heavy tail, the slowest of thousands of
+    calls takes 30 s or more, for the bare client too)."""
+    stats = server_stats(base_url)
+    answered = stats["answered_at"]
+    low, high = len(answered) // 10, len(answered) * 9 // 10
+    span = answered[high - 1] - answered[low] if high - 1 > low else 0.0
+    return {
+        "peak": stats["max_in_flight"],
+        "steady": (high - 1 - low) / span if span > 0 else 0.0,
+    }
+
+
+def mean_latency(median_s: float, tail_p99_s: float | None) -> float:
+    """The mean of the server's latency: log-normal with that median and p99, else fixed."""
+    if not tail_p99_s:
+        return median_s
+    sigma = math.log(tail_p99_s / median_s) / 2.3263
+    return median_s * math.exp(sigma * sigma / 2)
 
 
 def bench_job(base_url: str, in_flight: int, bootstrap: str, cache: bool = False) -> Job:
@@ -136,8 +164,7 @@ async def baseline(job: Job, base_url: str, calls: int, concurrency: int) -> dic
     return {"rate": calls / elapsed, "cpu_ms": 1000 * cpu / calls}
 
 
-def produce_records(job: Job, records: int) -> None:
-    kafka = job.task.kafka
+def produce_records(kafka: KafkaSpec, records: int) -> None:
     ensure_topics(kafka, {kafka.input_topic: 3, kafka.output_topic: 3, kafka.dead_letter_topic: 1})
     rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
     review = load_schema(SCHEMAS / "examples.reviews.Review.avsc")
@@ -239,26 +266,35 @@ def main() -> None:
     server, base_url = start_server(args.latency, args.tail_p99)
     try:
         job = bench_job(base_url, args.in_flight, args.kafka, cache=args.cache)
-        produce_records(job, args.records)
-        if args.json:  # for tests.bench.memory: no baseline in this process's peak memory
+        if args.json:  # for tests.bench.memory: only the drain in this process's peak memory
+            # (the producer buffers up to 32 MiB of records: it runs in a process of its own)
+            producing = multiprocessing.get_context("spawn").Process(
+                target=produce_records, args=(job.task.kafka, args.records)
+            )
+            producing.start()
+            producing.join()
+            if producing.exitcode != 0:
+                raise RuntimeError(f"producing the input failed (exit {producing.exitcode})")
             piped = pipeline_run(job, profile=False)
             piped["peak_rss_mb"] = peak_rss_mb("self")
             piped["prism_peak_rss_mb"] = max(map(peak_rss_mb, children("prism")), default=0.0)
             print(json.dumps({k: v for k, v in piped.items() if k != "split"}))
             return
+        produce_records(job.task.kafka, args.records)
+        server_stats(base_url, reset=True)
         base = asyncio.run(baseline(job, base_url, args.records, args.in_flight))
-        base_peak = server_stats(base_url)["max_in_flight"]
+        base.update(seen_by_server(base_url))
         if len(set(args.workers)) < len(args.workers):
             parser.error("--workers: each setting once")
         runs: dict[str, dict[str, Any]] = {}
         for index, workers in enumerate(args.workers):
             if index:  # a fresh input topic for each run
                 job = bench_job(base_url, args.in_flight, args.kafka, cache=args.cache)
-                produce_records(job, args.records)
+                produce_records(job.task.kafka, args.records)
+            server_stats(base_url, reset=True)
             runs[workers] = pipeline_run(job, args.profile, workers, server.pid)
-            runs[workers]["peak"] = server_stats(base_url)["max_in_flight"]
+            runs[workers].update(seen_by_server(base_url))
         piped = runs[args.workers[0]]
-        peak = piped["peak"]
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -268,24 +304,33 @@ def main() -> None:
         if (args.tail_p99)
         else f"{args.latency:.1f}s"
     )
-    ideal = args.in_flight / args.latency if args.latency else None
+    mean = mean_latency(args.latency, args.tail_p99)
+    ideal = args.in_flight / mean if mean else None  # Little's law
     print(
         f"provider latency {latency}; {args.records} records; {args.in_flight} in flight"
-        + (f" (ideal {ideal:.0f} records/s)" if ideal else "")
+        + (f" (ideal {ideal:.0f} records/s at a mean latency of {mean:.2f}s)" if ideal else "")
     )
     print(
-        f"baseline  bare AsyncOpenAI client: {base['rate']:7.1f} calls/s, "
-        f"{base['cpu_ms']:.2f} ms CPU per call, server saw {base_peak} in flight"
+        f"baseline  bare AsyncOpenAI client: {base['rate']:7.1f} calls/s "
+        f"({base['steady']:.1f} steady, as the server saw them), "
+        f"{base['cpu_ms']:.2f} ms CPU per call, server saw {base['peak']} in flight"
     )
     print(
-        f"pipeline  drain run (Prism):       {piped['rate']:7.1f} records/s, "
+        f"pipeline  drain run (Prism):       {piped['rate']:7.1f} records/s "
+        f"({piped['steady']:.1f} steady), "
         f"{piped['cpu_ms']:.2f} ms CPU per record in this process + {piped['prism_ms']:.2f} "
-        f"in Prism; server saw {peak} in flight; {piped['written']} written, "
-        f"{piped['dead']} dead-lettered, in {piped['wall_s']:.1f}s"
+        f"in Prism; server saw {piped['peak']} in flight; {piped['written']} written, "
+        f"{piped['dead']} dead-lettered, in {piped['wall_s']:.1f}s (with start-up)"
     )
     print(
         f"ratio     records/s pipeline / baseline = {piped['rate'] / base['rate']:.2f}"
-        + (f"; pipeline / ideal = {piped['rate'] / ideal:.2f}" if ideal else "")
+        f" ({piped['steady'] / base['steady']:.2f} steady)"
+        + (
+            f"; pipeline / ideal = {piped['rate'] / ideal:.2f}"
+            f" ({piped['steady'] / ideal:.2f} steady; baseline {base['steady'] / ideal:.2f})"
+            if ideal
+            else ""
+        )
     )
     print(
         f"ratio     CPU per record / per call = {piped['cpu_ms'] / base['cpu_ms']:.2f} "

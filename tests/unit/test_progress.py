@@ -45,7 +45,6 @@ def test_settled_before_the_start_is_known_commits_nothing() -> None:
 
 def test_commits_are_due_by_interval_count_or_completion() -> None:
     progress = _progress(0, 1000)
-    progress.settle(0, 0)
     progress.committed_to(0, now=100.0)
     progress.settle(0, 0)
     assert progress.should_commit(100.5, interval_s=2.0, every=3) is None
@@ -53,7 +52,7 @@ def test_commits_are_due_by_interval_count_or_completion() -> None:
     for offset in (1, 2):
         progress.settle(offset, offset)
     assert progress.should_commit(100.5, interval_s=2.0, every=3) == 3
-    progress.committed_to(3, now=100.5)
+    assert progress.committed_to(3, now=100.5) == 3  # spans now covered by a commit
     assert progress.due() is None and progress.settled == {}
 
 
@@ -75,3 +74,12 @@ def test_limit_ranges_caps_bounded_ranges_in_partition_order() -> None:
     ranges = [PartitionRange("t", 1, 0, 5), PartitionRange("t", 0, 10, 14)]
     assert limit_ranges(ranges, 6) == [PartitionRange("t", 0, 10, 14), PartitionRange("t", 1, 0, 2)]
     assert limit_ranges(ranges, None) == ranges
+
+
+def test_a_span_settled_twice_or_below_the_commit_counts_once() -> None:
+    progress = _progress(0, 10)
+    assert progress.settle(0, 2)
+    assert not progress.settle(0, 2)  # a gap read again after a checkpoint, say
+    progress.committed_to(3)
+    assert not progress.settle(0, 2)  # below the commit: covered already
+    assert progress.settle(3, 3)

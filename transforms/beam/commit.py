@@ -42,6 +42,9 @@ class CommitProgress(beam.DoFn):
         self._spec, self._group = spec, group
         self._commits = counter("commits")
         self._behind = counter("commits_behind_another_run")
+        # a drain's exit code checks that every settled span ended up below a commit
+        self._spans_settled = counter("commit.spans_settled")
+        self._spans_committed = counter("commit.spans_committed")
 
     def process(
         self,
@@ -54,7 +57,7 @@ class CommitProgress(beam.DoFn):
         if kind == "begin":
             progress.begin(value.start, value.end)
         else:
-            progress.settle(*value)
+            self._spans_settled.inc(progress.settle(*value))
         now = time.time()
         offset = progress.should_commit(now, COMMIT_INTERVAL_S, COMMIT_EVERY)
         if offset is not None:
@@ -83,7 +86,7 @@ class CommitProgress(beam.DoFn):
             self._commits.inc()
         else:
             self._behind.inc()
-        progress.committed_to(offset, now)
+        self._spans_committed.inc(progress.committed_to(offset, now))
         yield {"topic": topic, "partition": partition, "committed": offset}
 
 

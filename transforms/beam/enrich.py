@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from transforms.beam.metrics import (
     halt,
     note_stop,
 )
+from transforms.beam.outstanding import Outstanding, Submitted, readers
 from transforms.cache.open import answer_cache
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
@@ -129,6 +130,7 @@ class EnrichService:
         self.enricher = Enricher(
             job, self.providers, follow=follow, moderator=self.moderator, cache=self.cache
         )
+        self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
         self._throttled_reported = 0.0
 
@@ -200,16 +202,24 @@ async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
         loop.stop()
 
 
-class EnrichRecords(_JobDoFn):
-    """Submits each record to the process's shared event loop as it arrives, emits results
-    as they complete, and the rest at the end of the bundle. Concurrent bundles share the
-    loop's in-flight window (``policy.max_in_flight``), so one slow call holds back only its
-    own bundle's end, not the calls of the others."""
+def _answered(_: Future[Any]) -> None:
+    control.records_done()
 
-    def __init__(self, task: TaskSpec, run_id: str, follow: bool) -> None:
+
+class EnrichRecords(_JobDoFn):
+    """Submits each record to the process's shared event loop as it arrives and emits
+    results as they complete. Concurrent bundles share the loop's in-flight window
+    (``policy.max_in_flight``). ``reader_run``: the id of the readers fused before this
+    step in this process; a bundle then leaves its unfinished calls to later bundles while
+    a reader of that run is live (``transforms.beam.outstanding``). Otherwise a bundle
+    waits for its own calls at its end."""
+
+    def __init__(
+        self, task: TaskSpec, run_id: str, follow: bool, reader_run: str | None = None
+    ) -> None:
         super().__init__(task)
         self._shared = Shared()
-        self._run_id, self._follow = run_id, follow
+        self._run_id, self._follow, self._reader_run = run_id, follow, reader_run
         self._enriched = counter("enriched")
         self._calls = counter("llm_calls")
         self._reasks = counter("llm_reasks")
@@ -233,7 +243,7 @@ class EnrichRecords(_JobDoFn):
         )
 
     def start_bundle(self) -> None:
-        self._pending: list[tuple[Future[Any], Any, Any]] = []
+        self._pending = self._service.outstanding if self._reader_run else Outstanding()
 
     def process(
         self,
@@ -242,11 +252,15 @@ class EnrichRecords(_JobDoFn):
         window: Any = beam.DoFn.WindowParam,
     ) -> Iterator[Any]:
         future = self._service.submit(self._service.enrich(parsed))
-        self._pending.append((future, timestamp, window))
-        yield from self._completed(wait=False)
+        future.add_done_callback(_answered)  # the reader may read one more
+        self._pending.add(future, timestamp, window)
+        yield from self._emit(self._pending.take_done())
 
     def finish_bundle(self) -> Iterator[Any]:
-        yield from self._completed(wait=True)
+        if self._reader_run and readers.live(self._reader_run):  # a later bundle will come
+            yield from self._emit(self._pending.take_done())
+        else:
+            yield from self._emit(self._pending.take_all())
         self._throttled.report(self._service.throttled_since_last())
         self._cache.errors.inc(self._service.cache_errors_since_last())
         submitted, resumed = self._service.batches_since_last()
@@ -256,14 +270,13 @@ class EnrichRecords(_JobDoFn):
             counter(name).inc(value)
         note_stop()  # a guard may have stopped the run with no record left to skip
 
-    def _completed(self, wait: bool) -> Iterator[Any]:
-        waiting = []
-        for future, timestamp, window in self._pending:
-            if not (wait or future.done()):
-                waiting.append((future, timestamp, window))
-                continue
-            result = future.result()
-            control.records_done()
+    def _emit(self, taken: Iterable[Submitted]) -> Iterator[Any]:
+        for submitted in taken:
+            result, timestamp, window = (
+                submitted.future.result(),
+                submitted.timestamp,
+                submitted.window,
+            )
             self._count(result.attempts)
             if isinstance(result, Skipped):  # the run was stopped: leave it uncommitted
                 if result.reason in (ABANDONED, ABANDONED_BATCH):
@@ -280,7 +293,6 @@ class EnrichRecords(_JobDoFn):
             else:
                 count_safety(result)
                 yield _dead(WindowedValue(result, timestamp, (window,)))
-        self._pending = waiting
 
     def _count_repairs(self, enriched: Enriched) -> None:
         """Per kind (``repair.enum_case``) and per defaulted field (``defaulted.language``)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -27,6 +27,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from transforms.beam.metrics import counter, halt
+from transforms.beam.outstanding import readers
 from transforms.core.config.task import KafkaSpec
 from transforms.core.run import control
 from transforms.core.run.offsets import PartitionRange, limit_ranges
@@ -41,6 +42,7 @@ POLL_S = 0.2
 DISCOVERY_INTERVAL_S = 10.0
 PAUSE_S = 1.0
 BACKOFF_S = 0.05  # nothing claimed in a slice (backlog full, or no data): wait a bit
+BACKLOG_WAIT_S = 0.01  # enrichment is behind: look at the backlog again this often
 IDLE_S = 60.0  # draining, no record for this long: the broker is gone
 
 
@@ -74,13 +76,21 @@ class _Ranges(RestrictionProvider):
 
 class ReadPartitions(beam.DoFn):
     """PartitionRange in, KafkaRecords out; ``gaps``: ``Settled`` spans the consumer
-    skipped with no record in them (transaction markers at the end of what was read)."""
+    skipped with no record in them (transaction markers at the end of what was read).
+    ``reader_run``: tell ``transforms.beam.outstanding.readers`` which readers of this
+    run are live (the processing steps are fused after the reader, in this process)."""
 
     def __init__(
-        self, spec: KafkaSpec, counter_name: str, slice_records: int, max_backlog: int | None
+        self,
+        spec: KafkaSpec,
+        counter_name: str,
+        slice_records: int,
+        max_backlog: int | None,
+        reader_run: str | None = None,
     ) -> None:
         self._spec, self._slice_records, self._max_backlog = spec, slice_records, max_backlog
         self._read = counter(counter_name)
+        self._reader_run = reader_run
 
     def process(
         self,
@@ -90,6 +100,20 @@ class ReadPartitions(beam.DoFn):
             ManualWatermarkEstimator.default_provider()
         ),
     ) -> Iterator[Any]:
+        run = self._reader_run
+        if run is None:
+            yield from self._read_slice(part, tracker)
+            return
+        readers.reading(run, part.key)  # for the steps fused after the reader
+        deferred = False
+        try:
+            deferred = yield from self._read_slice(part, tracker)
+        finally:
+            if not deferred:  # done, stopped, or checkpointed by the runner (conservative)
+                readers.ended(run, part.key)
+
+    def _read_slice(self, part: PartitionRange, tracker: Any) -> Generator[Any, None, bool]:
+        """Yields what was read; returns True when the rest was deferred (read on later)."""
         restriction = tracker.current_restriction()
         reader = partition_reader(self._spec, part.topic, part.partition)
         # ``position`` is the end of the chain of spans handed downstream: every offset
@@ -100,15 +124,20 @@ class ReadPartitions(beam.DoFn):
         while True:
             if control.stop_requested():
                 tracker.try_claim(restriction.stop)  # the rest stays unread and uncommitted
-                return
+                return False
             if control.paused():  # every provider is down: wait, do not pile up
                 tracker.defer_remainder(Duration(seconds=PAUSE_S))
-                return
+                return True
             room = self._slice_records - claimed
-            if self._max_backlog is not None:  # enrichment is behind: let it catch up
-                room = min(room, self._max_backlog - control.backlog())
             if room <= 0:
                 break
+            if self._max_backlog is not None:  # enrichment is behind: let it catch up
+                room = min(room, self._max_backlog - control.backlog())
+                if room <= 0:
+                    if claimed or time.monotonic() > slice_ends:
+                        break  # end the bundle: what it wrote is settled, and committed
+                    time.sleep(BACKLOG_WAIT_S)  # nothing read yet: wait for answers here,
+                    continue  # an empty bundle costs more
             with reader.lock:  # never held across a yield
                 records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
                 reached = reader.reached(position if not records else records[-1].offset + 1)
@@ -118,10 +147,10 @@ class ReadPartitions(beam.DoFn):
                     f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
                 )
                 tracker.try_claim(restriction.stop)
-                return
+                return False
             for record in records:
                 if not tracker.try_claim(record.offset):
-                    return  # past a bounded range's end
+                    return False  # past a bounded range's end, or the runner checkpointed
                 self._read.inc()
                 claimed += 1
                 position = record.offset + 1
@@ -129,14 +158,17 @@ class ReadPartitions(beam.DoFn):
                     control.read_ahead(1)
                 yield record
             if reached > position:  # consumed without a record (markers): settled already
+                if not tracker.try_claim(reached - 1):  # claimed: never read (and sent) again
+                    return False
                 yield beam.pvalue.TaggedOutput(GAPS, (part.key, (position, reached - 1)))
                 position = reached
             if part.end is not None and position >= part.end:
                 tracker.try_claim(restriction.stop)  # drained
-                return
+                return False
             if time.monotonic() > slice_ends:
                 break
         tracker.defer_remainder(Duration(seconds=BACKOFF_S) if claimed == 0 else None)
+        return True
 
 
 class PlanRanges(beam.DoFn):
@@ -201,7 +233,9 @@ class WatchPartitions(beam.DoFn):
 
 class ReadTopic(beam.PTransform[Any, Any]):
     """Outputs: ``ranges`` (PartitionRange: where each partition starts), ``records`` and
-    ``gaps`` (spans without records, already settled)."""
+    ``gaps`` (spans without records, already settled). ``max_backlog`` and
+    ``reader_run``: the processing runs after the readers in this process (fused, for
+    ``reader_run``; see ``ReadPartitions``)."""
 
     def __init__(
         self,
@@ -214,11 +248,13 @@ class ReadTopic(beam.PTransform[Any, Any]):
         counter_name: str = "read",
         slice_records: int = 500,
         max_backlog: int | None = None,
+        reader_run: str | None = None,
     ) -> None:
         super().__init__()
         self._spec, self._topic, self._group = spec, topic, group
         self._follow, self._limit, self._counter_name = follow, limit, counter_name
         self._slice_records, self._max_backlog = slice_records, max_backlog
+        self._reader_run = reader_run
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         topic = pbegin | "Topic" >> beam.Create([self._topic])
@@ -231,6 +267,12 @@ class ReadTopic(beam.PTransform[Any, Any]):
                 PlanRanges(self._spec, self._group, self._limit, self._counter_name)
             )
         read = ranges | "ReadPartitions" >> beam.ParDo(
-            ReadPartitions(self._spec, self._counter_name, self._slice_records, self._max_backlog)
+            ReadPartitions(
+                self._spec,
+                self._counter_name,
+                self._slice_records,
+                self._max_backlog,
+                self._reader_run,
+            )
         ).with_outputs(GAPS, main="records")
         return {"ranges": ranges, "records": read.records, GAPS: read[GAPS]}

@@ -51,9 +51,9 @@ class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
     ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged)."""
 
-    def __init__(self, task: TaskSpec, follow: bool = False) -> None:
+    def __init__(self, task: TaskSpec, follow: bool = False, reader_run: str | None = None) -> None:
         super().__init__()
-        self._task, self._follow = task, follow
+        self._task, self._follow, self._reader_run = task, follow, reader_run
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -61,7 +61,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             DEAD, main="ok"
         )
         enriched = decoded.ok | "Enrich" >> beam.ParDo(
-            EnrichRecords(task, uuid.uuid4().hex, self._follow)
+            EnrichRecords(task, uuid.uuid4().hex, self._follow, self._reader_run)
         ).with_outputs(DEAD, main="ok")
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
@@ -88,6 +88,8 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 class EnrichStage(beam.PTransform[Any, Any]):
     """Applied to the pipeline root: drain (``follow=False``) or follow the input topic.
     ``one_process``: the runner runs everything in one process (Prism's LOOPBACK workers).
+    ``fused``: and the processing steps run fused after the readers there (Prism's
+    LOOPBACK workers; see ``transforms.beam.outstanding``).
     ``workers`` > 1 (Prism with a local worker pool): records are dealt over that many
     copies of the processing, each in an environment of its own, so in a worker process of
     its own; the first shares its process with the readers and the commit step.
@@ -95,14 +97,21 @@ class EnrichStage(beam.PTransform[Any, Any]):
     enriched, dead, settled, commits."""
 
     def __init__(
-        self, task: TaskSpec, *, follow: bool = False, one_process: bool = False, workers: int = 1
+        self,
+        task: TaskSpec,
+        *,
+        follow: bool = False,
+        one_process: bool = False,
+        fused: bool = False,
+        workers: int = 1,
     ) -> None:
         super().__init__()
         self._task, self._follow, self._one_process = task, follow, one_process
-        self._workers = workers
+        self._fused, self._workers = fused and one_process and workers == 1, workers
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
+        reader_run = uuid.uuid4().hex if self._fused else None
         read = pbegin | "Read" >> ReadTopic(
             kafka,
             kafka.input_topic,
@@ -111,6 +120,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
             slice_records=2 * task.policy.max_in_flight,  # a bundle: twice the window
             # readers and enrichment in one process: readers wait for enrichment
             max_backlog=4 * task.policy.max_in_flight if self._one_process else None,
+            reader_run=reader_run,
         )
         records = read["records"]
         if self._workers > 1:
@@ -118,7 +128,8 @@ class EnrichStage(beam.PTransform[Any, Any]):
         else:
             if not self._one_process:  # spread a partition's records over every worker
                 records = records | "Spread" >> beam.Reshuffle()  # commits: per partition
-            processed = records | "Process" >> ProcessRecords(task, self._follow)
+            # one process, fused after the readers: bundles need not wait for slow calls
+            processed = records | "Process" >> ProcessRecords(task, self._follow, reader_run)
         settled = (processed["settled"], read[GAPS]) | "SettledOrGaps" >> beam.Flatten()
         commits = {
             "ranges": read["ranges"],

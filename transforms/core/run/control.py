@@ -7,11 +7,11 @@ readers stop the same way, and no further record is attempted (they stay uncommi
 be read again once the fault is fixed). ``pause`` is set while every provider is down in
 a follow run: the readers wait instead of piling up records.
 
-``backlog`` counts records read but not yet through enrichment. Readers wait while it is
-over their limit, so a drain does not pull the whole topic into the runner's memory ahead
-of the LLM calls, and bundles stay small enough for commits to follow closely. It only
-works where readers and enrichment share a process (Prism's LOOPBACK workers), so the
-pipeline builder enables it only there.
+``backlog`` counts records read but not yet answered (or dead-lettered at decode). Readers
+wait while it is over their limit, so a drain does not pull the whole topic into the
+runner's memory ahead of the LLM calls, and bundles stay small enough for commits to
+follow closely. It only works where readers and enrichment share a process (Prism's
+LOOPBACK workers), so the pipeline builder enables it only there.
 
 With Prism's LOOPBACK workers the launcher and the workers are one process; on remote
 runners the runner's own drain stops the readers (the reader's ``truncate``). Local worker

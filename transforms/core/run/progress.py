@@ -33,9 +33,15 @@ class PartitionProgress:
             self.start = start
         self.end = end
 
-    def settle(self, span_start: int, offset: int) -> None:
+    def settle(self, span_start: int, offset: int) -> bool:
+        """Record a settled span; False when it was known already (settled twice, or
+        below the last commit)."""
+        base = self._base
+        if span_start in self.settled or (base is not None and span_start < base):
+            return False
         self.settled[span_start] = offset + 1
         self.since_commit += 1
+        return True
 
     @property
     def _base(self) -> int | None:
@@ -73,9 +79,10 @@ class PartitionProgress:
             return point
         return None
 
-    def committed_to(self, offset: int, now: float = 0.0) -> None:
-        """Forget the spans below a committed offset."""
-        self.committed = offset
-        self.committed_at = now
-        self.settled = {s: e for s, e in self.settled.items() if s >= offset}
+    def committed_to(self, offset: int, now: float = 0.0) -> int:
+        """Forget the spans below a committed offset; how many that was."""
+        kept = {s: e for s, e in self.settled.items() if s >= offset}
+        forgotten = len(self.settled) - len(kept)
+        self.committed, self.committed_at, self.settled = offset, now, kept
         self.since_commit = 0
+        return forgotten
