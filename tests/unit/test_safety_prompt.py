@@ -32,7 +32,7 @@ def test_boundary_is_stable_per_job_and_changes_with_the_seed() -> None:
     assert seeded.prompt.hash != plain.prompt.hash  # the hash covers the boundary
     assert _job(delimit=False).prompt.hash not in (plain.prompt.hash, seeded.prompt.hash)
     boundary = seeded.prompt.delimiter.boundary  # type: ignore[union-attr]
-    assert len(boundary) == 16 and int(boundary, 16) >= 0
+    assert len(boundary) == 8 and int(boundary, 16) >= 0
 
 
 def test_every_value_is_wrapped_and_the_system_message_says_it_is_data() -> None:

@@ -2,17 +2,19 @@
 
 Every ``{{ expression }}`` of the prompt template is rendered as
 
-    <data-3f9c0a7be21d4c58>the value</data-3f9c0a7be21d4c58>
+    <data-3f9c0a7b>the value</data-3f9c0a7b>
 
 (Jinja's ``finalize`` hook, so the template's own logic still sees the plain values). The
 system message says that text inside those tags is data, never instructions.
 
-The boundary is 64 bits of SHA-256 over ``safety.boundary_seed`` and the prompt's
+The boundary is 32 bits of SHA-256 over ``safety.boundary_seed`` and the prompt's
 definition: stable for a job (its prompt hash, its replays and every worker agree) and,
 with a seed, unpredictable to anyone who has not read the task file. It is never
 forgeable: an occurrence of the boundary inside a value (any case) is escaped before the
 value is wrapped, so no value can close its own block, whether or not its author knows
-the boundary.
+the boundary. Escaping, not length, is what protects it, and every tag is paid for in
+prompt tokens: a hex digit is about one token, so 16 digits made each tag 20 tokens and
+the tags 46 % of the demo's prompt; 8 make it 12.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ ESCAPED = "[boundary]"
 
 
 def derive_boundary(seed: str | None, definition: str) -> str:
-    """16 hex digits, a function of the seed and the prompt definition only."""
+    """8 hex digits, a function of the seed and the prompt definition only."""
     material = f"llm-enrich/boundary/v1\0{seed or ''}\0{definition}"
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
+    return hashlib.sha256(material.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
