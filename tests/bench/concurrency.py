@@ -51,6 +51,7 @@ from pipelines.runner import worker_pool
 from schemas import load_schema
 from tests.bench.cpu import children, cpu_seconds, peak_rss_mb, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
+from transforms.core.calls.providers import response_format
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import KafkaSpec, load_task
 from transforms.core.formats import framing
@@ -139,10 +140,7 @@ async def baseline(job: Job, base_url: str, calls: int, concurrency: int) -> dic
     client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=120)
     rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
     messages = [job.prompt.messages(row) for row in rows]
-    response_format: Any = {
-        "type": "json_schema",
-        "json_schema": {"name": "answer", "strict": True, "schema": job.shape.json_schema},
-    }
+    answer_format = response_format(job.shape.json_schema)
     generation = job.task.generation
     slots = asyncio.Semaphore(concurrency)
 
@@ -154,7 +152,7 @@ async def baseline(job: Job, base_url: str, calls: int, concurrency: int) -> dic
                 temperature=generation.temperature,
                 seed=generation.seed,
                 max_tokens=generation.max_tokens,
-                response_format=response_format,
+                response_format=answer_format,
             )
 
     cpu, started = time.process_time(), time.monotonic()

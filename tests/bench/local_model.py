@@ -21,6 +21,7 @@ import urllib.request
 from typing import Any
 
 from tests.conftest import REPO
+from transforms.core.calls.providers import response_format
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 
@@ -42,10 +43,7 @@ def request_body(job: Job, row: dict[str, Any], cache_prompt: bool) -> bytes:
             "temperature": generation.temperature,
             "seed": generation.seed,
             "max_tokens": generation.max_tokens,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "strict": True, "schema": job.shape.json_schema},
-            },
+            "response_format": response_format(job.shape.json_schema),
             "messages": job.prompt.messages(row),
             "cache_prompt": cache_prompt,
         }

@@ -37,7 +37,7 @@ from transforms.core.calls.policy import (
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.errors import Attempt
 
-__all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient"]
+__all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient", "response_format"]
 
 Sleep = Callable[[float], Awaitable[None]]
 REFUSED = "the provider returned no answer (content filter)"
@@ -122,7 +122,7 @@ class ProviderClient:
                     "temperature": self._generation.temperature,
                     "seed": self._generation.seed,
                     "max_tokens": self._generation.max_tokens,
-                    "response_format": _response_format(response_schema),
+                    "response_format": response_format(response_schema),
                 },
                 separators=(",", ":"),
             ).encode()
@@ -263,7 +263,8 @@ class ProviderClient:
         return redact(message, self._secrets)[:1000]
 
 
-def _response_format(schema: dict[str, Any]) -> Any:
+def response_format(schema: dict[str, Any]) -> Any:
+    """The request's ``response_format``: a strict JSON schema, as every call sends it."""
     return {
         "type": "json_schema",
         "json_schema": {"name": "answer", "strict": True, "schema": schema},
