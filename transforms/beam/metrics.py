@@ -7,6 +7,8 @@ metrics can drop values).
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from typing import Any
 
 from apache_beam.metrics.metric import Metrics
@@ -29,6 +31,28 @@ class Count:
         if value:
             self._beam.inc(value)
             tally.add(self.name, value)
+
+
+class LaterCounts:
+    """Counts made off a bundle's thread (the producer's acknowledgements, the commit loop):
+    into the tally at once, into Beam's metrics at the next ``report`` from inside a bundle
+    (Beam drops increments made where no bundle runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: Counter[str] = Counter()
+
+    def add(self, name: str, value: int = 1) -> None:
+        if value:
+            tally.add(name, value)
+            with self._lock:
+                self._pending[name] += value
+
+    def report(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        for name, value in pending.items():
+            Metrics.counter(NAMESPACE, name).inc(value)
 
 
 class ThrottledTime:

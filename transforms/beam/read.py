@@ -28,6 +28,7 @@ from apache_beam.utils.timestamp import Duration
 
 from transforms.beam.metrics import counter, halt
 from transforms.beam.outstanding import readers
+from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
 from transforms.core.run import control
 from transforms.core.run.offsets import PartitionRange, limit_ranges
@@ -78,7 +79,9 @@ class ReadPartitions(beam.DoFn):
     """PartitionRange in, KafkaRecords out; ``gaps``: ``Settled`` spans the consumer
     skipped with no record in them (transaction markers at the end of what was read).
     ``reader_run``: tell ``transforms.beam.outstanding.readers`` which readers of this
-    run are live (the processing steps are fused after the reader, in this process)."""
+    run are live (the processing steps are fused after the reader, in this process).
+    ``settle``: begin each partition and settle gaps in the run's ``Settlement`` instead
+    of emitting them (``transforms.beam.settle``)."""
 
     def __init__(
         self,
@@ -87,10 +90,14 @@ class ReadPartitions(beam.DoFn):
         slice_records: int,
         max_backlog: int | None,
         reader_run: str | None = None,
+        settle: SettleHandle | None = None,
     ) -> None:
         self._spec, self._slice_records, self._max_backlog = spec, slice_records, max_backlog
         self._read = counter(counter_name)
-        self._reader_run = reader_run
+        self._reader_run, self._settle = reader_run, settle
+
+    def setup(self) -> None:
+        self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
 
     def process(
         self,
@@ -116,6 +123,8 @@ class ReadPartitions(beam.DoFn):
         """Yields what was read; returns True when the rest was deferred (read on later)."""
         restriction = tracker.current_restriction()
         reader = partition_reader(self._spec, part.topic, part.partition)
+        if self._settlement is not None:
+            self._settlement.begin(part.key, part.start, part.end)
         # ``position`` is the end of the chain of spans handed downstream: every offset
         # below it was claimed, or skipped by the consumer (markers, compaction) and
         # covered by the next record's span.
@@ -160,7 +169,11 @@ class ReadPartitions(beam.DoFn):
             if reached > position:  # consumed without a record (markers): settled already
                 if not tracker.try_claim(reached - 1):  # claimed: never read (and sent) again
                     return False
-                yield beam.pvalue.TaggedOutput(GAPS, (part.key, (position, reached - 1)))
+                gap = (part.key, (position, reached - 1))
+                if self._settlement is not None:
+                    self._settlement.settle(gap)
+                else:
+                    yield beam.pvalue.TaggedOutput(GAPS, gap)
                 position = reached
             if part.end is not None and position >= part.end:
                 tracker.try_claim(restriction.stop)  # drained
@@ -233,9 +246,9 @@ class WatchPartitions(beam.DoFn):
 
 class ReadTopic(beam.PTransform[Any, Any]):
     """Outputs: ``ranges`` (PartitionRange: where each partition starts), ``records`` and
-    ``gaps`` (spans without records, already settled). ``max_backlog`` and
-    ``reader_run``: the processing runs after the readers in this process (fused, for
-    ``reader_run``; see ``ReadPartitions``)."""
+    ``gaps`` (spans without records, already settled; empty with ``settle``).
+    ``max_backlog``, ``reader_run`` and ``settle``: the processing runs after the readers
+    in this process (fused, for ``reader_run``; see ``ReadPartitions``)."""
 
     def __init__(
         self,
@@ -249,12 +262,13 @@ class ReadTopic(beam.PTransform[Any, Any]):
         slice_records: int = 500,
         max_backlog: int | None = None,
         reader_run: str | None = None,
+        settle: SettleHandle | None = None,
     ) -> None:
         super().__init__()
         self._spec, self._topic, self._group = spec, topic, group
         self._follow, self._limit, self._counter_name = follow, limit, counter_name
         self._slice_records, self._max_backlog = slice_records, max_backlog
-        self._reader_run = reader_run
+        self._reader_run, self._settle = reader_run, settle
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         topic = pbegin | "Topic" >> beam.Create([self._topic])
@@ -273,6 +287,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
                 self._slice_records,
                 self._max_backlog,
                 self._reader_run,
+                self._settle,
             )
         ).with_outputs(GAPS, main="records")
         return {"ranges": ranges, "records": read.records, GAPS: read[GAPS]}

@@ -26,6 +26,7 @@ from transforms.beam.replay import (
     by_source,
     source_coordinates,
 )
+from transforms.beam.settle import SettleHandle
 from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
@@ -49,11 +50,19 @@ def _worker_of(record: Any, workers: int) -> int:
 
 class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
-    ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged)."""
+    ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged; empty
+    with ``settle``, where the writers settle them in the run's ``Settlement``)."""
 
-    def __init__(self, task: TaskSpec, follow: bool = False, reader_run: str | None = None) -> None:
+    def __init__(
+        self,
+        task: TaskSpec,
+        follow: bool = False,
+        reader_run: str | None = None,
+        settle: SettleHandle | None = None,
+    ) -> None:
         super().__init__()
         self._task, self._follow, self._reader_run = task, follow, reader_run
+        self._settle = settle
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -67,7 +76,14 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             DEAD, main="ok"
         )
         written = encoded.ok | "WriteOutputs" >> beam.ParDo(
-            WriteEnvelopes(kafka, kafka.output_topic, "output", True)
+            WriteEnvelopes(
+                kafka,
+                kafka.output_topic,
+                kind="output",
+                failures_to_dead_letter=True,
+                settle=self._settle,
+                reader_run=self._reader_run,
+            )
         ).with_outputs(FAILED, main="settled")
         dead = (
             decoded[DEAD],
@@ -79,7 +95,16 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             dead
             | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task))
             | "WriteDeadLetters"
-            >> beam.ParDo(WriteEnvelopes(kafka, kafka.dead_letter_topic, "dead_letter", False))
+            >> beam.ParDo(
+                WriteEnvelopes(
+                    kafka,
+                    kafka.dead_letter_topic,
+                    kind="dead_letter",
+                    failures_to_dead_letter=False,
+                    settle=self._settle,
+                    reader_run=self._reader_run,
+                )
+            )
         )
         settled = (written.settled, dead_settled) | "AllSettled" >> beam.Flatten()
         return {"enriched": enriched.ok, "dead": dead, "settled": settled}
@@ -93,8 +118,11 @@ class EnrichStage(beam.PTransform[Any, Any]):
     ``workers`` > 1 (Prism with a local worker pool): records are dealt over that many
     copies of the processing, each in an environment of its own, so in a worker process of
     its own; the first shares its process with the readers and the commit step.
+    Fused, the readers and writers settle offsets in the run's ``Settlement``, which
+    commits them as acknowledgements arrive (``transforms.beam.settle``); otherwise a
+    stateful step commits the settled coordinates (``transforms.beam.commit``).
     Returns every intermediate PCollection by name, so tests can assert on them: records,
-    enriched, dead, settled, commits."""
+    enriched, dead, settled, and (unless fused) commits."""
 
     def __init__(
         self,
@@ -112,6 +140,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         reader_run = uuid.uuid4().hex if self._fused else None
+        settle = SettleHandle(kafka, task.consumer_group, reader_run) if reader_run else None
         read = pbegin | "Read" >> ReadTopic(
             kafka,
             kafka.input_topic,
@@ -121,6 +150,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
             # readers and enrichment in one process: readers wait for enrichment
             max_backlog=4 * task.policy.max_in_flight if self._one_process else None,
             reader_run=reader_run,
+            settle=settle,
         )
         records = read["records"]
         if self._workers > 1:
@@ -129,7 +159,11 @@ class EnrichStage(beam.PTransform[Any, Any]):
             if not self._one_process:  # spread a partition's records over every worker
                 records = records | "Spread" >> beam.Reshuffle()  # commits: per partition
             # one process, fused after the readers: bundles need not wait for slow calls
-            processed = records | "Process" >> ProcessRecords(task, self._follow, reader_run)
+            processed = records | "Process" >> ProcessRecords(
+                task, self._follow, reader_run, settle
+            )
+        if settle is not None:  # settled and committed where the writes are acknowledged
+            return {"records": read["records"], **processed}
         settled = (processed["settled"], read[GAPS]) | "SettledOrGaps" >> beam.Flatten()
         commits = {
             "ranges": read["ranges"],

@@ -1,5 +1,13 @@
-"""Write envelopes to Kafka: send as they come, flush at the end of the bundle, and emit
-the coordinates the broker acknowledged (each with its record's timestamp and window)."""
+"""Write envelopes to Kafka: send as they come, count (and, fused, settle) each write as
+the broker acknowledges it, flush at the end of the bundle.
+
+Two ways to settle what was written:
+- fused (``settle`` given: the run's readers share this process): the acknowledgement
+  callback settles the record's span in the run's ``Settlement`` at once, and the end of
+  the run's last bundle commits what is left (``transforms.beam.settle``);
+- otherwise: the bundle emits the acknowledged coordinates, each with its record's
+  timestamp and window, for ``transforms.beam.commit``.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +19,13 @@ import apache_beam as beam
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.failures import log_failure
-from transforms.beam.metrics import counter, dead_letter_counter, halt
+from transforms.beam.metrics import LaterCounts, counter, dead_letter_counter, halt
+from transforms.beam.outstanding import readers
+from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
 from transforms.core.errors import WriteError
 from transforms.core.formats.envelope import Envelope
-from transforms.core.records import Failure
+from transforms.core.records import Failure, Settled
 from transforms.kafka.client import producer
 from transforms.kafka.writer import flush, send, systemic_write_error, verdict
 
@@ -23,18 +33,31 @@ FAILED = "failed"
 
 
 class WriteEnvelopes(beam.DoFn):
-    """Main output: ``Settled`` coordinates of inputs whose envelope was acknowledged.
-    ``failed``: Failures for envelopes the broker refused (only when
-    ``failures_to_dead_letter``; else they stay unsettled, read again next run)."""
+    """Main output (unless ``settle``): ``Settled`` coordinates of inputs whose envelope was
+    acknowledged. ``failed``: Failures for envelopes the broker refused (only when
+    ``failures_to_dead_letter``; else they stay unsettled, read again next run).
+    ``settle`` and ``reader_run``: settle in the run's ``Settlement`` instead, and commit
+    what is left when the run's readers have all ended."""
 
-    def __init__(self, spec: KafkaSpec, topic: str, kind: str, failures_to_dead_letter: bool):
+    def __init__(
+        self,
+        spec: KafkaSpec,
+        topic: str,
+        *,
+        kind: str,
+        failures_to_dead_letter: bool,
+        settle: SettleHandle | None = None,
+        reader_run: str | None = None,
+    ):
         self._spec, self._topic, self._kind = spec, topic, kind
         self._failures_to_dead_letter = failures_to_dead_letter
-        self._written = counter(f"written.{kind}")
+        self._settle, self._reader_run = settle, reader_run
         self._refused = counter(f"write_refused.{kind}")
 
     def setup(self) -> None:
         self._producer = producer(self._spec)
+        self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
+        self._acked = LaterCounts()  # counted on the producer's thread, as each ack comes
 
     def start_bundle(self) -> None:
         self._sent: list[tuple[Envelope, Any, Any, Any]] = []
@@ -45,9 +68,10 @@ class WriteEnvelopes(beam.DoFn):
         timestamp: Any = beam.DoFn.TimestampParam,
         window: Any = beam.DoFn.WindowParam,
     ) -> None:
-        self._sent.append(
-            (envelope, send(self._producer, self._topic, envelope), timestamp, window)
-        )
+        future = send(self._producer, self._topic, envelope)
+        if not isinstance(future, Exception):
+            future.add_callback(_on_ack, self._acked, self._kind, self._settlement, envelope)
+        self._sent.append((envelope, future, timestamp, window))
 
     def finish_bundle(self) -> Iterator[Any]:
         flush(self._producer)
@@ -55,23 +79,49 @@ class WriteEnvelopes(beam.DoFn):
         for envelope, future, timestamp, window in sent:
             error = verdict(future)
             if error is None:
-                self._written.inc()
-                yield WindowedValue(envelope.source.settled_coordinates, timestamp, (window,))
-                continue
-            self._refused.inc()
-            log_failure(f"write to {self._topic}", type(error).__name__, str(error))
-            systemic = systemic_write_error(error)
-            if systemic is not None:  # the topic is missing or closed to us: stop the run
-                halt(f"systemic: cannot write to {self._topic}: {systemic}")
-            elif self._failures_to_dead_letter:
-                dead_letter_counter("write").inc()
-                failure = _write_failure(envelope, error)
+                if self._settlement is None:
+                    coordinates = envelope.source.settled_coordinates
+                    yield WindowedValue(coordinates, timestamp, (window,))
+                continue  # settled and counted by ``_on_ack``
+            failure = self._refused_write(envelope, error)
+            if failure is not None:
                 yield beam.pvalue.TaggedOutput(FAILED, WindowedValue(failure, timestamp, (window,)))
-            # else: not settled, so not committed: the record is read again next run.
+        self._acked.report()
+        if self._settlement is not None:
+            self._settlement.report()
+            if self._reader_run is None or not readers.live(self._reader_run):
+                self._settlement.loop.commit_all()  # the run's last bundles: commit it all
+
+    def _refused_write(self, envelope: Envelope, error: Exception) -> Failure | None:
+        """Stop the run when the write fails for every record; else the dead letter to write
+        (None: the record stays unsettled, read again next run)."""
+        self._refused.inc()
+        log_failure(f"write to {self._topic}", type(error).__name__, str(error))
+        systemic = systemic_write_error(error)
+        if systemic is not None:  # the topic is missing or closed to us: stop the run
+            halt(f"systemic: cannot write to {self._topic}: {systemic}")
+        elif self._failures_to_dead_letter:
+            dead_letter_counter("write").inc()
+            return _write_failure(envelope, error)
+        return None
 
     def teardown(self) -> None:
         if hasattr(self, "_producer"):
             self._producer.close(timeout=10)
+
+
+def _on_ack(
+    acked: LaterCounts,
+    kind: str,
+    settlement: Settlement | None,
+    envelope: Envelope,
+    _metadata: Any,
+) -> None:
+    """The broker acknowledged the write (on the producer's I/O thread)."""
+    acked.add(f"written.{kind}")
+    if settlement is not None:
+        coordinates: Settled = envelope.source.settled_coordinates
+        settlement.settle(coordinates)
 
 
 def _write_failure(envelope: Envelope, error: Exception) -> Failure:

@@ -15,7 +15,9 @@ from kafka.structs import OffsetAndMetadata
 from transforms.core.config.task import KafkaSpec
 from transforms.kafka.client import consumer
 
-__all__ = ["commit_forward"]
+__all__ = ["COMMIT_TIMEOUT_MS", "commit_forward"]
+
+COMMIT_TIMEOUT_MS = 5000  # one try; the caller retries while the broker is away
 
 _clients: dict[tuple[str, str], KafkaConsumer] = {}
 _lock = threading.Lock()
@@ -30,12 +32,14 @@ def _client(spec: KafkaSpec, group: str) -> KafkaConsumer:
 
 
 def commit_forward(spec: KafkaSpec, group: str, topic: str, partition: int, offset: int) -> bool:
-    """Commit ``offset`` unless the group is already further; True when committed."""
+    """Commit ``offset`` unless the group is already further; True when committed. Raises
+    (``KafkaTimeoutError``, ``KafkaConnectionError``, ...) when the broker does not answer
+    within ``COMMIT_TIMEOUT_MS``."""
     tp = TopicPartition(topic, partition)
     with _lock:
         client = _client(spec, group)
-        current = client.committed(tp)
+        current = client.committed(tp, timeout_ms=COMMIT_TIMEOUT_MS)
         if current is not None and current > offset:
             return False
-        client.commit(offsets={tp: OffsetAndMetadata(offset, "", -1)})
+        client.commit(offsets={tp: OffsetAndMetadata(offset, "", -1)}, timeout_ms=COMMIT_TIMEOUT_MS)
         return True
