@@ -92,6 +92,7 @@ class RunSummary:
             f" completion {self.get('completion_tokens')}",
             f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
+            *self.capacity_lines(),
         ]
         lines += self.answer_lines()
         lines += self.safety_lines()
@@ -114,6 +115,17 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def capacity_lines(self) -> list[str]:
+        """How long calls queued for provider capacity (not counted in record deadlines)."""
+        waited_s = self.get("capacity_wait_ms") / 1000
+        if not waited_s:
+            return []
+        calls = max(1, self.get("llm_calls"))
+        return [
+            f"capacity wait       {waited_s:.1f} s in all, {waited_s / calls:.2f} s a call "
+            "(queued for a provider slot or rate limit; not counted in record deadlines)"
+        ]
 
     def answer_lines(self) -> list[str]:
         """Repairs by kind, and records accepted with defaulted fields (output.on_invalid)."""

@@ -85,52 +85,56 @@ def down_provider(name: str = "down") -> dict[str, Any]:
 MakeTask = Callable[..., Job]
 
 
+def new_task(folder: Path, providers: Sequence[dict[str, Any]], **overrides: Any) -> Job:
+    """A task on fresh topics (unique names) with the small verdict output schema; its file
+    is written to ``folder``. ``overrides`` merge into the task's sections."""
+    run = uuid.uuid4().hex[:8]
+    raw: dict[str, Any] = {
+        "name": f"it-{run}",
+        "kafka": {
+            "bootstrap_servers": KAFKA,
+            "input_topic": f"it-{run}-in",
+            "output_topic": f"it-{run}-out",
+            "dead_letter_topic": f"it-{run}-dlq",
+        },
+        "input": {"format": "avro", "schema": str(SCHEMAS / "examples.reviews.Review.avsc")},
+        "output": {"schema": str(TEST_SCHEMAS / "tests.ReviewVerdict.avsc")},
+        "prompt": {
+            "system": "Classify the review. Answer with JSON only.",
+            "template": "Review: {{ text }}",
+            "examples": [
+                {
+                    "input": {"text": "Broke after a day. Refunded."},
+                    "output": {"sentiment": "negative", "rating": 1},
+                },
+                {
+                    "input": {"text": "Works great, love it."},
+                    "output": {"sentiment": "positive", "rating": 5},
+                },
+            ],
+        },
+        "providers": list(providers),
+        "generation": {"temperature": 0, "seed": 7, "max_tokens": 40},
+        "policy": {"attempts_per_provider": 1, "max_reasks": 1, "max_in_flight": 16},
+        # off unless a test is about it: other tests count the calls of repeated runs
+        "cache": {"backend": "off"},
+    }
+    for key, value in overrides.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    path = folder / f"task-{run}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    job = compile_job(load_task(path))
+    kafka = job.task.kafka
+    ensure_topics(kafka, {kafka.input_topic: 3, kafka.output_topic: 3, kafka.dead_letter_topic: 1})
+    return job
+
+
 @pytest.fixture
 def make_task(tmp_path: Path) -> MakeTask:
     """A task on fresh topics (unique names) with the small verdict output schema."""
 
     def make(providers: Sequence[dict[str, Any]], **overrides: Any) -> Job:
-        run = uuid.uuid4().hex[:8]
-        raw: dict[str, Any] = {
-            "name": f"it-{run}",
-            "kafka": {
-                "bootstrap_servers": KAFKA,
-                "input_topic": f"it-{run}-in",
-                "output_topic": f"it-{run}-out",
-                "dead_letter_topic": f"it-{run}-dlq",
-            },
-            "input": {"format": "avro", "schema": str(SCHEMAS / "examples.reviews.Review.avsc")},
-            "output": {"schema": str(TEST_SCHEMAS / "tests.ReviewVerdict.avsc")},
-            "prompt": {
-                "system": "Classify the review. Answer with JSON only.",
-                "template": "Review: {{ text }}",
-                "examples": [
-                    {
-                        "input": {"text": "Broke after a day. Refunded."},
-                        "output": {"sentiment": "negative", "rating": 1},
-                    },
-                    {
-                        "input": {"text": "Works great, love it."},
-                        "output": {"sentiment": "positive", "rating": 5},
-                    },
-                ],
-            },
-            "providers": list(providers),
-            "generation": {"temperature": 0, "seed": 7, "max_tokens": 40},
-            "policy": {"attempts_per_provider": 1, "max_reasks": 1, "max_in_flight": 16},
-            # off unless a test is about it: other tests count the calls of repeated runs
-            "cache": {"backend": "off"},
-        }
-        for key, value in overrides.items():
-            raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-        path = tmp_path / f"task-{run}.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        job = compile_job(load_task(path))
-        kafka = job.task.kafka
-        ensure_topics(
-            kafka, {kafka.input_topic: 3, kafka.output_topic: 3, kafka.dead_letter_topic: 1}
-        )
-        return job
+        return new_task(tmp_path, providers, **overrides)
 
     return make
 

@@ -132,7 +132,7 @@ class EnrichService:
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
-        self._throttled_reported = 0.0
+        self._throttled_reported = self._queued_reported = 0.0
 
     def cache_errors_since_last(self) -> int:
         with self._lock:
@@ -143,6 +143,14 @@ class EnrichService:
         with self._lock:
             total = sum(p.throttled_s for p in self.providers)
             delta, self._throttled_reported = total - self._throttled_reported, total
+            return delta
+
+    def queued_since_last(self) -> float:
+        """Seconds the calls of this process waited for provider capacity (a slot or a rate
+        limit) since the last ask: time their records' deadlines did not count."""
+        with self._lock:
+            total = sum(getattr(p, "queued_s", 0.0) for p in self.providers)
+            delta, self._queued_reported = total - self._queued_reported, total
             return delta
 
     def batches_since_last(self) -> tuple[int, int]:
@@ -235,6 +243,7 @@ class EnrichRecords(_JobDoFn):
         self._batches_submitted = counter("batches_submitted")
         self._batches_resumed = counter("batches_resumed")
         self._throttled = ThrottledTime()
+        self._queued_ms = counter("capacity_wait_ms")
         self._cache = CacheCounts()
 
     def setup(self) -> None:
@@ -262,6 +271,7 @@ class EnrichRecords(_JobDoFn):
         else:
             yield from self._emit(self._pending.take_all())
         self._throttled.report(self._service.throttled_since_last())
+        self._queued_ms.inc(round(self._service.queued_since_last() * 1000))
         self._cache.errors.inc(self._service.cache_errors_since_last())
         submitted, resumed = self._service.batches_since_last()
         self._batches_submitted.inc(submitted)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
+from transforms.core.calls.deadline import record_deadline
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
@@ -176,7 +177,7 @@ class Enricher:
         try:
             messages = self._job.prompt.messages(parsed.fields)
             flags = self._job.screen.injection_kinds(messages[-1]["content"])
-            async with asyncio.timeout(deadline_s):
+            async with record_deadline(deadline_s):
                 if self._cache is None:
                     enriched = await self._through_chain(parsed, messages, attempts)
                 else:
@@ -186,7 +187,8 @@ class Enricher:
             return replace(enriched, safety_flags=flags) if flags else enriched
         except TimeoutError:
             error: RecordError = ProvidersExhausted(
-                f"record deadline of {deadline_s:.0f}s (policy.record_deadline_s) exceeded",
+                f"record deadline of {deadline_s:.0f}s (policy.record_deadline_s) exceeded"
+                " by the record's own attempts (waits for provider capacity excluded)",
                 attempts=attempts,
             )
         except RecordError as exc:

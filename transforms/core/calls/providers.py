@@ -3,6 +3,7 @@
     complete()  circuit open?            -> CallFailed(ProviderUnavailable), no call made
                 rate limits (rpm, tpm)   -> wait for a slot (injected sleep)
                 max_concurrency          -> semaphore
+                (waiting for either pauses the record's deadline: ``calls.deadline``)
                 call, retried by tenacity on transient errors (Retry-After honoured up to
                 policy.max_retry_after_s; a longer wait counts as the provider unavailable)
 
@@ -23,6 +24,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from transforms.core.calls.deadline import waiting_for_capacity
 from transforms.core.calls.limits import CircuitBreaker, RateLimiter, estimate_tokens
 from transforms.core.calls.policy import (
     ContentFiltered,
@@ -96,6 +98,7 @@ class ProviderClient:
         self._secrets = [s for s in secrets if s]
         self._endpoint = endpoint
         self._slots = asyncio.Semaphore(spec.max_concurrency)
+        self.queued_s = 0.0  # time calls waited for a slot or a rate limit, in total
         self.breaker = CircuitBreaker(
             policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
         )
@@ -165,10 +168,15 @@ class ProviderClient:
         estimate = estimate_tokens(list(messages))
         started = time.perf_counter()
         try:
-            await self._limiter.acquire(estimate)
-            async with self._slots:
+            async with waiting_for_capacity():  # queued: not the record's time
+                await self._limiter.acquire(estimate)
+                await self._slots.acquire()
+                self.queued_s += time.perf_counter() - started
+            try:
                 started = time.perf_counter()
                 response = await self._endpoint.create(self._body(messages, response_schema))
+            finally:
+                self._slots.release()
         except Exception as exc:
             error = self._judge_failure(exc, is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))

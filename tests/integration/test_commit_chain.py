@@ -1,0 +1,63 @@
+"""The commit chain has no holes: many small drains in a row, and follow runs under a
+steady producer stopped by SIGTERM (with the CPU contended too), each ending with exit 0
+and every offset committed, the commit following the writes as the run goes.
+
+The long soak is a command: ``python -m tests.soak.commit_chain --runs 18 --seconds 60``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.fault_server import FaultServer, Reply
+from tests.integration.conftest import (
+    CLI,
+    KAFKA,
+    MakeTask,
+    committed_offsets,
+    end_offsets,
+    fault_provider,
+    produce,
+    reviews,
+    run_job,
+)
+from tests.soak.commit_chain import contended_cpu, follow_run
+
+DRAINS = 30
+
+
+def test_many_small_drains_in_a_row_each_end_with_every_offset_committed(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    server = fault_server(default=Reply.ok())
+    failed = []
+    for index in range(DRAINS):
+        job = make_task([fault_provider(server, "instant")])
+        produce(job, reviews(31))  # 11, 10, 10: one partition has the most
+        summary = run_job(job.task)
+        if summary.exit_code != 0 or committed_offsets(job) != end_offsets(job):
+            failed.append((index, summary.exit_code, committed_offsets(job), end_offsets(job)))
+    assert not failed, f"{len(failed)} of {DRAINS} drains left offsets uncommitted: {failed}"
+
+
+@pytest.mark.parametrize("contended", [False, True], ids=["idle-cpu", "contended-cpu"])
+def test_a_follow_run_commits_as_it_goes_and_a_sigterm_leaves_everything_committed(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer], contended: bool
+) -> None:
+    server = fault_server(default=Reply.ok(delay_s=0.2))
+    job = make_task([fault_provider(server, "steady")], policy={"max_in_flight": 32})
+    if contended:
+        with contended_cpu():
+            run = follow_run(job, CLI, KAFKA, reviews(50), rate=20, seconds=20)
+    else:
+        run = follow_run(job, CLI, KAFKA, reviews(50), rate=20, seconds=20)
+    assert run.exit_code == 0, run.stderr
+    assert run.produced >= 300 and sum(run.end.values()) == run.produced
+    assert run.committed == run.end, run.stdout
+    assert set(run.settled.values()) == {1}
+    assert len(run.settled) == run.produced
+    # the commit followed the writes: never behind by more than the window and ~3 s
+    assert run.worst_lag <= 0, run.samples
+    assert "not committed" not in run.stdout
