@@ -119,7 +119,7 @@ class RunSummary:
     def capacity_lines(self) -> list[str]:
         """How long calls queued for provider capacity (not counted in record deadlines)."""
         waited_s = self.get("capacity_wait_ms") / 1000
-        if not waited_s:
+        if waited_s < 0.1:
             return []
         calls = max(1, self.get("llm_calls"))
         return [

@@ -27,8 +27,8 @@ from tests.integration.conftest import (
     reviews,
     run_job,
 )
-from transforms.beam.commit import COMMIT_EVERY
 from transforms.core.config.job import Job
+from transforms.kafka.commit_loop import COMMIT_EVERY
 
 
 def _start(job: Job, *args: str) -> subprocess.Popen[str]:

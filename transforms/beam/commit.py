@@ -4,7 +4,12 @@ Keyed by partition. Events: ``begin`` (where this run starts reading the partiti
 ``settled`` spans (a record's output or dead letter was acknowledged). The chain of
 settled spans from the start decides the commit point (``PartitionProgress``); a commit is
 made every ``COMMIT_INTERVAL_S`` or ``COMMIT_EVERY`` records, when a drained partition is
-complete, and by a timer for a chain that stopped moving.
+complete, and by a timer for a chain that stopped moving (and that retries a commit the
+broker did not answer, up to ``KAFKA_OUTAGE_S``).
+
+Used where the writers do not share a process with the readers (worker pools, remote
+runners); fused runs settle and commit where the writes are acknowledged instead
+(``transforms.beam.settle``).
 """
 
 from __future__ import annotations
@@ -19,17 +24,18 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from transforms.beam.metrics import counter
+from transforms.beam.failures import log_failure
+from transforms.beam.metrics import counter, halt
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled
 from transforms.core.run.offsets import PartitionRange
+from transforms.core.run.outage import Outage
 from transforms.core.run.progress import PartitionProgress
+from transforms.kafka.commit_loop import COMMIT_EVERY, COMMIT_INTERVAL_S, KAFKA_OUTAGE_S
 from transforms.kafka.committer import commit_forward
 
 __all__ = ["CommitAfterWrites"]
 
-COMMIT_INTERVAL_S = 1.0
-COMMIT_EVERY = 100
 
 Key = tuple[str, int]
 
@@ -45,6 +51,7 @@ class CommitProgress(beam.DoFn):
         # a drain's exit code checks that every settled span ended up below a commit
         self._spans_settled = counter("commit.spans_settled")
         self._spans_committed = counter("commit.spans_committed")
+        self._outage = Outage(KAFKA_OUTAGE_S)
 
     def process(
         self,
@@ -61,33 +68,47 @@ class CommitProgress(beam.DoFn):
         now = time.time()
         offset = progress.should_commit(now, COMMIT_INTERVAL_S, COMMIT_EVERY)
         if offset is not None:
-            yield from self._commit(key, progress, offset, now)
+            yield from self._commit(key, progress, offset, now, flush)
         elif progress.due() is not None:
             flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
         state.write(progress)
 
     @on_timer(FLUSH)
     def on_flush(
-        self, key: Any = beam.DoFn.KeyParam, state: Any = beam.DoFn.StateParam(PROGRESS)
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        state: Any = beam.DoFn.StateParam(PROGRESS),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[dict[str, Any]]:
         progress: PartitionProgress | None = state.read()
         if progress is None:
             return
         offset = progress.due()
         if offset is not None:
-            yield from self._commit(key, progress, offset, time.time())
+            yield from self._commit(key, progress, offset, time.time(), flush)
             state.write(progress)
 
     def _commit(
-        self, key: Key, progress: PartitionProgress, offset: int, now: float
+        self, key: Key, progress: PartitionProgress, offset: int, now: float, flush: Any
     ) -> Iterator[dict[str, Any]]:
         topic, partition = key
-        if commit_forward(self._spec, self._group, topic, partition, offset):
-            self._commits.inc()
-        else:
-            self._behind.inc()
+        try:
+            forward = commit_forward(self._spec, self._group, topic, partition, offset)
+        except Exception as exc:  # the broker is away (a restart?): the timer tries again
+            self._broker_failed(exc)
+            flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
+            return
+        self._outage.recovered()
+        (self._commits if forward else self._behind).inc()
         self._spans_committed.inc(progress.committed_to(offset, now))
         yield {"topic": topic, "partition": partition, "committed": offset}
+
+    def _broker_failed(self, exc: Exception) -> None:
+        what = f"{type(exc).__name__}: {exc}"[:300]
+        if self._outage.failed():
+            log_failure("commit", type(exc).__name__, f"{exc} (retrying)")
+        elif self._outage.over:
+            halt(f"systemic: cannot commit offsets for {KAFKA_OUTAGE_S:.0f} s: {what}")
 
 
 def _begin(range_: PartitionRange) -> tuple[Key, tuple[str, Any]]:

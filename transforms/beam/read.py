@@ -26,12 +26,15 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
+from transforms.beam.failures import log_failure
 from transforms.beam.metrics import counter, halt
 from transforms.beam.outstanding import readers
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
 from transforms.core.run import control
 from transforms.core.run.offsets import PartitionRange, limit_ranges
+from transforms.core.run.outage import Outage
+from transforms.kafka.commit_loop import KAFKA_OUTAGE_S
 from transforms.kafka.reader import partition_reader, snapshot_ranges
 
 __all__ = ["ReadTopic"]
@@ -223,6 +226,17 @@ class WatchPartitions(beam.DoFn):
 
     def __init__(self, spec: KafkaSpec, group: str | None) -> None:
         self._spec, self._group = spec, group
+        self._outage = Outage(KAFKA_OUTAGE_S)
+
+    def _broker_failed(self, topic: str, exc: Exception) -> None:
+        what = f"{type(exc).__name__}: {exc}"[:300]
+        if self._outage.failed():
+            log_failure(f"partitions of {topic}", type(exc).__name__, f"{exc} (retrying)")
+        elif self._outage.over:
+            halt(
+                f"systemic: cannot list the partitions of {topic} for "
+                f"{KAFKA_OUTAGE_S:.0f} s: {what}: is the broker up?"
+            )
 
     def process(
         self, topic: str, tracker: Any = beam.DoFn.RestrictionParam(_Rounds())
@@ -232,9 +246,15 @@ class WatchPartitions(beam.DoFn):
             tracker.try_claim(restriction.stop)
             return
         known = max(0, restriction.start - 1)
-        ranges = snapshot_ranges(
-            self._spec, topic, self._group, follow=True, known=frozenset(range(known))
-        )
+        try:
+            ranges = snapshot_ranges(
+                self._spec, topic, self._group, follow=True, known=frozenset(range(known))
+            )
+        except Exception as exc:  # the broker is away (a restart?): look again next round
+            self._broker_failed(topic, exc)
+            tracker.defer_remainder(Duration(seconds=PAUSE_S))
+            return
+        self._outage.recovered()
         if ranges:
             if not tracker.try_claim(max(r.partition for r in ranges) + 1):
                 return

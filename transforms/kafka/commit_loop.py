@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 
 from transforms.core.run.ledger import Due, SettleLedger
+from transforms.core.run.outage import Outage
 
 __all__ = ["COMMIT_EVERY", "COMMIT_INTERVAL_S", "KAFKA_OUTAGE_S", "CommitLoop"]
 
@@ -49,9 +50,9 @@ class CommitLoop:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ledger, self._commit, self._count, self._halt = ledger, commit, count, halt
-        self._outage_s, self._clock = outage_s, clock
+        self._clock = clock
+        self._outage = Outage(outage_s, clock)
         self._lock = threading.Lock()  # one committer at a time: commits only move forward
-        self._failing_since: float | None = None
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -75,7 +76,7 @@ class CommitLoop:
         """Commit every partition whose chain moved, retrying while the broker is away (up
         to ``outage_s``): the end of a run must not leave settled offsets behind."""
         while not self.commit_now():
-            if self._outage_over(self._clock()):
+            if self._outage.over:
                 return False
             sleep(_TICK_S * 4)
         return True
@@ -96,26 +97,21 @@ class CommitLoop:
         try:
             forward = self._commit(topic, partition, due.offset)
         except Exception as exc:  # kafka-python: KafkaConnectionError, KafkaTimeoutError, ...
-            self._failed(exc, now)
+            self._failed(exc)
             return False
-        if self._failing_since is not None:
+        if self._outage.recovered():
             log.warning("llm-enrich: commits go through again")
-            self._failing_since = None
         self._count("commits" if forward else "commits_behind_another_run", 1)
         self._count("commit.spans_committed", self._ledger.committed(due, now))
         return True
 
-    def _outage_over(self, now: float) -> bool:
-        return self._failing_since is not None and now - self._failing_since > self._outage_s
-
-    def _failed(self, exc: Exception, now: float) -> None:
+    def _failed(self, exc: Exception) -> None:
         what = f"{type(exc).__name__}: {exc}"[:300]
-        if self._failing_since is None:
-            self._failing_since = now
+        if self._outage.failed():
             log.warning("llm-enrich: cannot commit offsets (%s); retrying", what)
-        elif self._outage_over(now):
+        elif self._outage.over:
             self._halt(
-                f"systemic: cannot commit offsets for {self._outage_s:.0f} s: {what}: "
+                f"systemic: cannot commit offsets for {self._outage.limit_s:.0f} s: {what}: "
                 "is the broker up?"
             )
 

@@ -1,0 +1,36 @@
+"""How long a dependency (the broker) has been failing, and when that stops being a blip.
+
+A broker restart or a network blip is routine: a Kafka call that fails for want of a
+connection is retried. Only when the calls keep failing for ``limit_s`` is it a systemic
+fault (the run stops with exit 3), never an internal error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+__all__ = ["Outage"]
+
+
+class Outage:
+    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s, self._clock = limit_s, clock
+        self._since: float | None = None
+
+    def failed(self) -> bool:
+        """A call failed; True when this is the first failure of a new outage."""
+        if self._since is None:
+            self._since = self._clock()
+            return True
+        return False
+
+    def recovered(self) -> bool:
+        """A call went through; True when that ends an outage."""
+        ended, self._since = self._since is not None, None
+        return ended
+
+    @property
+    def over(self) -> bool:
+        """The calls have failed for longer than ``limit_s``."""
+        return self._since is not None and self._clock() - self._since > self.limit_s
