@@ -98,7 +98,11 @@ class ProgressLine:
         self._stream = stream or sys.stderr
         self._stop = threading.Event()
         self._started = time.monotonic()
-        self._history: collections.deque[tuple[float, int]] = collections.deque()
+        # (when, settled) samples; seeded with the start, where the run's tally is zero, so
+        # that the first line (``every_s`` in) already has a rate
+        self._history: collections.deque[tuple[float, int]] = collections.deque(
+            [(self._started, 0)]
+        )
         self._thread = threading.Thread(target=self._run, name="llm-enrich-progress", daemon=True)
 
     def __enter__(self) -> ProgressLine:

@@ -127,3 +127,29 @@ def test_progress_line_on_a_terminal_and_off_it(make_task: MakeTask, fault_serve
     lines = [line for line in stderr.splitlines() if line.startswith("llm-enrich: progress:")]
     assert lines and "\x1b[" not in stderr
     assert any("%" in line and "enriched" in line for line in lines)
+
+
+def test_the_progress_counts_each_write_as_it_is_acknowledged(
+    make_task: MakeTask, fault_server: Any
+) -> None:
+    # every record fits in the reader's first slice, so one bundle holds them all: the
+    # line must still move as each answer is written, not jump to the total at the end
+    server = fault_server(default=Reply.ok(delay_s=0.5))
+    job = make_task([fault_provider(server, "slow")], policy={"max_in_flight": 2})
+    produce(job, reviews(COUNT))
+    task = job.task.source_path
+    assert task is not None
+    code, stderr = _run_cli(task, "--progress-every", "0.5", terminal=False)
+    assert code == 0, stderr
+    enriched = [
+        int(line.split("enriched ")[1].split()[0])
+        for line in stderr.splitlines()
+        if line.startswith("llm-enrich: progress:")
+    ]
+    assert enriched == sorted(enriched), enriched
+    between = [n for n in enriched if 0 < n < COUNT]
+    assert len(set(between)) >= 3, enriched  # seen moving, not 0 then 12
+    rates = [
+        line for line in stderr.splitlines() if "progress:" in line and "enriched 0" not in line
+    ]
+    assert all(" 0.0 rec/s" not in line for line in rates), rates

@@ -31,3 +31,15 @@ def test_plain_lines_every_interval_off_a_terminal() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) >= 3 and all(line.startswith("llm-enrich: progress: ") for line in lines)
     assert "read 7" in lines[-1] and "read 0" in lines[0]
+
+
+def test_the_first_plain_line_already_has_the_rate_since_the_start() -> None:
+    # a fast drain: 400 records settled before the first line is due
+    counts = {"read": 450, "written.output": 400, "planned.read": 1000}
+    stream = io.StringIO()
+    with ProgressLine(lambda: counts, live=False, every_s=0.3, stream=stream):
+        time.sleep(0.45)
+    first = stream.getvalue().splitlines()[0]
+    rate = float(first.split(" rec/s")[0].rsplit(" ", 1)[1])
+    assert 400 / 0.45 <= rate <= 400 / 0.25, first  # ~1300 rec/s, not 0.0
+    assert "ETA" in first
