@@ -26,7 +26,10 @@ JVM=(-cp "$LIBS/*" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "-Xlog:cds*=off" -Dj
      -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -Dkafka.logs.dir="$STATE/logs")
 
 install() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
-  cmp -s "$HERE/kafka/pom.xml" "$LIBS/.installed-pom.xml" && return
+  if cmp -s "$HERE/kafka/pom.xml" "$LIBS/.installed-pom.xml"; then
+    [[ ${1:-} == quiet ]] || echo "kafka: cached ($LIBS)"
+    return
+  fi
   echo "Installing Kafka $KAFKA_VERSION jars into $LIBS ..."
   rm -rf "$LIBS"
   local out  # mvn -q still emits ANSI resets; only show its output on failure
@@ -100,7 +103,7 @@ CONF
 start() {
   "$PYTHON" -c 'import kafka' 2>/dev/null \
     || { echo "'$PYTHON' cannot import kafka-python (needed for the readiness probe); set PYTHON" >&2; exit 1; }
-  install
+  install quiet
   mkdir -p "$STATE/logs"
   if running; then
     ready 60 && { echo "Kafka already running on 127.0.0.1:$PORT"; return; }
