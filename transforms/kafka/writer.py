@@ -9,6 +9,7 @@ record into a dead letter as well.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import kafka.errors
@@ -27,9 +28,17 @@ _SYSTEMIC = (
 )
 
 
+# kafka-python turns a refused InitProducerId (its producers are idempotent: a user who may
+# write to no topic gets ClusterAuthorizationFailed) into a plain KafkaError naming the cause.
+_NAMES_AN_AUTHORIZATION_ERROR = re.compile(r"\b\w+AuthorizationFailedError\b")
+
+
 def systemic_write_error(error: Exception) -> str | None:
     """Why a refused write would fail for every record (not just this one), or None."""
-    if isinstance(error, _SYSTEMIC):
+    if isinstance(error, _SYSTEMIC) or (
+        isinstance(error, kafka.errors.KafkaError)
+        and _NAMES_AN_AUTHORIZATION_ERROR.search(str(error))
+    ):
         return f"{type(error).__name__}: {error}"[:300]
     return None
 
