@@ -213,6 +213,8 @@ def test_a_user_who_may_read_but_not_write_stops_the_run(
     stopped = [line for line in done.stderr.splitlines() if line.startswith("llm-enrich: stop")]
     assert len(stopped) == 1
     assert stopped[0].startswith(
-        f"llm-enrich: stopped: systemic: cannot write to {secure_job.task.kafka.output_topic}"
+        f"llm-enrich: stopped: systemic: cannot write to {secure_job.task.kafka.output_topic}: "
+        "ClusterAuthorizationFailedError: the broker refused our producer"
     )
     assert "STOPPED EARLY" in done.stdout
+    assert "dead-lettered       0" in done.stdout  # the backlog is not dead-lettered

@@ -17,8 +17,11 @@ def test_a_refused_producer_id_wrapped_by_kafka_python_is_systemic() -> None:
     error = kafka.errors.KafkaError(
         "Unexpected error in InitProducerIdResponse: [Error 31] ClusterAuthorizationFailedError"
     )
-    reason = systemic_write_error(error)
-    assert reason is not None and "ClusterAuthorizationFailedError" in reason
+    assert systemic_write_error(error) == (
+        "ClusterAuthorizationFailedError: the broker refused our producer "
+        "(KafkaError: Unexpected error in InitProducerIdResponse: "
+        "[Error 31] ClusterAuthorizationFailedError)"
+    )
 
 
 def test_a_record_the_broker_refuses_is_not_systemic() -> None:

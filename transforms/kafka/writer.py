@@ -35,11 +35,11 @@ _NAMES_AN_AUTHORIZATION_ERROR = re.compile(r"\b\w+AuthorizationFailedError\b")
 
 def systemic_write_error(error: Exception) -> str | None:
     """Why a refused write would fail for every record (not just this one), or None."""
-    if isinstance(error, _SYSTEMIC) or (
-        isinstance(error, kafka.errors.KafkaError)
-        and _NAMES_AN_AUTHORIZATION_ERROR.search(str(error))
-    ):
+    if isinstance(error, _SYSTEMIC):
         return f"{type(error).__name__}: {error}"[:300]
+    named = _NAMES_AN_AUTHORIZATION_ERROR.search(str(error))
+    if isinstance(error, kafka.errors.KafkaError) and named:
+        return f"{named.group(0)}: the broker refused our producer ({error})"[:300]
     return None
 
 
