@@ -24,7 +24,14 @@ import yaml
 from pipelines import exit_codes
 from tests.conftest import REPO
 from tests.fault_server import FaultServer, Reply
-from tests.integration.conftest import CLI, MakeTask, closed_port_url, fault_provider, reviews
+from tests.integration.conftest import (
+    CLI,
+    KAFKA,
+    MakeTask,
+    closed_port_url,
+    fault_provider,
+    reviews,
+)
 from transforms.core.config.job import Job
 from transforms.kafka.client import producer
 
@@ -218,3 +225,17 @@ def test_a_user_who_may_read_but_not_write_stops_the_run(
     )
     assert "STOPPED EARLY" in done.stdout
     assert "dead-lettered       0" in done.stdout  # the backlog is not dead-lettered
+
+
+def test_tls_to_the_plaintext_broker_is_one_line(
+    make_task: MakeTask, fault_server: Callable[..., FaultServer]
+) -> None:
+    job = make_task([fault_provider(fault_server(default=Reply.ok()), "fault")])
+    task = _rewrite(job, client={"security_protocol": "SSL"})
+    done, seconds = _run(task)
+    assert done.returncode == exit_codes.USAGE
+    assert done.stderr.splitlines() == [
+        f"llm-enrich: error: {task}: kafka: the broker at {KAFKA} does not speak TLS but "
+        "kafka.client.security_protocol is SSL: set PLAINTEXT or SASL_PLAINTEXT"
+    ]
+    assert seconds < LAUNCH_S

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kafka.errors import KafkaError
 from kafka.net.sasl import get_sasl_mechanism
 from kafka.protocol.sasl import (
     SaslAuthenticateRequest,
@@ -49,6 +50,7 @@ KINDS = (
     "sasl_mechanism",  # detail: the mechanisms the listener offers
     "auth_failed",  # detail: the broker's message
 )
+_LOGINS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")  # the mechanisms whose login is tried
 _ILLEGAL_SASL_STATE = 34
 _UNSUPPORTED_SASL_MECHANISM = 33
 
@@ -75,7 +77,7 @@ def probe(settings: Mapping[str, Any], timeout_s: float = 3.0) -> ProbeFailure |
         host, _, port = str(server).strip().rpartition(":")
         try:
             failure = _probe_server(host.strip("[]"), int(port), settings, timeout_s)
-        except (_NotKafka, OSError, ValueError, struct.error):
+        except (_NotKafka, OSError, ValueError, struct.error, KafkaError):
             return None
         if failure is None or failure.kind != "unreachable":
             return failure
@@ -134,6 +136,8 @@ def _probe_server(
             return failed("sasl_mechanism", offered)
         if handshake.error_code != 0:
             raise _NotKafka(f"SaslHandshake error {handshake.error_code}")
+        if mechanism not in _LOGINS:  # GSSAPI, OAUTHBEARER, ...: the client will tell
+            return None
         refused = _login(sock, mechanism, host, settings)
         return None if refused is None else failed("auth_failed", refused)
 
@@ -145,7 +149,8 @@ def _connect(host: str, port: int, timeout_s: float) -> socket.socket:
 
 
 def _speaks_tls(sock: socket.socket, host: str) -> bool:
-    """A TLS handshake that verifies nothing succeeds. A plaintext Kafka listener reads the
+    """A TLS handshake that verifies nothing succeeds, or the server answers it with a TLS
+    alert (it wants a client certificate, say). A plaintext Kafka listener reads the
     ClientHello as an absurd request size and closes the connection."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
@@ -153,8 +158,10 @@ def _speaks_tls(sock: socket.socket, host: str) -> bool:
     try:
         with context.wrap_socket(sock, server_hostname=host):
             return True
-    except (ssl.SSLError, ConnectionError, TimeoutError):
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionError, TimeoutError):
         return False
+    except ssl.SSLError as exc:  # an alert is TLS; bytes that are not TLS are not
+        return "ALERT" in str(exc.reason)
     finally:
         sock.close()
 
