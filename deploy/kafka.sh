@@ -147,7 +147,10 @@ start() {
     cds=()
     [[ $SECURE == 1 ]] || dump=(-XX:ArchiveClassesAtExit="$CDS")
   fi
-  [[ $SECURE == 1 ]] && { secure_material; mapfile -t users < <(secure_format_args); }
+  if [[ $SECURE == 1 ]]; then
+    secure_material
+    mapfile -t users < <(secure_format_args)
+  fi
   write_config
   if [[ ! -f $STATE/data/meta.properties ]]; then
     local id
