@@ -13,7 +13,8 @@ find_browser() {
 }
 
 install() {
-  find_browser >/dev/null && return
+  local browser
+  if browser=$(find_browser); then echo "chromium: installed ($browser)"; return; fi
   if [[ $(id -u) -ne 0 ]]; then
     echo "chromium is not installed and installing it needs root: apt-get install -y chromium" >&2
     exit 1

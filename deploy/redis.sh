@@ -23,7 +23,10 @@ PID_FILE=$STATE/redis.pid
 LOG=$STATE/redis.log
 
 install() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    [[ ${1:-} == quiet ]] || echo "redis: installed ($(command -v redis-server))"
+    return
+  fi
   if [[ $(id -u) -ne 0 ]]; then
     echo "redis-server is not installed and installing it needs root: apt-get install -y redis-server" >&2
     exit 1
@@ -55,7 +58,7 @@ ready() {
 }
 
 start() {
-  install
+  install quiet
   mkdir -p "$STATE"
   if running; then
     ready 30 && { echo "Redis already running on 127.0.0.1:$PORT"; return; }

@@ -29,7 +29,10 @@ TAG=-Dllm_enrich.service=registry  # marks our process on its command line
 CDS=$APP/registry.jsa  # dynamic AppCDS archive, (re)written when a registry exits; ~4 s faster starts
 
 install() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
-  cmp -s "$HERE/registry/pom.xml" "$APP/.installed-pom.xml" && return
+  if cmp -s "$HERE/registry/pom.xml" "$APP/.installed-pom.xml"; then
+    [[ ${1:-} == quiet ]] || echo "registry: cached ($APP)"
+    return
+  fi
   echo "Installing Apicurio Registry $APICURIO_VERSION into $APP ..."
   local dl=$CACHE/.download out
   rm -rf "$APP" "$APP.tmp" "$dl"
@@ -78,7 +81,7 @@ ready() {
 }
 
 start() {
-  install
+  install quiet
   mkdir -p "$STATE/logs" "$STATE/tmp"
   if running; then
     ready 30 && { echo "Schema registry already running at $BASE"; return; }

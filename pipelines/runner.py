@@ -3,7 +3,9 @@
 ``llm-enrich run`` starts its own Prism job server in a session of its own, so that a
 Ctrl-C in the terminal reaches the launcher (which stops the run cleanly) and not Prism
 (which would abort the job). The server dies with the launcher (``PR_SET_PDEATHSIG`` on
-Linux; elsewhere it is stopped when the run ends).
+Linux; elsewhere it is stopped when the run ends). It gets no secret: its environment is
+an allow-list (``prism_environment``). The SDK workers that call the providers and Kafka
+(LOOPBACK threads in the launcher, or the ``--workers N`` pool) keep the launcher's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ __all__ = [
     "WorkerPool",
     "in_one_process",
     "pipeline_options",
+    "prism_environment",
     "prism_location",
     "prism_server",
     "worker_pool",
@@ -88,12 +91,34 @@ def _wait_for_port(
         time.sleep(0.05)
 
 
+# What Prism's job server may see of the launcher's environment: the basics of a process,
+# the Go runtime's knobs, and the one Beam variable Prism reads. Nothing else, so no API key,
+# SASL or cache password reaches it (it only schedules bundles). Prism passes its own
+# environment to SDK workers it starts itself (``--environment_type=PROCESS``): those would
+# get no secret either; ``--workers N`` starts them from the launcher instead.
+PRISM_ENVIRONMENT = frozenset(
+    {"PATH", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ"}
+    | {"GODEBUG", "GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GOTRACEBACK"}
+    | {"BEAM_WORKER_POOL_IN_DOCKER_VM"}
+)
+
+
+def prism_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` Prism's job server is started with (an allow-list)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in PRISM_ENVIRONMENT or name.startswith("LC_")
+    }
+
+
 @contextlib.contextmanager
 def prism_server(timeout_s: float = 30.0) -> Iterator[str]:
     """Start a Prism job server in its own session; yield its endpoint; stop it."""
     port = _free_port()
     process = subprocess.Popen(
         [str(_installed_prism()), "--job_port", str(port), "--serve_http=false"],
+        env=prism_environment(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

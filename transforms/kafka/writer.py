@@ -9,6 +9,7 @@ record into a dead letter as well.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import kafka.errors
@@ -27,10 +28,18 @@ _SYSTEMIC = (
 )
 
 
+# kafka-python turns a refused InitProducerId (its producers are idempotent: a user who may
+# write to no topic gets ClusterAuthorizationFailed) into a plain KafkaError naming the cause.
+_NAMES_AN_AUTHORIZATION_ERROR = re.compile(r"\b\w+AuthorizationFailedError\b")
+
+
 def systemic_write_error(error: Exception) -> str | None:
     """Why a refused write would fail for every record (not just this one), or None."""
     if isinstance(error, _SYSTEMIC):
         return f"{type(error).__name__}: {error}"[:300]
+    named = _NAMES_AN_AUTHORIZATION_ERROR.search(str(error))
+    if isinstance(error, kafka.errors.KafkaError) and named:
+        return f"{named.group(0)}: the broker refused our producer ({error})"[:300]
     return None
 
 
