@@ -101,6 +101,20 @@ class ReadPartitions(beam.DoFn):
 
     def setup(self) -> None:
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
+        self._outage = Outage(KAFKA_OUTAGE_S)
+
+    def _broker_away(self, part: PartitionRange, exc: Exception) -> bool:
+        """A fetch failed for want of the broker; True when that lasted too long (halted)."""
+        where = f"{part.topic}[{part.partition}]"
+        if self._outage.failed():
+            log_failure(f"read {where}", type(exc).__name__, f"{exc} (retrying)")
+        elif self._outage.over:
+            halt(
+                f"systemic: cannot read {where} for {KAFKA_OUTAGE_S:.0f} s: "
+                f"{type(exc).__name__}: {exc}: is the broker up?"
+            )
+            return True
+        return False
 
     def process(
         self,
@@ -150,9 +164,18 @@ class ReadPartitions(beam.DoFn):
                         break  # end the bundle: what it wrote is settled, and committed
                     time.sleep(BACKLOG_WAIT_S)  # nothing read yet: wait for answers here,
                     continue  # an empty bundle costs more
-            with reader.lock:  # never held across a yield
-                records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
-                reached = reader.reached(position if not records else records[-1].offset + 1)
+            try:
+                with reader.lock:  # never held across a yield
+                    records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
+                    reached = reader.reached(position if not records else records[-1].offset + 1)
+            except Exception as exc:  # the broker is away (a restart?): read again soon
+                if self._broker_away(part, exc):
+                    tracker.try_claim(restriction.stop)
+                    return False
+                records, reached = [], position
+                time.sleep(POLL_S)
+            else:
+                self._outage.recovered()
             if not records and part.end is not None and reader.starved_s() > IDLE_S:
                 halt(
                     f"systemic: no progress reading {part.topic}[{part.partition}] at "
