@@ -239,3 +239,54 @@ def test_tls_to_the_plaintext_broker_is_one_line(
         "kafka.client.security_protocol is SSL: set PLAINTEXT or SASL_PLAINTEXT"
     ]
     assert seconds < LAUNCH_S
+
+
+TLS_DRAINS = 10
+
+
+def _committed_and_end(job: Job) -> tuple[dict[int, int | None], dict[int, int]]:
+    from kafka import TopicPartition
+
+    from transforms.kafka.client import consumer
+
+    kafka = job.task.kafka
+    client = consumer(kafka, job.task.consumer_group)
+    try:
+        tps = [TopicPartition(kafka.input_topic, p) for p in range(3)]
+        committed = {tp.partition: client.committed(tp) for tp in tps}
+        end = {tp.partition: offset for tp, offset in client.end_offsets(tps).items()}
+        return committed, end
+    finally:
+        client.close(autocommit=False)
+
+
+def test_many_small_drains_over_sasl_ssl_each_commit_every_offset(
+    make_task: MakeTask,
+    fault_server: Callable[..., FaultServer],
+    secure_broker: SecureBroker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.integration.conftest import run_job
+
+    monkeypatch.setenv(PASSWORD_ENV, secure_broker.password("enricher"))
+    server = fault_server(default=Reply.ok())
+    failed = []
+    for index in range(TLS_DRAINS):
+        job = make_task(
+            [fault_provider(server, "instant")],
+            kafka={
+                "bootstrap_servers": secure_broker.server,
+                "sasl_password_env": PASSWORD_ENV,
+                "client": _client(secure_broker),
+            },
+        )
+        writer = producer(job.task.kafka)
+        for n, value in enumerate(reviews(31)):  # 11, 10, 10
+            writer.send(job.task.kafka.input_topic, value=value, partition=n % 3)
+        writer.flush(timeout=30)
+        writer.close()
+        summary = run_job(job.task)
+        committed, end = _committed_and_end(job)
+        if summary.exit_code != 0 or committed != end or sum(end.values()) != 31:
+            failed.append((index, summary.exit_code, committed, end))
+    assert not failed, f"{len(failed)} of {TLS_DRAINS} drains over SASL_SSL: {failed}"

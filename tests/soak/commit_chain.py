@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -48,6 +48,8 @@ class FollowRun:
     settled: Counter[tuple[int, int]]
     worst_lag: int  # the most written records not covered by a commit, beyond the bound
     samples: list[tuple[float, int, int]] = field(default_factory=list)
+    # (seconds since start, produced, written, launcher RSS KiB, Prism RSS KiB)
+    memory: list[tuple[float, int, int, int, int]] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
 
@@ -94,19 +96,51 @@ class _Sampler:
 
 
 def _produce_steadily(
-    servers: str, topic: str, values: list[bytes], rate: float, stop: threading.Event
-) -> int:
+    servers: str,
+    topic: str,
+    values: list[bytes],
+    rate: float,
+    stop: threading.Event,
+    sent: list[int],
+) -> None:
+    """Write ``rate`` records a second until ``stop``; ``sent[0]`` counts them."""
     producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
-    sent, started = 0, time.monotonic()
+    started = time.monotonic()
     while not stop.is_set():
         due = int((time.monotonic() - started) * rate)
-        while sent < due:
-            producer.send(topic, value=values[sent % len(values)], partition=sent % 3)
-            sent += 1
+        while sent[0] < due:
+            producer.send(topic, value=values[sent[0] % len(values)], partition=sent[0] % 3)
+            sent[0] += 1
         time.sleep(0.02)
     producer.flush(timeout=30)
     producer.close()
-    return sent
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(child) for child in f.read().split()]
+    return found
+
+
+def _prism_rss_kib(pid: int) -> int:
+    for child in _children(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as f:
+            if b"prism" in f.read():
+                return _rss_kib(child)
+    return 0
 
 
 def _worst_lag(samples: list[tuple[float, int, int]], in_flight: int) -> int:
@@ -121,30 +155,48 @@ def _worst_lag(samples: list[tuple[float, int, int]], in_flight: int) -> int:
 
 
 def follow_run(
-    job: Job, cli: list[str], servers: str, values: list[bytes], *, rate: float, seconds: float
+    job: Job,
+    cli: list[str],
+    servers: str,
+    values: list[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    wrap: Sequence[str] = (),
 ) -> FollowRun:
-    """One follow run under a steady producer, stopped by one SIGTERM after ``seconds``."""
+    """One follow run under a steady producer, stopped by one SIGTERM after ``seconds``.
+    ``wrap``: a command prefix that execs the stage (``taskset -c 0``: one CPU)."""
     assert job.task.source_path is not None
     process = subprocess.Popen(
-        [*cli, "run", "--task", str(job.task.source_path), "--follow"],
+        [*wrap, *cli, "run", "--task", str(job.task.source_path), "--follow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     sampler, stop, samples = _Sampler(job, servers), threading.Event(), []
-    produced: list[int] = []
+    memory: list[tuple[float, int, int, int, int]] = []
+    produced = [0]
     producer = threading.Thread(
-        target=lambda: produced.append(
-            _produce_steadily(servers, job.task.kafka.input_topic, values, rate, stop)
-        )
+        target=_produce_steadily,
+        args=(servers, job.task.kafka.input_topic, values, rate, stop, produced),
     )
     try:
         producer.start()
         started = time.monotonic()
         while time.monotonic() - started < seconds and process.poll() is None:
             committed = sum(v or 0 for v in sampler.committed().values())
-            samples.append((time.monotonic(), sampler.written(), committed))
+            written = sampler.written()
+            samples.append((time.monotonic(), written, committed))
+            memory.append(
+                (
+                    time.monotonic() - started,
+                    produced[0],
+                    written,
+                    _rss_kib(process.pid),
+                    _prism_rss_kib(process.pid),
+                )
+            )
             time.sleep(SAMPLE_S)
         stop.set()
         producer.join()
@@ -160,12 +212,13 @@ def follow_run(
     sampler.close()
     return FollowRun(
         exit_code=process.returncode,
-        produced=produced[0] if produced else 0,
+        produced=produced[0],
         committed=committed,
         end=end,
         settled=settled_coordinates(job),
         worst_lag=_worst_lag(samples, job.task.policy.max_in_flight),
         samples=samples,
+        memory=memory,
         stdout=stdout,
         stderr=stderr,
     )
