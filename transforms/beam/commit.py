@@ -24,8 +24,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from transforms.beam.failures import log_failure
-from transforms.beam.metrics import counter, halt
+from transforms.beam.metrics import broker_failed, counter
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled
 from transforms.core.run.offsets import PartitionRange
@@ -95,20 +94,13 @@ class CommitProgress(beam.DoFn):
         try:
             forward = commit_forward(self._spec, self._group, topic, partition, offset)
         except Exception as exc:  # the broker is away (a restart?): the timer tries again
-            self._broker_failed(exc)
+            broker_failed(self._outage, "commit offsets", exc)
             flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
             return
         self._outage.recovered()
         (self._commits if forward else self._behind).inc()
         self._spans_committed.inc(progress.committed_to(offset, now))
         yield {"topic": topic, "partition": partition, "committed": offset}
-
-    def _broker_failed(self, exc: Exception) -> None:
-        what = f"{type(exc).__name__}: {exc}"[:300]
-        if self._outage.failed():
-            log_failure("commit", type(exc).__name__, f"{exc} (retrying)")
-        elif self._outage.over:
-            halt(f"systemic: cannot commit offsets for {KAFKA_OUTAGE_S:.0f} s: {what}")
 
 
 def _begin(range_: PartitionRange) -> tuple[Key, tuple[str, Any]]:

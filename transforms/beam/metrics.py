@@ -13,8 +13,10 @@ from typing import Any
 
 from apache_beam.metrics.metric import Metrics
 
+from transforms.beam.failures import log_failure
 from transforms.core.records import Enriched, Failure
 from transforms.core.run import control, tally
+from transforms.core.run.outage import Outage
 
 NAMESPACE = "llm_enrich"
 STOP_REASONS = "stop_reasons"
@@ -142,3 +144,16 @@ def halt(reason: str) -> None:
     """A stage met a systemic fault: stop the run (the readers stop claiming offsets)."""
     control.halt(reason)
     count_halted(reason)
+
+
+def broker_failed(outage: Outage, doing: str, exc: Exception) -> bool:
+    """A Kafka call failed for want of the broker (a restart, a blip): log the first failure
+    of the outage; once it has lasted ``outage.limit_s``, stop the run as a systemic fault.
+    True when the run was stopped."""
+    what = f"{type(exc).__name__}: {exc}"[:300]
+    if outage.failed():
+        log_failure(doing, type(exc).__name__, f"{exc} (retrying while the broker is away)")
+    elif outage.over:
+        halt(f"systemic: cannot {doing} for {outage.limit_s:.0f} s: {what}: is the broker up?")
+        return True
+    return False

@@ -26,8 +26,7 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
-from transforms.beam.failures import log_failure
-from transforms.beam.metrics import counter, halt
+from transforms.beam.metrics import broker_failed, counter, halt
 from transforms.beam.outstanding import readers
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
@@ -103,19 +102,6 @@ class ReadPartitions(beam.DoFn):
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
         self._outage = Outage(KAFKA_OUTAGE_S)
 
-    def _broker_away(self, part: PartitionRange, exc: Exception) -> bool:
-        """A fetch failed for want of the broker; True when that lasted too long (halted)."""
-        where = f"{part.topic}[{part.partition}]"
-        if self._outage.failed():
-            log_failure(f"read {where}", type(exc).__name__, f"{exc} (retrying)")
-        elif self._outage.over:
-            halt(
-                f"systemic: cannot read {where} for {KAFKA_OUTAGE_S:.0f} s: "
-                f"{type(exc).__name__}: {exc}: is the broker up?"
-            )
-            return True
-        return False
-
     def process(
         self,
         part: PartitionRange,
@@ -169,7 +155,7 @@ class ReadPartitions(beam.DoFn):
                     records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
                     reached = reader.reached(position if not records else records[-1].offset + 1)
             except Exception as exc:  # the broker is away (a restart?): read again soon
-                if self._broker_away(part, exc):
+                if broker_failed(self._outage, f"read {part.topic}[{part.partition}]", exc):
                     tracker.try_claim(restriction.stop)
                     return False
                 records, reached = [], position
@@ -251,16 +237,6 @@ class WatchPartitions(beam.DoFn):
         self._spec, self._group = spec, group
         self._outage = Outage(KAFKA_OUTAGE_S)
 
-    def _broker_failed(self, topic: str, exc: Exception) -> None:
-        what = f"{type(exc).__name__}: {exc}"[:300]
-        if self._outage.failed():
-            log_failure(f"partitions of {topic}", type(exc).__name__, f"{exc} (retrying)")
-        elif self._outage.over:
-            halt(
-                f"systemic: cannot list the partitions of {topic} for "
-                f"{KAFKA_OUTAGE_S:.0f} s: {what}: is the broker up?"
-            )
-
     def process(
         self, topic: str, tracker: Any = beam.DoFn.RestrictionParam(_Rounds())
     ) -> Iterator[Any]:
@@ -274,7 +250,7 @@ class WatchPartitions(beam.DoFn):
                 self._spec, topic, self._group, follow=True, known=frozenset(range(known))
             )
         except Exception as exc:  # the broker is away (a restart?): look again next round
-            self._broker_failed(topic, exc)
+            broker_failed(self._outage, f"list the partitions of {topic}", exc)
             tracker.defer_remainder(Duration(seconds=PAUSE_S))
             return
         self._outage.recovered()
