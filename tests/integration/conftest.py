@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -248,3 +250,26 @@ def raw_output_values(job: Job) -> list[bytes | None]:
         for range_ in snapshot_ranges(kafka, kafka.output_topic, None)
         for record in read_range(kafka, range_)
     ]
+
+
+def start_run(job: Job, *args: str) -> subprocess.Popen[str]:
+    """``llm-enrich run --task ...`` as a user starts it, in a process group of its own (so
+    that kill -9 takes its Prism with it)."""
+    assert job.task.source_path is not None
+    return subprocess.Popen(
+        [*CLI, "run", "--task", str(job.task.source_path), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Poll ``condition`` until it holds; how long that took. Fails after ``timeout_s``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - started

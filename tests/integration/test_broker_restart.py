@@ -18,7 +18,6 @@ from kafka import KafkaConsumer, TopicPartition
 from tests.conftest import REPO
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
-    CLI,
     KAFKA,
     MakeTask,
     committed_offsets,
@@ -26,6 +25,8 @@ from tests.integration.conftest import (
     fault_provider,
     produce,
     reviews,
+    start_run,
+    wait_for,
 )
 from tests.soak.commit_chain import settled_coordinates
 from transforms.core.config.job import Job
@@ -63,24 +64,6 @@ def _written(job: Job) -> int:
         consumer.close()
 
 
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
-def _start(job: Job, *args: str) -> subprocess.Popen[str]:
-    assert job.task.source_path is not None
-    return subprocess.Popen(
-        [*CLI, "run", "--task", str(job.task.source_path), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def _assert_exactly_once(job: Job) -> None:
     settled = settled_coordinates(job)
     every_offset = {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
@@ -100,9 +83,9 @@ def test_a_drain_rides_out_a_broker_restart(
 ) -> None:
     job = _job(make_task, fault_server)
     produce(job, reviews(RECORDS))
-    process = _start(job)
+    process = start_run(job)
     try:
-        _wait_for(lambda: _written(job) >= RECORDS * 0.2, 120, "a fifth of the outputs")
+        wait_for(lambda: _written(job) >= RECORDS * 0.2, 120, "a fifth of the outputs")
         away_s = _restart_broker()
         stdout, stderr = process.communicate(timeout=300)
     finally:
@@ -119,12 +102,12 @@ def test_a_follow_run_rides_out_a_broker_restart(
 ) -> None:
     job = _job(make_task, fault_server)
     produce(job, reviews(RECORDS // 2))
-    process = _start(job, "--follow")
+    process = start_run(job, "--follow")
     try:
-        _wait_for(lambda: _written(job) >= RECORDS * 0.2, 120, "a fifth of the outputs")
+        wait_for(lambda: _written(job) >= RECORDS * 0.2, 120, "a fifth of the outputs")
         _restart_broker()
         produce(job, reviews(RECORDS // 2))  # records keep coming after the restart
-        _wait_for(lambda: _written(job) >= RECORDS, 240, "every output")
+        wait_for(lambda: _written(job) >= RECORDS, 240, "every output")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
     finally:

@@ -17,7 +17,6 @@ from kafka.admin import KafkaAdminClient, NewPartitions
 from pipelines.topics import topic_records
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
-    CLI,
     KAFKA,
     MakeTask,
     committed_offsets,
@@ -26,26 +25,17 @@ from tests.integration.conftest import (
     produce,
     reviews,
     run_job,
+    start_run,
+    wait_for,
 )
 from transforms.core.config.job import Job
 from transforms.kafka.commit_loop import COMMIT_EVERY
 
 
-def _start(job: Job, *args: str) -> subprocess.Popen[str]:
-    assert job.task.source_path is not None
-    return subprocess.Popen(
-        [*CLI, "run", "--task", str(job.task.source_path), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: kill -9 takes Prism with it
-    )
-
-
 @contextlib.contextmanager
 def _following(job: Job) -> Iterator[subprocess.Popen[str]]:
     """``llm-enrich run --follow``, killed (with its Prism) if a test leaves it running."""
-    process = _start(job, "--follow")
+    process = start_run(job, "--follow")
     try:
         yield process
     finally:
@@ -61,15 +51,6 @@ def _written(topic: str) -> int:
         return sum(consumer.end_offsets(tps).values()) if tps else 0
     finally:
         consumer.close()
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def _settled_coordinates(job: Job) -> Counter[tuple[int, int]]:
@@ -89,17 +70,17 @@ def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_s
     out = job.task.kafka.output_topic
     with _following(job) as job_process:
         produce(job, reviews(30))
-        latency = _wait_for(lambda: _written(out) >= 30, 90, "the first 30 outputs")
+        latency = wait_for(lambda: _written(out) >= 30, 90, "the first 30 outputs")
         # records produced while the job runs are enriched within seconds
         produce(job, reviews(6))
-        latency = _wait_for(lambda: _written(out) >= 36, 30, "6 more outputs")
+        latency = wait_for(lambda: _written(out) >= 36, 30, "6 more outputs")
         assert latency < 15, f"produce to output took {latency:.1f}s"
         # a partition added while running is found and read from its start
         admin = KafkaAdminClient(bootstrap_servers=KAFKA)
         admin.create_partitions({job.task.kafka.input_topic: NewPartitions(4)})
         admin.close()
         produce(job, reviews(5), partition=3)
-        _wait_for(lambda: _written(out) >= 41, 60, "the new partition's outputs")
+        wait_for(lambda: _written(out) >= 41, 60, "the new partition's outputs")
         assert job_process.poll() is None, job_process.communicate()
         job_process.send_signal(signal.SIGTERM)
         stdout, stderr = job_process.communicate(timeout=120)
@@ -125,8 +106,8 @@ def test_a_crash_repeats_only_the_records_in_flight(
     produce(job, reviews(total))
     out = job.task.kafka.output_topic
 
-    crashed = _start(job)
-    _wait_for(lambda: _written(out) >= total * 0.4, 180, "40% of the outputs")
+    crashed = start_run(job)
+    wait_for(lambda: _written(out) >= total * 0.4, 180, "40% of the outputs")
     os.killpg(crashed.pid, signal.SIGKILL)  # kill -9, Prism and all
     crashed.communicate(timeout=30)
     before_crash = _written(out)
@@ -168,12 +149,12 @@ def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
     out, dead = job.task.kafka.output_topic, job.task.kafka.dead_letter_topic
     with _following(job) as job_process:
         produce(job, reviews(12))
-        _wait_for(lambda: server.stats.requests >= 3, 60, "the first failing calls")
+        wait_for(lambda: server.stats.requests >= 3, 60, "the first failing calls")
         time.sleep(4)  # the outage goes on: records wait, they are not dead-lettered
         assert _written(out) == 0 and _written(dead) < 2
         assert job_process.poll() is None, "a follow run does not stop for an outage"
         server.set_default(Reply.ok())  # the provider is back: the probes find it
-        _wait_for(lambda: _written(out) + _written(dead) >= 12, 60, "every record settled")
+        wait_for(lambda: _written(out) + _written(dead) >= 12, 60, "every record settled")
         job_process.send_signal(signal.SIGTERM)
         stdout, stderr = job_process.communicate(timeout=120)
     assert job_process.returncode == 0, stderr
@@ -188,7 +169,7 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(
     job = make_task([fault_provider(server, "slow")], policy={"max_in_flight": 8})
     produce(job, reviews(60))
     with _following(job) as job_process:
-        _wait_for(lambda: server.stats.in_flight >= 8, 60, "calls in flight")
+        wait_for(lambda: server.stats.in_flight >= 8, 60, "calls in flight")
         job_process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         job_process.send_signal(signal.SIGTERM)
