@@ -37,7 +37,8 @@ BODY = json.dumps(
 def test_the_server_speaks_the_sdk_types_and_the_client_reads_every_outcome() -> None:
     ids = [custom_id(BODY + str(i).encode()) for i in range(4)]
     plan = {ids[0]: Item.ok(), ids[1]: Item.fail(400, "bad"), ids[2]: Item.expire()}
-    with BatchServer(delay_s=0.2, script=lambda cid, body: plan.get(cid, Item.ok("x"))) as server:
+    # the batch ends 1 s after it is created: long enough on a loaded machine to see it running
+    with BatchServer(delay_s=1.0, script=lambda cid, body: plan.get(cid, Item.ok("x"))) as server:
         sdk = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
         lines = [batch_line(cid, BODY) for cid in ids]
         uploaded = sdk.files.create(file=("in.jsonl", b"\n".join(lines)), purpose="batch")
@@ -54,7 +55,7 @@ def test_the_server_speaks_the_sdk_types_and_the_client_reads_every_outcome() ->
         async def read() -> object:
             assert await api.find(uploaded.id) == created.id
             assert await api.outcome(created.id) is None  # still running
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.2)
             try:
                 return await api.outcome(created.id)
             finally:

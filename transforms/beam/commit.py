@@ -30,6 +30,7 @@ from transforms.core.records import Settled
 from transforms.core.run.offsets import PartitionRange
 from transforms.core.run.outage import Outage
 from transforms.core.run.progress import PartitionProgress
+from transforms.kafka.client import broker_away
 from transforms.kafka.commit_loop import COMMIT_EVERY, COMMIT_INTERVAL_S, KAFKA_OUTAGE_S
 from transforms.kafka.committer import commit_forward
 
@@ -66,7 +67,7 @@ class CommitProgress(beam.DoFn):
             self._spans_settled.inc(progress.settle(*value))
         now = time.time()
         offset = progress.should_commit(now, COMMIT_INTERVAL_S, COMMIT_EVERY)
-        if offset is not None:
+        if offset is not None and not self._outage.ongoing:  # else: the timer retries
             yield from self._commit(key, progress, offset, now, flush)
         elif progress.due() is not None:
             flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
@@ -93,9 +94,12 @@ class CommitProgress(beam.DoFn):
         topic, partition = key
         try:
             forward = commit_forward(self._spec, self._group, topic, partition, offset)
-        except Exception as exc:  # the broker is away (a restart?): the timer tries again
-            broker_failed(self._outage, "commit offsets", exc)
-            flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
+        except Exception as exc:
+            if not broker_away(exc):
+                raise
+            # the broker is away (a restart?): the timer tries again, until the run halts
+            if not broker_failed(self._outage, "commit offsets", exc):
+                flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
             return
         self._outage.recovered()
         (self._commits if forward else self._behind).inc()

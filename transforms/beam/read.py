@@ -33,6 +33,7 @@ from transforms.core.config.task import KafkaSpec
 from transforms.core.run import control
 from transforms.core.run.offsets import PartitionRange, limit_ranges
 from transforms.core.run.outage import Outage
+from transforms.kafka.client import broker_away
 from transforms.kafka.commit_loop import KAFKA_OUTAGE_S
 from transforms.kafka.reader import partition_reader, snapshot_ranges
 
@@ -154,7 +155,10 @@ class ReadPartitions(beam.DoFn):
                 with reader.lock:  # never held across a yield
                     records = reader.fetch(position, timeout_s=POLL_S, max_records=room)
                     reached = reader.reached(position if not records else records[-1].offset + 1)
-            except Exception as exc:  # the broker is away (a restart?): read again soon
+            except Exception as exc:
+                if not broker_away(exc):
+                    raise
+                # the broker is away (a restart?): read again soon
                 if broker_failed(self._outage, f"read {part.topic}[{part.partition}]", exc):
                     tracker.try_claim(restriction.stop)
                     return False
@@ -249,7 +253,10 @@ class WatchPartitions(beam.DoFn):
             ranges = snapshot_ranges(
                 self._spec, topic, self._group, follow=True, known=frozenset(range(known))
             )
-        except Exception as exc:  # the broker is away (a restart?): look again next round
+        except Exception as exc:
+            if not broker_away(exc):
+                raise
+            # the broker is away (a restart?): look again next round
             broker_failed(self._outage, f"list the partitions of {topic}", exc)
             tracker.defer_remainder(Duration(seconds=PAUSE_S))
             return

@@ -78,19 +78,21 @@ class WriteEnvelopes(beam.DoFn):
         sent, self._sent = self._sent, []
         for envelope, future, timestamp, window in sent:
             error = verdict(future)
-            if error is None:
+            if error is None:  # counted (and, fused, settled) by ``_on_ack`` already
+                coordinates = envelope.source.settled_coordinates
                 if self._settlement is None:
-                    coordinates = envelope.source.settled_coordinates
                     yield WindowedValue(coordinates, timestamp, (window,))
-                continue  # settled and counted by ``_on_ack``
+                else:  # idempotent: for an ack whose callback is still running (a split batch)
+                    self._settlement.settle(coordinates)
+                continue
             failure = self._refused_write(envelope, error)
             if failure is not None:
                 yield beam.pvalue.TaggedOutput(FAILED, WindowedValue(failure, timestamp, (window,)))
-        self._acked.report()
         if self._settlement is not None:
-            self._settlement.report()
             if self._reader_run is None or not readers.live(self._reader_run):
                 self._settlement.loop.commit_all()  # the run's last bundles: commit it all
+            self._settlement.report()
+        self._acked.report()
 
     def _refused_write(self, envelope: Envelope, error: Exception) -> Failure | None:
         """Stop the run when the write fails for every record; else the dead letter to write

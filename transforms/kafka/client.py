@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kafka.errors
 from kafka import KafkaConsumer, KafkaProducer
 
 from transforms.core.config.secrets import resolve_secret
@@ -15,7 +16,7 @@ from transforms.core.config.task import (
 )
 from transforms.core.errors import TaskConfigError
 
-__all__ = ["common_settings", "consumer", "producer"]
+__all__ = ["broker_away", "common_settings", "consumer", "producer"]
 
 
 def common_settings(spec: KafkaSpec) -> dict[str, Any]:
@@ -56,3 +57,12 @@ def producer(spec: KafkaSpec) -> KafkaProducer:
     settings: dict[str, Any] = {"acks": "all", "linger_ms": 5}
     settings.update(client)
     return KafkaProducer(**common_settings(spec), **settings)
+
+
+def broker_away(exc: BaseException) -> bool:
+    """The call failed for want of the broker (a restart, a network blip: kafka-python's
+    retriable errors, a socket error), not because of what was asked
+    (authorization, a bad request, a defect): worth trying again."""
+    if isinstance(exc, kafka.errors.KafkaError):  # incl. KafkaTimeoutError "Unable to bootstrap"
+        return bool(exc.retriable)
+    return isinstance(exc, OSError)

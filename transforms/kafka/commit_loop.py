@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from transforms.core.run.ledger import Due, SettleLedger
 from transforms.core.run.outage import Outage
+from transforms.kafka.client import broker_away
 
 __all__ = ["COMMIT_EVERY", "COMMIT_INTERVAL_S", "KAFKA_OUTAGE_S", "CommitLoop"]
 
@@ -96,7 +97,10 @@ class CommitLoop:
         topic, partition = due.key
         try:
             forward = self._commit(topic, partition, due.offset)
-        except Exception as exc:  # kafka-python: KafkaConnectionError, KafkaTimeoutError, ...
+        except Exception as exc:
+            if not broker_away(exc):
+                self._halt(f"systemic: cannot commit offsets: {type(exc).__name__}: {exc}"[:400])
+                return False
             self._failed(exc)
             return False
         if self._outage.recovered():

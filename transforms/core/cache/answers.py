@@ -27,6 +27,7 @@ from transforms.core.answers.validation import validate
 from transforms.core.cache.backend import CacheBackend, CacheError
 from transforms.core.cache.entry import CachedAnswer, decode_entry, encode_entry
 from transforms.core.cache.key import acceptance_of, answer_key
+from transforms.core.calls.deadline import waiting_for_capacity
 from transforms.core.config.job import Job
 from transforms.core.records import Enriched, Parsed, Saved
 
@@ -93,7 +94,8 @@ class AnswerCache:
             pending = self._in_flight.get(question)
             if pending is None:
                 break
-            await pending.wait()  # a duplicate in flight: its answer may be stored soon
+            async with waiting_for_capacity():  # the leader's own deadline bounds it
+                await pending.wait()  # a duplicate in flight: its answer may be stored soon
         done = self._in_flight[question] = asyncio.Event()
         try:
             result = await produce()

@@ -13,22 +13,36 @@ from collections.abc import Callable
 __all__ = ["Outage"]
 
 
+QUIET_S = 30.0  # no failure for this long: the outage is over, even if no call said so
+
+
 class Outage:
+    """One per caller. Calls fail often while the broker is away (every poll, every tick),
+    so a failure more than ``QUIET_S`` after the previous one starts a new outage: a caller
+    that saw the end of the last one fail, and nothing since, is not halted at once."""
+
     def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit_s, self._clock = limit_s, clock
         self._since: float | None = None
+        self._last = 0.0
 
     def failed(self) -> bool:
         """A call failed; True when this is the first failure of a new outage."""
-        if self._since is None:
-            self._since = self._clock()
-            return True
-        return False
+        now = self._clock()
+        new = self._since is None or now - self._last > QUIET_S
+        if new:
+            self._since = now
+        self._last = now
+        return new
 
     def recovered(self) -> bool:
         """A call went through; True when that ends an outage."""
         ended, self._since = self._since is not None, None
         return ended
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None and self._clock() - self._last <= QUIET_S
 
     @property
     def over(self) -> bool:
