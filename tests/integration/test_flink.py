@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,3 +119,45 @@ def test_a_drain_on_flink_settles_every_offset_once(
     assert committed_offsets(job) == end_offsets(job)
     assert f"records read        {count}" in done.stdout
     assert "not settled         0" in done.stdout
+
+
+def _count(job: Job, topic: str) -> int:
+    kafka = job.task.kafka
+    return sum(
+        1 for range_ in snapshot_ranges(kafka, topic, None) for _ in read_range(kafka, range_)
+    )
+
+
+@pytest.mark.timeout(300)
+def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """The stop reaches the workers on the TaskManagers through the run's control folder
+    (``LLM_ENRICH_CONTROL_DIR``: they share this machine): the readers stop, the job ends."""
+    server = fault_server(default=Reply.ok(delay_s=0.05))
+    job = make_task([fault_provider(server, "fault")])
+    produce(job, reviews(12))
+    assert job.task.source_path is not None
+    run = subprocess.Popen(
+        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while _count(job, job.task.kafka.output_topic) < 12 and time.monotonic() < deadline:
+            time.sleep(1)
+        produce(job, reviews(9))  # records that arrive while it follows
+        while _count(job, job.task.kafka.output_topic) < 21 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert run.poll() is None, "a follow run ended by itself"
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stdout + stderr
+    assert _count(job, job.task.kafka.output_topic) == 21
+    assert committed_offsets(job) == end_offsets(job) == {0: 7, 1: 7, 2: 7}
+    assert "not settled         0" in stdout
