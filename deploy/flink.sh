@@ -40,7 +40,11 @@ PYTHON=${PYTHON:-python3}
 ROLES=(jobmanager $(seq -f 'taskmanager%g' "$TASKMANAGERS") jobserver)
 # C1-only JIT and the serial collector: roughly halve startup on small machines (peak
 # throughput is irrelevant here). The tag marks our processes on their command lines.
-JVM=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.awt.headless=true)
+JVM=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC "-Xlog:cds*=off" -Djava.awt.headless=true)
+# AppCDS class archives, one per kind of JVM, each written when the first of its kind exits
+# (`stop`); later starts map them instead of loading and verifying the classes again.
+CDS_FLINK=$(dirname "$FLINK_LIB")
+CDS_SERVER=$(dirname "$SERVER_LIB")
 # Flink 1.19 on Java 17 needs these (as Flink's own conf/config.yaml sets env.java.opts.all).
 OPENS=(--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
        --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED)
@@ -71,7 +75,7 @@ install_flink() {
     --wildcards '*/deps/lib/flink-dist-*.jar' '*/deps/lib/log4j-*.jar'
   [[ -f $tmp/lib/flink-dist-$FLINK_VERSION.jar ]] || { echo "flink-dist missing from the sdist" >&2; exit 1; }
   mkdir -p "$(dirname "$FLINK_LIB")"
-  rm -rf "$FLINK_LIB"
+  rm -rf "$FLINK_LIB" "$CDS_FLINK"/*.jsa
   mv "$tmp/lib" "$FLINK_LIB"
 }
 
@@ -88,7 +92,7 @@ install_job_server() {  # the marker is a copy of the pom, so editing the pom tr
     -DoutputDirectory="$tmp/lib" 2>&1) || { echo "$out" >&2; exit 1; }
   cp "$HERE/flink/pom.xml" "$tmp/lib/.installed-pom.xml"
   mkdir -p "$(dirname "$SERVER_LIB")"
-  rm -rf "$SERVER_LIB"
+  rm -rf "$SERVER_LIB" "$CDS_SERVER"/*.jsa
   mv "$tmp/lib" "$SERVER_LIB"
 }
 
@@ -182,13 +186,20 @@ io.tmp.dirs: $STATE/tmp
 web.tmpdir: $STATE/tmp
 parallelism.default: 1
 heartbeat.timeout: 60000
+# TaskManagers start with the JobManager: retry the registration at once, not after 10 s (ms)
+cluster.registration.initial-timeout: 100
+cluster.registration.max-timeout: 2000
+cluster.registration.error-delay: 250
+cluster.registration.refused-registration-delay: 250
 CONF
 }
 
-launch() {  # $1 role, $2... the java command after the JVM options; records the pid
-  local role=$1
-  shift
-  nohup "$JAVA" -Dllm_enrich.service="flink-$role" "${JVM[@]}" "$@" \
+launch() {  # $1 role, $2 its class archive, $3 dump or keep, $4... the java command; records the pid
+  local role=$1 archive=$2 dump=$3 cds=()
+  shift 3
+  if [[ -f $archive ]]; then cds=(-XX:SharedArchiveFile="$archive")
+  elif [[ $dump == dump ]]; then cds=(-XX:ArchiveClassesAtExit="$archive"); fi
+  nohup "$JAVA" -Dllm_enrich.service="flink-$role" "${JVM[@]}" "${cds[@]}" "$@" \
     >>"$STATE/logs/$role.out" 2>&1 &
   echo $! >"$STATE/$role.pid"
 }
@@ -204,16 +215,18 @@ start() {
   local t0=${EPOCHREALTIME/[.,]/} role index  # microseconds
   write_config
   local flink=(-cp "$FLINK_LIB/*" "${OPENS[@]}" -Dlog4j.configurationFile="$STATE/conf/log4j.properties")
-  launch jobmanager -Xms64m -Xmx256m "${flink[@]}" -Dlog.file="$STATE/logs/jobmanager.log" \
+  launch jobmanager "$CDS_FLINK/jobmanager.jsa" dump -Xms64m -Xmx256m "${flink[@]}" -Dlog.file="$STATE/logs/jobmanager.log" \
     org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$STATE/conf"
   for index in $(seq "$TASKMANAGERS"); do
     role=taskmanager$index
-    launch "$role" -Xms64m -Xmx256m -XX:MaxDirectMemorySize=128m -XX:MaxMetaspaceSize=384m \
+    # one TaskManager writes the archive: never two JVMs writing one file
+    launch "$role" "$CDS_FLINK/taskmanager.jsa" "$( ((index == 1)) && echo dump || echo keep)" \
+      -Xms64m -Xmx256m -XX:MaxDirectMemorySize=128m -XX:MaxMetaspaceSize=384m \
       "${flink[@]}" -Dlog.file="$STATE/logs/$role.log" \
       org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$STATE/conf" \
       -D "taskmanager.resource-id=$role"
   done
-  launch jobserver -Xms64m -Xmx384m -cp "$SERVER_LIB/*" -Dorg.slf4j.simpleLogger.showDateTime=true \
+  launch jobserver "$CDS_SERVER/jobserver.jsa" dump -Xms64m -Xmx384m -cp "$SERVER_LIB/*" -Dorg.slf4j.simpleLogger.showDateTime=true \
     org.apache.beam.runners.flink.FlinkJobServerDriver --flink-master="127.0.0.1:$REST_PORT" \
     --job-host=127.0.0.1 --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
     --expansion-port=-1 --artifacts-dir="$STATE/artifacts"
