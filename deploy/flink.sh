@@ -214,6 +214,7 @@ start() {
   stop >/dev/null  # whatever part of an earlier cluster is left
   local t0=${EPOCHREALTIME/[.,]/} role index  # microseconds
   write_config
+  cd "$STATE"  # the JVMs' working folder, and so their SDK workers' unless they change it
   local flink=(-cp "$FLINK_LIB/*" "${OPENS[@]}" -Dlog4j.configurationFile="$STATE/conf/log4j.properties")
   launch jobmanager "$CDS_FLINK/jobmanager.jsa" dump -Xms64m -Xmx256m "${flink[@]}" -Dlog.file="$STATE/logs/jobmanager.log" \
     org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$STATE/conf"

@@ -234,14 +234,15 @@ WORKER_PASSED_ENVIRONMENT = ("LLM_ENRICH_SECRETS_DIR",)
 @contextlib.contextmanager
 def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
     """The Beam arguments that run a pipeline on the local Flink cluster
-    (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
-    (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
-    program behind a small script written here: this interpreter's folder first on
-    ``PATH`` (``python`` with apache_beam and the project's packages), this checkout on
-    ``PYTHONPATH``, no virtualenv of the boot program's own, a scratch folder per worker,
-    and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
-    workers (``transforms.core.run.control``), as for a local worker pool. Valid until the
-    block ends (the folder is removed)."""
+        (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
+        (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
+        program behind a small script written here: this interpreter's folder first on
+        ``PATH`` (``python`` with apache_beam and the project's packages), this checkout on
+        ``PYTHONPATH``, no virtualenv of the boot program's own, a scratch folder per worker
+    (its working folder too: the boot program writes the job's options file there),
+        and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
+        workers (``transforms.core.run.control``), as for a local worker pool. Valid until the
+        block ends (the folder is removed)."""
     from transforms.core.run import control
 
     boot = boot_location()
@@ -271,6 +272,8 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
             "#!/bin/sh\n"
             + "\n".join(lines)
             + f'\nscratch=$(mktemp -d "{folder}/worker.XXXXXX")'
+            # the boot program writes pipeline_options.json into its working folder
+            + '\ncd "$scratch" || exit 1'
             + f'\nexec "{boot}" --semi_persist_dir="$scratch" "$@"\n'
         )
         script.chmod(0o755)

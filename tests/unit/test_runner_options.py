@@ -67,8 +67,11 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
             text = script.read_text()
             assert f'PATH="{Path(sys.executable).parent}:' in text
             assert f'{control.CONTROL_DIR_ENV}="{script.parent}"' in text
+            boot.write_text('#!/bin/sh\necho "$(pwd) $@"\n')
             ran = subprocess.run([str(script), "--id=1"], capture_output=True, text=True)
-            assert ran.stdout.startswith(f"--semi_persist_dir={script.parent}/worker.")
+            scratch = ran.stdout.split()[0]  # its own working folder, inside the run's
+            assert Path(scratch).parent == script.parent and scratch != str(script.parent)
+            assert ran.stdout.split()[1] == f"--semi_persist_dir={scratch}"
             assert ran.stdout.rstrip().endswith("--id=1")
         assert not script.parent.exists()
         with flink_workers(["--parallelism=2"]) as args:
