@@ -212,6 +212,14 @@ start() {
     stop
   fi
   stop >/dev/null  # whatever part of an earlier cluster is left
+  local port
+  for port in "$REST_PORT" "$JOB_PORT" "$ARTIFACT_PORT" "$RPC_PORT" "$BLOB_PORT"; do
+    if port_open "$port"; then  # else the readiness check would see someone else's cluster
+      echo "flink: 127.0.0.1:$port is taken (a cluster started from another checkout or" \
+        "LLM_ENRICH_STATE? see the LLM_ENRICH_FLINK_*_PORT variables)" >&2
+      exit 1
+    fi
+  done
   local t0=${EPOCHREALTIME/[.,]/} role index  # microseconds
   write_config
   cd "$STATE"  # the JVMs' working folder, and so their SDK workers' unless they change it
@@ -265,7 +273,7 @@ running_any() {
 }
 
 status() {
-  if running && ready 0; then
+  if running && ready 10; then
     echo "running: REST http://127.0.0.1:$REST_PORT ($(taskmanagers) TaskManagers), job server 127.0.0.1:$JOB_PORT"
   else
     echo "not running" >&2
