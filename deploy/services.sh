@@ -2,9 +2,10 @@
 # Start (or stop) the local services the demo and the tests use: Kafka, llama-server,
 # a Confluent-compatible schema registry (Apicurio, for the confluent framing), Redis
 # (the shared response cache) and a second, secure Kafka (SASL_SSL, SCRAM users, ACLs: the
-# tests of authentication and TLS errors).
-#   deploy/services.sh start|stop|status [kafka] [llm] [registry] [redis] [kafka-secure]
-#   (default: all five)
+# tests of authentication and TLS errors); optionally a Flink cluster with Beam's job server
+# (`flink`: named explicitly, not started by default).
+#   deploy/services.sh start|stop|status [kafka] [llm] [registry] [redis] [kafka-secure] [flink]
+#   (default: the first five)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"

