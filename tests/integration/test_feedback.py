@@ -6,7 +6,9 @@ one this test computes by itself."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -388,3 +390,49 @@ def test_many_events_are_folded_in_bounded_chunks(
     assert group["total"]["acceptance"] == round(agree / total, 4)
     # rating: every rejection corrected it to another value (0), acceptances agree (1)
     assert group["total"]["fields"]["rating"]["agreement"] == round(agree / total, 4)
+
+
+def test_follow_logs_drift_counts_it_and_stops_cleanly_on_sigterm(
+    make_task: MakeTask, fault_server: Any, tmp_path: Path
+) -> None:
+    job, outputs = _run(
+        make_task, fault_server, format="json", window_s=3600, min_scores={"acceptance": 0.5}
+    )
+    assert job.task.feedback is not None
+    topic = job.task.feedback.topic
+    out = tmp_path / "follow.json"
+    command = [*CLI, "feedback", "--task", str(job.task.source_path), "--follow"]
+    process = subprocess.Popen(
+        [*command, "--flush-every", "1", "--json", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        accepted = [
+            {"source": _coords(o), "verdict": "accepted", "event_time": BASE_MS} for o in outputs
+        ]
+        _send(topic, [json.dumps(e).encode() for e in accepted])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            out.exists() and json.loads(out.read_text())["events"]["joined"] == COUNT
+        ):
+            time.sleep(0.5)
+        assert json.loads(out.read_text())["drift"]["follow_alerts"] == 0
+        # the next hour: every output rejected: acceptance 0 < 0.5, logged once, counted
+        rejected = [{**e, "verdict": "rejected", "event_time": BASE_MS + HOUR_MS} for e in accepted]
+        _send(topic, [json.dumps(e).encode() for e in rejected])
+        while (
+            time.monotonic() < deadline
+            and json.loads(out.read_text())["drift"]["follow_alerts"] != 1
+        ):
+            time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stderr.count("drift: scripted/fault") == 1 and "acceptance 0.000 < 0.500" in stderr
+    result = json.loads(out.read_text())
+    assert result["events"]["joined"] == 2 * COUNT
+    assert result["drift"]["follow_alerts"] == 1 and result["drift"]["windows_missed"] == 1
+    assert "acceptance" in stdout
