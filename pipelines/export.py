@@ -147,7 +147,7 @@ class _Verdicts:
     def exported(self, record: OutputRecord) -> None:
         verification = self.of(record)
         self.exported_by[verification.status] += 1
-        self.fields_corrected.update(verification.corrections)
+        self.fields_corrected.update(list(verification.corrections))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -256,6 +256,10 @@ def test_json_feedback_scores_drift_and_export(
     corrected = sum(bool(e.get("corrections")) for _, e in plan)
     assert fed["exported_corrected"] == corrected and fed["events_matched"] == COUNT
     assert fed["exported_accepted"] == 5 and fed["exported_unjudged"] == 1
+    assert fed["fields_corrected"] == {
+        name: sum(name in e.get("corrections", {}) for _, e in plan)
+        for name in ("rating", "sentiment")
+    }
     # events naming no selected output are not matched (export does not look further)
     assert fed["events_read"] == COUNT + len(BAD)
     assert fed["bad_by_reason"] == {k: v for k, v in sorted(BAD.items()) if k != "unknown_output"}
