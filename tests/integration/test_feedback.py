@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     CLI,
     KAFKA,
     MakeTask,
+    down_provider,
     fault_provider,
     produce,
     reviews,
@@ -440,3 +441,19 @@ def test_follow_logs_drift_counts_it_and_stops_cleanly_on_sigterm(
     assert result["events"]["joined"] == 2 * COUNT
     assert result["drift"]["follow_alerts"] == 1 and result["drift"]["windows_missed"] == 1
     assert "acceptance" in stdout
+
+
+def test_usage_problems_are_one_line_and_exit_2(make_task: MakeTask) -> None:
+    plain = make_task([down_provider()])
+    task = str(plain.task.source_path)
+    for args in (
+        ("feedback", "--task", task),
+        ("export", "--task", task, "--out", "/dev/null", "--verified-only"),
+    ):
+        done = _cli(*args)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "feedback section" in done.stderr
+    missing = make_task([down_provider()], feedback={"topic": f"fb-{uuid.uuid4().hex[:8]}"})
+    done = _cli("feedback", "--task", str(missing.task.source_path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "feedback.topic: topic 'fb-" in done.stderr and "does not exist" in done.stderr
