@@ -406,6 +406,11 @@ def eval_(
 @click.option("--model", "models", multiple=True, help="Only answers of this model.")
 @click.option("--clean-only", is_flag=True, help="Leave out answers repaired or re-asked.")
 @click.option(
+    "--verified-only",
+    is_flag=True,
+    help="Only outputs feedback accepted or corrected (needs the task's feedback section).",
+)
+@click.option(
     "--validation-share",
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
@@ -425,6 +430,7 @@ def export(
     providers: tuple[str, ...],
     models: tuple[str, ...],
     clean_only: bool,
+    verified_only: bool,
     validation_share: float,
     validation_out: str | None,
 ) -> None:
@@ -432,12 +438,15 @@ def export(
 
     Only outputs produced under the task's current prompt (llm_enrich.prompt_hash) are
     exported; each input is read back from the input topic at the output's source
-    coordinates. Writes <out>.manifest.json with the counts by reason.
+    coordinates. With a feedback section, corrected values replace the answers and
+    rejected outputs are left out. Writes <out>.manifest.json with the counts by reason.
     """
     from pipelines.export import export as run_export
     from transforms.core.export.training import ExportFilter
 
     job = _job(task_path)
+    if verified_only and job.task.feedback is None:
+        _fail(f"{job.task.source_path}: --verified-only needs the task's feedback section")
     out_path = Path(out)
     held_out = None
     if validation_share:
@@ -456,6 +465,7 @@ def export(
         validation_out=held_out,
         validation_share=validation_share,
         selection=selection,
+        verified_only=verified_only,
     )
     manifest = result.manifest
     skipped = ", ".join(
@@ -465,6 +475,12 @@ def export(
         f"exported {manifest['exported']} of {manifest['outputs_read']} outputs "
         f"(prompt {manifest['prompt_hash']}); skipped: {skipped or 'none'}"
     )
+    if "feedback" in manifest:
+        fed = manifest["feedback"]
+        click.echo(
+            f"  feedback: {fed['events_matched']} of {fed['events_read']} events matched; "
+            f"exported {fed['exported_corrected']} corrected, {fed['exported_accepted']} accepted"
+        )
     for entry in manifest["files"]:
         click.echo(f"  {entry['path']}: {entry['lines']} lines")
     click.echo(f"  manifest: {result.manifest_path}")
@@ -474,17 +490,97 @@ def export(
 
 @main.command()
 @TASK
+@click.option(
+    "--follow", is_flag=True, help="Keep reading new feedback until SIGINT/SIGTERM (unbounded)."
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write JSON here.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write HTML here.")
+@click.option(
+    "--eval-json",
+    type=click.Path(dir_okay=False),
+    help="An `llm-enrich eval --json` result: its golden-set scores beside production's.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=50_000,
+    show_default=True,
+    help="Events held at most before they are joined with the output topic (one read of it "
+    "per chunk).",
+)
+@click.option(
+    "--flush-every",
+    type=click.FloatRange(min=0.5),
+    default=10.0,
+    show_default=True,
+    help="--follow: seconds between joins (and drift checks, and file writes).",
+)
+def feedback(
+    task_path: str,
+    follow: bool,
+    json_path: str | None,
+    report_path: str | None,
+    eval_json: str | None,
+    chunk_size: int,
+    flush_every: float,
+) -> None:
+    """Score production by what happened next: join the feedback topic with the outputs.
+
+    Per generated field and per provider, model and prompt hash: agreement with the
+    corrections, acceptance, outcome metrics, over time windows and in total. Exit 0, or 1
+    when a window falls below feedback.min_scores (else eval.min_scores): drift. With
+    --follow, drift is logged and counted, and SIGINT/SIGTERM end the command (exit 0).
+    """
+    from pipelines.feedback_command import run_feedback
+
+    job = _job(task_path)
+    sys.exit(
+        run_feedback(
+            job,
+            follow=follow,
+            json_path=json_path,
+            report_path=report_path,
+            eval_json=eval_json,
+            chunk_size=chunk_size,
+            flush_every_s=flush_every,
+            fail=_fail,
+        )
+    )
+
+
+@main.command()
+@TASK
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--partitions", default=3, show_default=True)
 @click.option("--key-field", default=None, help="Input field to use as the Kafka key.")
 @click.option("--limit", type=int, default=None)
+@click.option(
+    "--feedback",
+    "to_feedback",
+    is_flag=True,
+    help="The lines are feedback events: write them to feedback.topic in feedback.format.",
+)
 def produce(
-    task_path: str, data: str, partitions: int, key_field: str | None, limit: int | None
+    task_path: str,
+    data: str,
+    partitions: int,
+    key_field: str | None,
+    limit: int | None,
+    to_feedback: bool,
 ) -> None:
-    """Encode a JSON-lines file with the task's input schema and write it to the input topic."""
-    from pipelines.topics import produce_jsonl
+    """Encode a JSON-lines file with the task's input schema and write it to the input topic
+    (with --feedback: feedback events to the feedback topic)."""
+    from pipelines.topics import produce_feedback, produce_jsonl
 
     job = _job(task_path)
+    if to_feedback:
+        try:
+            sent = produce_feedback(job, Path(data), partitions, limit)
+        except ValueError as exc:
+            _fail(str(exc))
+        assert job.task.feedback is not None
+        click.echo(f"produced {sent} feedback events to {job.task.feedback.topic}")
+        return
     sent = produce_jsonl(job, Path(data), partitions, key_field, limit)
     click.echo(f"produced {sent} records to {job.task.kafka.input_topic}")
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.topics import UNDECODABLE, output_records
 from transforms.core.config.job import Job
 from transforms.core.errors import RecordError
 from transforms.core.export.training import (
@@ -31,44 +33,20 @@ from transforms.core.export.training import (
     OutputRecord,
     reason_to_skip,
 )
-from transforms.core.formats import framing
+from transforms.core.feedback.events import BadEvent, Ref
+from transforms.core.feedback.verify import Verification
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.run.offsets import PartitionRange
-from transforms.kafka.reader import read_range, snapshot_ranges
+from transforms.kafka.reader import read_range
 from transforms.registry.client import registry_lookup
 
 __all__ = ["ExportResult", "export"]
-
-UNDECODABLE = "llm_enrich.export.undecodable"  # marks an output this task cannot read
 
 
 @dataclass
 class ExportResult:
     manifest: dict[str, Any] = field(default_factory=dict)
     manifest_path: Path | None = None
-
-
-def _outputs(job: Job) -> list[OutputRecord]:
-    kafka, output = job.task.kafka, job.task.output
-    by_id = registry_lookup(output.framing, output.registry_url)
-    found = []
-    for range_ in snapshot_ranges(kafka, kafka.output_topic, None):
-        for record in read_range(kafka, range_):
-            headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
-            try:
-                value, _ = framing.decode(
-                    record.value or b"",
-                    job.output_schema,
-                    output.framing,
-                    job.output_writers,
-                    by_id,
-                )
-            except Exception:  # not ours, or a schema this task cannot read: counted
-                headers, value = {UNDECODABLE: "1"}, {}
-            found.append(
-                OutputRecord(record.partition, record.offset, record.timestamp_ms, headers, value)
-            )
-    return found
 
 
 def _inputs(job: Job, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Any]:
@@ -106,6 +84,84 @@ def _file_entry(path: Path, lines: int) -> dict[str, Any]:
     }
 
 
+class _Verdicts:
+    """What the feedback topic says about the selected outputs (read with the same code as
+    ``llm-enrich feedback``): only events naming a selected output are kept."""
+
+    def __init__(self, job: Job, selected: list[OutputRecord]) -> None:
+        from pipelines.feedback import checked_events, drain_records, spec_of
+
+        spec = spec_of(job)
+        self.topic, self.key = spec.topic, spec.key
+        self.by_ref: dict[Ref, Verification] = {}
+        for record in selected:
+            for ref in self._refs(record):
+                self.by_ref.setdefault(ref, Verification())
+        self.read = self.matched = 0
+        self.bad: Counter[str] = Counter()
+        for event in checked_events(job, drain_records(job)):
+            if event is None:
+                continue
+            self.read += 1
+            if isinstance(event, BadEvent):
+                self.bad[event.reason] += 1
+            elif event.ref in self.by_ref:
+                self.by_ref[event.ref].add(event)
+                self.matched += 1
+        self.exported_by: Counter[str] = Counter()
+        self.fields_corrected: Counter[str] = Counter()
+
+    def _refs(self, record: OutputRecord) -> list[Ref]:
+        refs: list[Ref] = [s] if (s := record.source()) is not None else []
+        if self.key is not None and self.key in record.value:
+            refs.append(str(record.value[self.key]))
+        return refs
+
+    def of(self, record: OutputRecord) -> Verification:
+        merged = Verification()
+        for ref in self._refs(record):
+            found = self.by_ref.get(ref)
+            if found is not None and found.events:
+                merged.events += found.events
+                if found.verdict is not None and found.verdict_ms >= merged.verdict_ms:
+                    merged.verdict, merged.verdict_ms = found.verdict, found.verdict_ms
+                merged.corrections.update(found.corrections)
+        return merged
+
+    def keep(self, record: OutputRecord, verified_only: bool, counts: Counter[str]) -> bool:
+        status = self.of(record).status
+        if status == "rejected":
+            counts["feedback_rejected"] += 1
+            return False
+        if verified_only and status not in ("accepted", "corrected"):
+            counts["unverified"] += 1
+            return False
+        return True
+
+    def rank(self, record: OutputRecord) -> int:
+        return {"corrected": 0, "accepted": 1}.get(self.of(record).status, 2)
+
+    def value(self, record: OutputRecord) -> Mapping[str, Any]:
+        return self.of(record).apply(record.value)
+
+    def exported(self, record: OutputRecord) -> None:
+        verification = self.of(record)
+        self.exported_by[verification.status] += 1
+        self.fields_corrected.update(list(verification.corrections))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "events_read": self.read,
+            "events_matched": self.matched,
+            "bad_by_reason": dict(sorted(self.bad.items())),
+            "exported_corrected": self.exported_by["corrected"],
+            "exported_accepted": self.exported_by["accepted"],
+            "exported_unjudged": self.exported_by["unjudged"],
+            "fields_corrected": dict(sorted(self.fields_corrected.items())),
+        }
+
+
 def export(
     job: Job,
     *,
@@ -114,11 +170,12 @@ def export(
     validation_out: Path | None,
     validation_share: float,
     selection: ExportFilter,
+    verified_only: bool = False,
 ) -> ExportResult:
     exporter = Exporter(job, format, validation_share if validation_out else 0.0)
     counts = exporter.counts
     selected: list[OutputRecord] = []
-    outputs = _outputs(job)
+    outputs = list(output_records(job))
     for record in outputs:
         if UNDECODABLE in record.headers:
             counts["undecodable"] += 1
@@ -128,10 +185,17 @@ def export(
             counts[reason] += 1
         else:
             selected.append(record)
+    verdicts = _Verdicts(job, selected) if job.task.feedback is not None else None
+    if verdicts is not None:
+        selected = [r for r in selected if verdicts.keep(r, verified_only, counts)]
     inputs = _inputs(job, {s for r in selected if (s := r.source()) is not None})
     train_lines: list[str] = []
     validation_lines: list[str] = []
-    for record in sorted(selected, key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset)):
+    # corrected, then accepted outputs first: a duplicate of a record keeps the verified one
+    rank = verdicts.rank if verdicts is not None else (lambda r: 0)
+    for record in sorted(
+        selected, key=lambda r: (rank(r), r.timestamp_ms or 0, r.partition, r.offset)
+    ):
         source = record.source()
         fields = inputs.get(source) if source else None
         if source not in inputs:
@@ -140,16 +204,19 @@ def export(
         if fields is None:
             counts["input_undecodable"] += 1
             continue
-        made = exporter.line(fields, record.value)
+        value = verdicts.value(record) if verdicts is not None else record.value
+        made = exporter.line(fields, value)
         if made is not None:
             (validation_lines if made[1] else train_lines).append(made[0])
+            if verdicts is not None:
+                verdicts.exported(record)
     files = []
     for path, lines in ((out, train_lines), (validation_out, validation_lines)):
         if path is None:
             continue
         path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         files.append(_file_entry(path, len(lines)))
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": format,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "job": job.name,
@@ -162,6 +229,9 @@ def export(
         "filters": {**selection.describe(), "validation_share": validation_share},
         "files": files,
     }
+    if verdicts is not None:
+        manifest["filters"]["verified_only"] = verified_only
+        manifest["feedback"] = verdicts.describe()
     manifest_path = out.with_name(out.name + ".manifest.json")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return ExportResult(manifest, manifest_path)

@@ -20,6 +20,7 @@ __all__ = [
     "AvroSchema",
     "dead_letter_schema",
     "dead_letter_writers",
+    "feedback_schema",
     "load_schema",
     "parse_schema",
     "shadow_comparison_schema",
@@ -28,6 +29,7 @@ __all__ = [
 SCHEMA_DIR = Path(__file__).resolve().parent
 DEAD_LETTER_FILE = SCHEMA_DIR / "llm_enrich.DeadLetter.avsc"
 SHADOW_COMPARISON_FILE = SCHEMA_DIR / "llm_enrich.ShadowComparison.avsc"
+FEEDBACK_FILE = SCHEMA_DIR / "llm_enrich.Feedback.avsc"
 # Every earlier version of a shipped schema stays here, so old records stay readable.
 HISTORY_DIR = SCHEMA_DIR / "history"
 
@@ -83,6 +85,12 @@ def dead_letter_schema() -> AvroSchema:
 
 def shadow_comparison_schema() -> AvroSchema:
     return load_schema(SHADOW_COMPARISON_FILE)
+
+
+def feedback_schema() -> AvroSchema:
+    """The feedback contract (``llm_enrich.Feedback``): what downstream systems write to
+    a task's ``feedback.topic`` when they use Avro."""
+    return load_schema(FEEDBACK_FILE)
 
 
 @lru_cache(maxsize=1)

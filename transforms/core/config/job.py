@@ -13,6 +13,7 @@ from fastavro.schema import SchemaParseException
 from schemas import AvroSchema, load_schema, parse_schema
 from transforms.core.answers.partial import on_invalid_problems
 from transforms.core.answers.validation import validate
+from transforms.core.config.feedback import feedback_problems
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import eval_problems, field_kinds
@@ -119,8 +120,12 @@ def compile_job(task: TaskSpec) -> Job:
         screen = compile_screen(task.safety, shape.generated_fields, delimiter)
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
-    problems = on_invalid_problems(shape.avro, task.output.on_invalid) + eval_problems(
-        task.eval, field_kinds(shape.avro)
+    problems = (
+        on_invalid_problems(shape.avro, task.output.on_invalid)
+        + eval_problems(task.eval, field_kinds(shape.avro))
+        + feedback_problems(
+            task.feedback, list(shape.generated_fields), [f["name"] for f in output_schema.fields]
+        )
     )
     if problems:
         raise TaskConfigError(f"{where}: {problems[0]}")

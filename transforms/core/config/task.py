@@ -24,6 +24,7 @@ from pydantic import (
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
 from transforms.core.config.eval import EvalSpec
+from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
 from transforms.core.config.shadow import ShadowSpec
 from transforms.core.errors import TaskConfigError
@@ -33,6 +34,7 @@ __all__ = [
     "CacheSpec",
     "EvalSpec",
     "ExampleSpec",
+    "FeedbackSpec",
     "GenerationSpec",
     "InputSpec",
     "KafkaSpec",
@@ -245,6 +247,8 @@ class TaskSpec(_Strict):
     safety: SafetySpec = Field(default_factory=SafetySpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
+    # where downstream verdicts and corrections arrive (llm-enrich feedback); optional
+    feedback: FeedbackSpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).
