@@ -26,13 +26,14 @@ def load_cases(job: Job, path: str, limit: int | None) -> list[GoldenCase]:
     )
 
 
-def load_baseline(path: str) -> dict[str, Any]:
+def load_baseline(path: str, what: str = "the baseline") -> dict[str, Any]:
+    """An ``llm-enrich eval --json`` result (``what`` names it in errors: ValueError)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read the baseline ({exc.strerror})") from None
+        raise ValueError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the baseline is not JSON ({exc.msg})") from None
+        raise ValueError(f"{path}: {what} is not JSON ({exc.msg})") from None
     if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
         raise ValueError(f"{path}: not an llm-enrich eval result (no 'providers' object)")
     return data

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from pipelines import exit_codes
+from pipelines.eval_files import load_baseline
 from pipelines.feedback import Collector, checked_events, drain_records, follow_records
 from transforms.core.config.job import Job
 from transforms.core.feedback.compare import check_eval_result, compare_with_eval
@@ -53,16 +54,10 @@ def _launch_problem(job: Job) -> str | None:
 
 
 def _load_eval(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the eval result ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the eval result is not JSON ({exc.msg})") from None
+    data = load_baseline(path, what="the eval result")
     problem = check_eval_result(data)
     if problem:
         raise ValueError(f"{path}: {problem}")
-    assert isinstance(data, dict)
     return data
 
 
