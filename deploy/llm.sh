@@ -117,9 +117,13 @@ cmd_start() {
     # the same request could answer differently depending on the one before it.
     # Requests may opt back in with extra_body={"cache_prompt": True} (~2-3x faster
     # with a long shared few-shot prefix). LLM_ENRICH_LLM_ARGS: extra server flags.
+    # -fa off: the CPU's flash attention picks a tiled kernel by the number of tokens in
+    # a batch, so a token's numbers depend on the batch it is evaluated in; without it,
+    # a record evaluated after a reused prefix (a provider's prefix_cache: exact) answers
+    # byte for byte as when the whole prompt is evaluated (tests.bench.local_model).
     # shellcheck disable=SC2086
     nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" \
-      -np 1 -c 4096 -t 2 -tb 2 --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
+      -np 1 -c 4096 -t 2 -tb 2 -fa off --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
       >"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"

@@ -30,6 +30,7 @@ CHANGES: dict[str, Any] = {
     "provider name": {"provider": PROVIDER.model_copy(update={"name": "q"})},
     "base url": {"provider": PROVIDER.model_copy(update={"base_url": "https://b.example/v1"})},
     "model": {"provider": PROVIDER.model_copy(update={"model": "m2"})},
+    "prefix cache": {"provider": PROVIDER.model_copy(update={"prefix_cache": "exact"})},
     "record": {"messages": [MESSAGES[0], {"role": "user", "content": "Nice!"}]},
     "system message": {"messages": [{"role": "system", "content": "Tag."}, MESSAGES[1]]},
     "a role": {"messages": [MESSAGES[0], {"role": "assistant", "content": "Nice."}]},

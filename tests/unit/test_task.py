@@ -41,6 +41,10 @@ def test_example_task_loads_and_resolves_paths() -> None:
         (lambda r: r["generation"].update(temperature=5), "generation.temperature"),
         (lambda r: r.update(providers=[]), "providers: List should have at least 1 item"),
         (
+            lambda r: r["providers"][0].update(prefix_cache="always"),
+            "providers.0.prefix_cache: Input should be 'off' or 'exact'",
+        ),
+        (
             lambda r: r["input"].update(framing="confluent"),
             "input: Value error, framing 'confluent'",
         ),

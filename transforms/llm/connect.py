@@ -34,7 +34,9 @@ def connect(
     provider's API key variable is named but not set."""
     api_key = required_secret(spec.api_key_env, f"provider {spec.name!r}")
     if spec.batch is None:
-        endpoint = ChatEndpoint(spec.base_url, api_key, spec.timeout_s, spec.max_concurrency)
+        endpoint = ChatEndpoint(
+            spec.base_url, api_key, spec.timeout_s, spec.max_concurrency, spec.prefix_cache
+        )
         return ProviderClient(spec, generation, policy, endpoint, secrets=[api_key], **options)
     batch = spec.batch
     assert batch.state_path is not None, "resolved when the task was loaded"

@@ -1,6 +1,7 @@
 """The cache key: a hash of everything that determines an answer, and of nothing secret.
 
-    provider name, base URL (without any user:password@), model
+    provider name, base URL (without any user:password@), model, and ``prefix_cache``
+    when it is on (it changes how the prompt is evaluated, so it may change the answer)
     the rendered messages (system, few shots, the record)
     generation parameters (temperature, seed, max_tokens)
     the response JSON schema sent to the model
@@ -56,6 +57,8 @@ def key_material(
         "provider": provider.name,
         "base_url": _public_url(provider.base_url),
         "model": provider.model,
+        # only when on: keys of tasks without it stay what they were
+        **({"prefix_cache": provider.prefix_cache} if provider.prefix_cache != "off" else {}),
         "messages": [dict(m) for m in messages],
         "generation": {
             "temperature": generation.temperature,

@@ -192,9 +192,14 @@ class ProviderSpec(_Strict):
     # A shadow provider is not in the fallback chain: a share of the records is also sent
     # to it and its answer compared with the chain's (``transforms.core.calls.shadow``)
     shadow: ShadowSpec | None = None
+    # llama-server only: reuse the fixed few-shot prefix's KV cache so that answers stay
+    # byte-identical whatever record came before (``transforms.llm.chat_http.ExactPrefix``)
+    prefix_cache: Literal["off", "exact"] = "off"
 
     @model_validator(mode="after")
     def _batch_section(self) -> ProviderSpec:
+        if self.prefix_cache != "off" and self.mode == "batch":
+            raise ValueError("prefix_cache applies only to a provider with mode: sync")
         if self.shadow is not None and self.mode == "batch":
             raise ValueError("a shadow provider answers synchronously: mode: batch is not allowed")
         if self.mode == "sync":
