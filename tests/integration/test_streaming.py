@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions
 
-from pipelines.topics import topic_records
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
     KAFKA,
@@ -28,6 +26,7 @@ from tests.integration.conftest import (
     start_run,
     wait_for,
 )
+from tests.soak.commit_chain import settled_coordinates
 from transforms.core.config.job import Job
 from transforms.kafka.commit_loop import COMMIT_EVERY
 
@@ -51,15 +50,6 @@ def _written(topic: str) -> int:
         return sum(consumer.end_offsets(tps).values()) if tps else 0
     finally:
         consumer.close()
-
-
-def _settled_coordinates(job: Job) -> Counter[tuple[int, int]]:
-    def coords(headers: dict[str, str]) -> tuple[int, int]:
-        return int(headers["llm_enrich.source.partition"]), int(headers["llm_enrich.source.offset"])
-
-    records = list(topic_records(job, dead_letters=False))
-    records += list(topic_records(job, dead_letters=True))
-    return Counter(coords(r["headers"]) for r in records)
 
 
 def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_sigterm(
@@ -88,7 +78,7 @@ def test_follow_mode_enriches_new_records_and_partitions_then_stops_cleanly_on_s
     assert "SIGTERM: stopping" in stderr
     assert "records read        41" in stdout and "not settled         0" in stdout
     # reconciled: every input offset in exactly one output or dead letter, all committed
-    settled = _settled_coordinates(job)
+    settled = settled_coordinates(job)
     assert sum(settled.values()) == 41 and set(settled.values()) == {1}
     expected = {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
     assert set(settled) == expected
@@ -119,7 +109,7 @@ def test_a_crash_repeats_only_the_records_in_flight(
     duplicates = _written(out) - total
     repeated_calls = server.stats.requests - total
     assert summary.exit_code == 0 and summary.get("read") == total - committed
-    settled = _settled_coordinates(job)
+    settled = settled_coordinates(job)
     assert set(settled) == {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
     bound = in_flight + 3 * COMMIT_EVERY  # in flight, and settled but not yet committed
     print(
@@ -179,6 +169,6 @@ def test_a_second_signal_exits_at_once_and_loses_nothing(
     assert job_process.returncode == 1 and "second signal" in stderr
     summary = run_job(job.task)  # nothing was lost: the next run settles the rest
     assert summary.exit_code == 0
-    settled = _settled_coordinates(job)
+    settled = settled_coordinates(job)
     assert set(settled) == {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
     assert committed_offsets(job) == end_offsets(job)
