@@ -174,9 +174,10 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
     """Start Beam's worker pool (``apache_beam.runners.worker.worker_pool_main``) in its
     own session, for Prism's EXTERNAL environments: Prism asks it for one SDK worker per
     environment of the pipeline, and it starts each as a Python process of its own
-    (``pipelines.worker_boot``, which says why not the pool's default command). Stop and
-    halt reach the workers through a shared folder (``transforms.core.run.control``).
-    Stopped (with its workers) when the block ends."""
+    (``pipelines.worker_boot``, which says why not the pool's default command). Stop, halt
+    and pause reach the workers through a shared folder (``transforms.core.run.control``),
+    named for the launcher too while the block lasts. Stopped (with its workers) when the
+    block ends."""
     from transforms.core.run import control
 
     port = _free_port()
@@ -199,12 +200,11 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
             start_new_session=True,
             preexec_fn=_die_with_parent_gently,
         )
-        control.share(Path(folder))
         try:
             _wait_for_port(process, port, "the Beam worker pool", timeout_s)
-            yield WorkerPool(f"localhost:{port}", process.pid)
+            with control_folder(Path(folder)):
+                yield WorkerPool(f"localhost:{port}", process.pid)
         finally:
-            control.share(None)
             process.send_signal(signal.SIGINT)  # it stops its workers (atexit), then exits
             try:
                 process.wait(timeout=15)
@@ -285,11 +285,26 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
         ]
         if not any(a.startswith("--parallelism") for a in beam_args):
             args.append(f"--parallelism={FLINK_PARALLELISM}")
-        control.share(Path(folder))
-        try:
+        with control_folder(Path(folder)):
             yield args
-        finally:
-            control.share(None)
+
+
+@contextlib.contextmanager
+def control_folder(folder: Path) -> Iterator[None]:
+    """Name ``folder`` as this process's control folder while the block lasts (the
+    launcher's ``RunControl`` then shares stop, halt and pause through it with the workers
+    the runner started with the same folder)."""
+    from transforms.core.run.control import CONTROL_DIR_ENV
+
+    before = os.environ.get(CONTROL_DIR_ENV)
+    os.environ[CONTROL_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CONTROL_DIR_ENV, None)
+        else:
+            os.environ[CONTROL_DIR_ENV] = before
 
 
 def pipeline_options(

@@ -8,7 +8,7 @@ from typing import Any
 from pipelines import exit_codes
 from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
-from transforms.core.run import tally
+from transforms.core.run.tally import Tally
 
 __all__ = ["RunSummary", "summarize"]
 
@@ -187,10 +187,10 @@ class RunSummary:
         ]
 
 
-def summarize(result: Any, wall_time_s: float, *, in_process: bool = False) -> RunSummary:
-    """The run's counts: the process's own tally when the whole pipeline ran in this
-    process (exact), else the runner's Beam metrics."""
-    if in_process:
+def summarize(result: Any, wall_time_s: float, *, tally: Tally | None = None) -> RunSummary:
+    """The run's counts: the run's tally in this process when the whole pipeline ran here
+    (exact), else the runner's Beam metrics."""
+    if tally is not None:
         return RunSummary(tally.counts(), wall_time_s, tally.reasons())
     metrics = result.metrics().query()
     counters: dict[str, int] = {}

@@ -22,7 +22,7 @@ from pipelines.runner import (
     in_one_process,
     pipeline_options,
 )
-from transforms.core.run import control
+from transforms.core.run.control import CONTROL_DIR_ENV
 
 
 def test_defaults_and_a_deadline_longer_than_any_run() -> None:
@@ -66,7 +66,7 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
             script = Path(json.loads(portable.environment_config)["command"])
             text = script.read_text()
             assert f'PATH="{Path(sys.executable).parent}:' in text
-            assert f'{control.CONTROL_DIR_ENV}="{script.parent}"' in text
+            assert f'{CONTROL_DIR_ENV}="{script.parent}"' in text
             boot.write_text('#!/bin/sh\necho "$(pwd) $@"\n')
             ran = subprocess.run([str(script), "--id=1"], capture_output=True, text=True)
             scratch = ran.stdout.split()[0]  # its own working folder, inside the run's

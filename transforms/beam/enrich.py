@@ -38,7 +38,6 @@ from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
-from transforms.core.run import control
 from transforms.kafka.shadow_writer import ShadowWriter
 from transforms.llm.connect import connect
 from transforms.llm.moderation import Moderator
@@ -47,9 +46,11 @@ from transforms.registry.client import RegistryClient, registry_lookup, topic_su
 DEAD = "dead"
 
 
-def _dead(failure: Failure | WindowedValue, exc: BaseException | None = None) -> Any:
+def _dead(
+    run: RunHandle, failure: Failure | WindowedValue, exc: BaseException | None = None
+) -> Any:
     plain = failure.value if isinstance(failure, WindowedValue) else failure
-    dead_letter_counter(plain.stage).inc()
+    dead_letter_counter(run, plain.stage).inc()
     log_failure(plain.stage, plain.error_class, plain.message, exc)
     return beam.pvalue.TaggedOutput(DEAD, failure)
 
@@ -59,10 +60,10 @@ def _now_ms() -> int:
 
 
 class _JobDoFn(beam.DoFn):
-    """Holds the picklable task; compiles it on the worker."""
+    """Holds the picklable task (compiled on the worker) and the run's handle."""
 
-    def __init__(self, task: TaskSpec) -> None:
-        self._task = task
+    def __init__(self, task: TaskSpec, run: RunHandle) -> None:
+        self._task, self._run = task, run
         self._job: Job | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # the compiled job is rebuilt on the worker
@@ -77,6 +78,7 @@ class _JobDoFn(beam.DoFn):
 
 class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
+        self._control = self._run.acquire().control
         spec = self.job.task.input
         by_id = registry_lookup(spec.framing, spec.registry_url)
         self._decoder = InputDecoder(
@@ -92,11 +94,12 @@ class DecodeRecords(_JobDoFn):
         try:
             yield self._decoder.decode(record)
         except RecordError as error:
-            control.records_done()
-            yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()), error)
+            self._control.records_done()
+            failure = Failure.from_error(record, error, failed_at_ms=_now_ms())
+            yield _dead(self._run, failure, error)
         except SystemicFault as fault:  # e.g. the registry is unreachable: stop the run
-            control.records_done()
-            halt(f"systemic: {fault.reason}")
+            self._control.records_done()
+            halt(self._run, f"systemic: {fault.reason}")
 
 
 T = TypeVar("T")
@@ -107,7 +110,9 @@ class EnrichService:
     clients, and the enricher, so that every DoFn instance of the process shares the
     in-flight window, rate limits, circuit breakers and guards."""
 
-    def __init__(self, job: Job, follow: bool) -> None:
+    def __init__(self, job: Job, follow: bool, run: RunHandle) -> None:
+        self._run = run
+        self.control = run.acquire().control
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="llm-enrich-loop", daemon=True
@@ -115,7 +120,10 @@ class EnrichService:
         self._thread.start()
         task = job.task
         self.providers = [
-            connect(p, task.generation, task.policy, job=task.name) for p in task.chain
+            connect(
+                p, task.generation, task.policy, job=task.name, stopping=self.control.stop_requested
+            )
+            for p in task.chain
         ]
         self.batch_names = frozenset(p.name for p in task.chain if p.mode == "batch")
         self.shadows = _shadow_runner(job)
@@ -127,9 +135,14 @@ class EnrichService:
             self.cache = answer_cache(job, lambda ping: self.submit(ping).result())
         except CacheUnavailable as fault:  # no record is read while the cache is missing
             self.cache = None
-            halt(f"systemic: {fault.reason}")
+            halt(run, f"systemic: {fault.reason}")
         self.enricher = Enricher(
-            job, self.providers, follow=follow, moderator=self.moderator, cache=self.cache
+            job,
+            self.providers,
+            follow=follow,
+            moderator=self.moderator,
+            cache=self.cache,
+            control=self.control,
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
@@ -211,10 +224,6 @@ async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
         loop.stop()
 
 
-def _answered(_: Future[Any]) -> None:
-    control.records_done()
-
-
 class EnrichRecords(_JobDoFn):
     """Submits each record to the process's shared event loop as it arrives and emits
     results as they complete. Concurrent bundles share the loop's in-flight window
@@ -226,31 +235,31 @@ class EnrichRecords(_JobDoFn):
     def __init__(
         self, task: TaskSpec, run: RunHandle, follow: bool, reader_run: str | None = None
     ) -> None:
-        super().__init__(task)
+        super().__init__(task, run)
         self._shared = Shared()
-        self._run, self._follow, self._reader_run = run, follow, reader_run
-        self._enriched = counter("enriched")
-        self._calls = counter("llm_calls")
-        self._reasks = counter("llm_reasks")
-        self._failed_calls = counter("llm_failed_calls")
-        self._prompt_tokens = counter("prompt_tokens")
-        self._completion_tokens = counter("completion_tokens")
-        self._repaired = counter("repaired")
-        self._defaulted = counter("defaulted")
-        self._cost_micro_usd = counter("cost_micro_usd")
-        self._abandoned = counter("abandoned")
-        self._batch_answers = counter("batch_answers")
-        self._batch_failed = counter("batch_failed")
-        self._batches_submitted = counter("batches_submitted")
-        self._batches_resumed = counter("batches_resumed")
-        self._throttled = ThrottledTime()
-        self._queued_ms = counter("capacity_wait_ms")
-        self._cache = CacheCounts()
+        self._follow, self._reader_run = follow, reader_run
+        self._enriched = counter(run, "enriched")
+        self._calls = counter(run, "llm_calls")
+        self._reasks = counter(run, "llm_reasks")
+        self._failed_calls = counter(run, "llm_failed_calls")
+        self._prompt_tokens = counter(run, "prompt_tokens")
+        self._completion_tokens = counter(run, "completion_tokens")
+        self._repaired = counter(run, "repaired")
+        self._defaulted = counter(run, "defaulted")
+        self._cost_micro_usd = counter(run, "cost_micro_usd")
+        self._abandoned = counter(run, "abandoned")
+        self._batch_answers = counter(run, "batch_answers")
+        self._batch_failed = counter(run, "batch_failed")
+        self._batches_submitted = counter(run, "batches_submitted")
+        self._batches_resumed = counter(run, "batches_resumed")
+        self._throttled = ThrottledTime(run)
+        self._queued_ms = counter(run, "capacity_wait_ms")
+        self._cache = CacheCounts(run)
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job, self._follow), tag=self._run.run_id
+            lambda: EnrichService(self.job, self._follow, self._run), tag=self._run.run_id
         )
 
     def start_bundle(self) -> None:
@@ -263,9 +272,12 @@ class EnrichRecords(_JobDoFn):
         window: Any = beam.DoFn.WindowParam,
     ) -> Iterator[Any]:
         future = self._service.submit(self._service.enrich(parsed))
-        future.add_done_callback(_answered)  # the reader may read one more
+        future.add_done_callback(self._answered)  # the reader may read one more
         self._pending.add(future, timestamp, window)
         yield from self._emit(self._pending.take_done())
+
+    def _answered(self, _: Future[Any]) -> None:
+        self._worker.control.records_done()
 
     def finish_bundle(self) -> Iterator[Any]:
         readers = self._worker.readers
@@ -280,8 +292,8 @@ class EnrichRecords(_JobDoFn):
         self._batches_submitted.inc(submitted)
         self._batches_resumed.inc(resumed)
         for name, value in self._service.shadow_counts().items():
-            counter(name).inc(value)
-        note_stop()  # a guard may have stopped the run with no record left to skip
+            counter(self._run, name).inc(value)
+        note_stop(self._run)  # a guard may have stopped the run with no record left to skip
 
     def _emit(self, taken: Iterable[Submitted]) -> Iterator[Any]:
         for submitted in taken:
@@ -295,25 +307,25 @@ class EnrichRecords(_JobDoFn):
                 if result.reason in (ABANDONED, ABANDONED_BATCH):
                     self._abandoned.inc()  # a clean stop, not a guard or a fault
                 else:
-                    count_halted(result.reason)
+                    count_halted(self._run, result.reason)
             elif isinstance(result, Enriched):
                 self._enriched.inc()
                 self._repaired.inc(bool(result.repairs))
                 self._count_repairs(result)
-                count_safety(result)
+                count_safety(self._run, result)
                 self._cache.count(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
-                count_safety(result)
-                yield _dead(WindowedValue(result, timestamp, (window,)))
+                count_safety(self._run, result)
+                yield _dead(self._run, WindowedValue(result, timestamp, (window,)))
 
     def _count_repairs(self, enriched: Enriched) -> None:
         """Per kind (``repair.enum_case``) and per defaulted field (``defaulted.language``)."""
         for repair in enriched.repairs:
-            counter(f"repair.{repair_kind(repair)}").inc()
+            counter(self._run, f"repair.{repair_kind(repair)}").inc()
         self._defaulted.inc(bool(enriched.defaulted))
         for name in enriched.defaulted:
-            counter(f"defaulted.{name}").inc()
+            counter(self._run, f"defaulted.{name}").inc()
 
     def _count(self, attempts: Sequence[Any]) -> None:
         batch_names = self._service.batch_names
@@ -343,7 +355,8 @@ class EncodeOutputs(_JobDoFn):
             yield output_envelope(self.job, enriched, self._schema_id)
         except RecordError as error:
             failure = Failure.from_error(enriched.source, error, failed_at_ms=_now_ms())
-            yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}), error)
+            failure = Failure(**{**failure.__dict__, "attempts": enriched.attempts})
+            yield _dead(self._run, failure, error)
 
 
 class EncodeDeadLetters(_JobDoFn):
@@ -351,5 +364,5 @@ class EncodeDeadLetters(_JobDoFn):
         try:
             yield dead_letter_envelope(self.job, failure)
         except Exception as exc:  # a defect: leave the offset unsettled (re-read next run)
-            counter("dead_letter_unencodable").inc()
+            counter(self._run, "dead_letter_unencodable").inc()
             log_defect(f"a {failure.stage} dead letter could not be encoded", exc)

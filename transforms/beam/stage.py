@@ -67,13 +67,13 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
+        decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
         enriched = decoded.ok | "Enrich" >> beam.ParDo(
             EnrichRecords(task, self._run, self._follow, self._reader_run)
         ).with_outputs(DEAD, main="ok")
-        encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
+        encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
         written = encoded.ok | "WriteOutputs" >> beam.ParDo(
@@ -95,7 +95,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         ) | "AllDeadLetters" >> beam.Flatten()
         dead_settled = (
             dead
-            | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task))
+            | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task, self._run))
             | "WriteDeadLetters"
             >> beam.ParDo(
                 WriteEnvelopes(
@@ -145,7 +145,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         reader_run = self.run.run_id if self._fused else None
-        settle = SettleHandle(kafka, task.consumer_group, reader_run) if reader_run else None
+        settle = SettleHandle(kafka, task.consumer_group, self.run) if reader_run else None
         read = pbegin | "Read" >> ReadTopic(
             kafka,
             kafka.input_topic,
@@ -174,7 +174,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         commits = {
             "ranges": read["ranges"],
             "settled": settled,
-        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
+        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group, self.run)
         return {"records": read["records"], **processed, "commits": commits}
 
     def _dealt(self, records: Any) -> dict[str, Any]:
@@ -213,16 +213,17 @@ class ReplayStage(beam.PTransform[Any, Any]):
             kafka, kafka.output_topic, None, self.run, counter_name="replay.outputs_scanned"
         )
         already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
-            source_coordinates
+            source_coordinates, self.run
         )
         selected = drained["records"] | "Select" >> beam.ParDo(
-            SelectForReplay(self._selection), beam.pvalue.AsDict(already_enriched)
+            SelectForReplay(self._selection, self.run), beam.pvalue.AsDict(already_enriched)
         ).with_outputs(SKIPPED, main="replay")
         unique = (
             selected.replay
             | "KeyBySource" >> beam.Map(by_source)
             | "GroupBySource" >> beam.GroupByKey()
-            | "OnePerSource" >> beam.ParDo(OnePerSource()).with_outputs(SKIPPED, main="replay")
+            | "OnePerSource"
+            >> beam.ParDo(OnePerSource(self.run)).with_outputs(SKIPPED, main="replay")
         )
         processed = unique.replay | "Process" >> ProcessRecords(task, self.run)
         settled = (
@@ -234,7 +235,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
         commits = {
             "ranges": drained["ranges"],
             "settled": settled,
-        } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group)
+        } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group, self.run)
         return {"records": drained["records"], **processed, "commits": commits}
 
 

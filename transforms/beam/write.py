@@ -53,13 +53,13 @@ class WriteEnvelopes(beam.DoFn):
         self._spec, self._topic, self._kind, self._run = spec, topic, kind, run
         self._failures_to_dead_letter = failures_to_dead_letter
         self._settle, self._reader_run = settle, reader_run
-        self._refused = counter(f"write_refused.{kind}")
+        self._refused = counter(run, f"write_refused.{kind}")
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
         self._producer = producer(self._spec)
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
-        self._acked = LaterCounts()  # counted on the producer's thread, as each ack comes
+        self._acked = LaterCounts(self._run)  # counted on the producer's thread, as each ack comes
 
     def start_bundle(self) -> None:
         self._sent: list[tuple[Envelope, Any, Any, Any]] = []
@@ -103,9 +103,9 @@ class WriteEnvelopes(beam.DoFn):
         log_failure(f"write to {self._topic}", type(error).__name__, str(error))
         systemic = systemic_write_error(error)
         if systemic is not None:  # the topic is missing or closed to us: stop the run
-            halt(f"systemic: cannot write to {self._topic}: {systemic}")
+            halt(self._run, f"systemic: cannot write to {self._topic}: {systemic}")
         elif self._failures_to_dead_letter:
-            dead_letter_counter("write").inc()
+            dead_letter_counter(self._run, "write").inc()
             return _write_failure(envelope, error)
         return None
 

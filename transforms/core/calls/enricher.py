@@ -54,7 +54,7 @@ from transforms.core.errors import (
 )
 from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
-from transforms.core.run import control
+from transforms.core.run.control import RunControl
 from transforms.core.run.guard import RunGuard
 from transforms.core.safety.screen import RULES_NOTE
 
@@ -104,7 +104,9 @@ def _rule_violation(
 
 
 class Enricher:
-    """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
+    """``follow``: wait out an outage (every circuit open) instead of stopping the run.
+    ``control``: the run's stop, halt and pause in this process (a fresh one if not given),
+    which ``enrich_one`` obeys and sets."""
 
     def __init__(
         self,
@@ -116,7 +118,9 @@ class Enricher:
         sleep: Sleep = asyncio.sleep,
         moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
+        control: RunControl | None = None,
     ) -> None:
+        self.control = control if control is not None else RunControl()
         self._job = job
         self._cache = cache
         self._providers = list(providers)
@@ -135,6 +139,7 @@ class Enricher:
 
     async def enrich_one(self, parsed: Parsed) -> Enriched | Failure | Skipped:
         """One record within the in-flight window, the guards and the run's halt."""
+        control = self.control
         async with self._in_flight:
             while True:
                 stopped = control.halted() or self.guard.stop_reason
@@ -163,11 +168,11 @@ class Enricher:
     async def _wait_out(self, seconds: float) -> bool:
         """Sleep, waking early for a stop request; False when the run is stopping."""
         waited = 0.0
-        while waited < seconds and not control.stop_requested():
+        while waited < seconds and not self.control.stop_requested():
             step = min(0.5, seconds - waited)
             await self._sleep(step)
             waited += step
-        return not control.stop_requested()
+        return not self.control.stop_requested()
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
         """The record's outcome; raises SystemicFault when it is not the record's fault.
