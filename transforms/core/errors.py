@@ -68,10 +68,15 @@ class Attempt:
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, cached included
+    completion_tokens: int = 0  # every output token, reasoning included
     finish_reason: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # at the provider's prices, in the lane it was served in
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prefix cache
+    reasoning_tokens: int = 0  # of completion_tokens, hidden reasoning
+    usage_estimated: bool = False  # the provider reported no usage: tokens are estimates
+    lane: str = "sync"  # sync, batch or flex: which price applied (``ledger.prices``)
+    shared_by: int = 1  # records that shared this call; tokens and cost are this one's share
 
 
 class EnrichError(Exception):
