@@ -510,9 +510,11 @@ class FaultServer:
         script: Script | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
     ) -> None:
         self._default: Action = default if default is not None else Ok()
         self._script = script
+        self._routes = dict(routes or {})  # GET path -> JSON, for servers built on this one
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -689,6 +691,8 @@ class FaultServer:
         if path == "/stats/reset" and request.method == "POST":
             self.reset_stats()
             return await _send_json(writer, 200, self.stats.as_json(), keep_alive)
+        if path in self._routes and request.method == "GET":
+            return await _send_json(writer, 200, self._routes[path](), keep_alive)
         body = _error_body(404, f"no route for {request.method} {path}")
         return await _send_json(writer, 404, body, keep_alive)
 
