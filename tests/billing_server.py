@@ -42,17 +42,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from types import TracebackType
 from typing import Any
 
-from tests.fault_server import Action, FaultServer, Ok, Status, synthesised_content
+from tests.fault_server import (
+    Action,
+    FaultServer,
+    Ok,
+    Status,
+    serve_until_signal,
+    synthesised_content,
+)
 
 __all__ = ["Bill", "BillingServer", "Prices", "prompt_tokens_of", "resource_unavailable"]
 
@@ -152,7 +157,10 @@ class _Machine:
         return hit
 
 
-class BillingServer:
+class BillingServer(FaultServer):
+    """A ``FaultServer`` whose chat answers are billed (its script is the biller; faults
+    go through ``faults``)."""
+
     def __init__(
         self,
         prices: Prices,
@@ -178,30 +186,20 @@ class BillingServer:
         self._reasoning = reasoning_tokens
         self._usage = usage
         self._clock = clock
-        self._lock = threading.Lock()
+        self._bill_lock = threading.Lock()
         self._bills: list[Bill] = []
         self._recent: dict[str, deque[float]] = {}
         self._overflowed = 0
-        self.http = FaultServer(script=self._answer, port=port, routes={"/billing": self.invoice})
+        super().__init__(script=self._answer, port=port, routes={"/billing": self.invoice})
 
     # ---- public API
-
-    def start(self) -> str:
-        return self.http.start()
-
-    def stop(self) -> None:
-        self.http.stop()
-
-    @property
-    def base_url(self) -> str:
-        return self.http.base_url
 
     def set_faults(self, faults: Faults | None) -> None:
         self._faults = faults
 
     @property
     def billing(self) -> list[Bill]:
-        with self._lock:
+        with self._bill_lock:
             return list(self._bills)
 
     @property
@@ -222,18 +220,6 @@ class BillingServer:
             "overflowed": self._overflowed,
             "lines": [asdict(b) for b in bills],
         }
-
-    def __enter__(self) -> BillingServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---- per request (on the server's event loop)
 
@@ -265,7 +251,7 @@ class BillingServer:
             self._reasoning,
             self._usd(len(tokens), cached, completion, tier),
         )
-        with self._lock:
+        with self._bill_lock:
             self._bills.append(bill)
         return Ok(
             content,
@@ -324,17 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         min_cached_tokens=args.min_cached_tokens,
         port=args.port,
     )
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    print(f"READY {server.start()}", flush=True)
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    invoice = {k: v for k, v in server.invoice().items() if k != "lines"}
-    print(f"STOPPED {json.dumps(invoice)}", file=sys.stderr, flush=True)
+    serve_until_signal(server, lambda: {k: v for k, v in server.invoice().items() if k != "lines"})
     return 0
 
 

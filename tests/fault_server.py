@@ -84,7 +84,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Action",
@@ -622,7 +622,7 @@ class FaultServer:
         self._loop = self._thread = None
         self._server = None
 
-    def __enter__(self) -> FaultServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -867,7 +867,16 @@ def main(argv: list[str] | None = None) -> int:
         help="log-normal latencies: --latency is the median, this the 99th percentile",
     )
     args = parser.parse_args(argv)
+    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
+    if args.tail_p99:
+        server.set_script(lognormal_latency(args.latency, args.tail_p99))
+    serve_until_signal(server, lambda: server.stats.as_json())
+    return 0
 
+
+def serve_until_signal(server: FaultServer, report: Callable[[], dict[str, Any]]) -> None:
+    """Start ``server``, print ``READY <base url>``, serve until SIGTERM or SIGINT, stop,
+    and print ``STOPPED <report as JSON>`` on stderr."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -875,18 +884,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
-    if args.tail_p99:
-        server.set_script(lognormal_latency(args.latency, args.tail_p99))
-    base_url = server.start()
-    print(f"READY {base_url}", flush=True)
+    print(f"READY {server.start()}", flush=True)
     try:
         while not stopping.wait(0.5):
             pass
     finally:
         server.stop()
-    print(f"STOPPED {json.dumps(server.stats.as_json())}", file=sys.stderr, flush=True)
-    return 0
+    print(f"STOPPED {json.dumps(report())}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
