@@ -294,3 +294,21 @@ def test_the_summary_shows_cached_and_reasoning_tokens_and_flags_estimates() -> 
     estimated = RunSummary({**counters, "usage_estimated_calls": 2}).lines()
     assert any(line.startswith("usage estimated     2 calls") for line in estimated)
     assert "cache-hit share 0.0%" in RunSummary({}).lines()[5]
+    settled = RunSummary({**counters, "written.output": 3, "written.dead_letter": 1}).lines()
+    assert "cost                $0.001234  ($0.000309 per record settled)" in settled
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        ({"service_tier": "priority"}, "service_tier"),
+        ({"service_tier": "flex", "mode": "batch"}, "service_tier applies only"),
+        ({"prompt_cache_key": ""}, "prompt_cache_key"),
+        ({"pricing": {"cached_prompt_per_million": -1}}, "cached_prompt_per_million"),
+        ({"pricing": {"flex_discount": 1.5}}, "flex_discount"),
+        ({"pricing": {"cache_price": 1}}, "cache_price"),
+    ],
+)
+def test_bad_cost_settings_are_errors_naming_the_key(extra: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        ProviderSpec(name="p", base_url="http://x/v1", model="m", **extra)
