@@ -244,6 +244,9 @@ class EnrichRecords(_JobDoFn):
         self._failed_calls = counter(run, "llm_failed_calls")
         self._prompt_tokens = counter(run, "prompt_tokens")
         self._completion_tokens = counter(run, "completion_tokens")
+        self._cached_tokens = counter(run, "cached_prompt_tokens")
+        self._reasoning_tokens = counter(run, "reasoning_tokens")
+        self._estimated_calls = counter(run, "usage_estimated_calls")
         self._repaired = counter(run, "repaired")
         self._defaulted = counter(run, "defaulted")
         self._cost_micro_usd = counter(run, "cost_micro_usd")
@@ -338,6 +341,9 @@ class EnrichRecords(_JobDoFn):
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
+            self._cached_tokens.inc(attempt.cached_tokens)
+            self._reasoning_tokens.inc(attempt.reasoning_tokens)
+            self._estimated_calls.inc(attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):
