@@ -46,13 +46,16 @@ def _execute(
     beam_args: tuple[str, ...],
     progress_every_s: float | None,
     workers: int = 1,
-    flink: bool = False,
+    flink: str | None = None,
 ) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner; with
-    ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``,
-    on the local Flink cluster (``pipelines.runner.flink_workers``). ``build(endpoint,
-    pool, extra_args)`` builds the pipeline; ``extra_args`` go before the user's."""
+    ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``
+    (the task's name), on the local Flink cluster (``pipelines.runner.flink_workers``),
+    after cancelling the task's jobs whose launcher is gone (``pipelines.flink_jobs``).
+    ``build(endpoint, pool, extra_args)`` builds the pipeline; ``extra_args`` go before the
+    user's."""
     from pipelines.execute import execute
+    from pipelines.flink_jobs import OrphanError, clear_orphans
     from pipelines.runner import (
         FlinkNotReady,
         PrismNotInstalled,
@@ -63,7 +66,8 @@ def _execute(
 
     try:
         if flink:
-            with flink_workers(beam_args) as flink_args:
+            with flink_workers(beam_args, flink) as flink_args:
+                clear_orphans(flink, lambda line: click.echo(f"llm-enrich: {line}", err=True))
                 return execute(
                     build(None, None, flink_args)[0],
                     stop_on_signals=True,
@@ -81,7 +85,7 @@ def _execute(
                     stop_on_signals=True,
                     progress_every_s=progress_every_s,
                 )
-    except (PrismNotInstalled, FlinkNotReady) as exc:
+    except (PrismNotInstalled, FlinkNotReady, OrphanError) as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
         log.debug("pipeline failed", exc_info=True)
@@ -231,7 +235,7 @@ def run(
         beam_args,
         None if no_progress else progress_every,
         workers,
-        flink,
+        job.name if flink else None,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,7 +233,7 @@ WORKER_PASSED_ENVIRONMENT = ("LLM_ENRICH_SECRETS_DIR",)
 
 
 @contextlib.contextmanager
-def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
+def flink_workers(beam_args: Sequence[str] = (), task: str = "llm-enrich") -> Iterator[list[str]]:
     """The Beam arguments that run a pipeline on the local Flink cluster
         (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
         (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
@@ -241,8 +242,12 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
         ``PYTHONPATH``, no virtualenv of the boot program's own, a scratch folder per worker
     (its working folder too: the boot program writes the job's options file there),
         and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
-        workers (``transforms.core.run.control``), as for a local worker pool. Valid until the
-        block ends (the folder is removed)."""
+        workers (``transforms.core.run.control``), as for a local worker pool. The folder is
+        the run's folder (``pipelines.flink_jobs.RunFolder``: the launcher's pid and
+        heartbeat), and the job is named for ``task`` and the run (``--job_name``), so that a
+        job whose launcher is gone stops itself and is found by the next run. Valid until
+        the block ends (the folder is removed)."""
+    from pipelines.flink_jobs import RunFolder, job_name
     from transforms.core.run import control
 
     boot = boot_location()
@@ -258,7 +263,9 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
             "run deploy/flink.sh start"
         ) from exc
     checkout = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="llm-enrich-flink-") as folder:
+    run_id = uuid.uuid4().hex[:12]
+    with RunFolder(run_id) as run_folder:
+        folder = str(run_folder.path)
         exports = {
             "PATH": f"{Path(sys.executable).parent}:${{PATH}}",
             "PYTHONPATH": str(checkout),
@@ -285,6 +292,8 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
         ]
         if not any(a.startswith("--parallelism") for a in beam_args):
             args.append(f"--parallelism={FLINK_PARALLELISM}")
+        if not any(a.startswith("--job_name") for a in beam_args):
+            args.append(f"--job_name={job_name(task, run_id)}")
         with control_folder(Path(folder)):
             yield args
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from pipelines.flink_jobs import job_state, running_jobs
 from tests.conftest import REPO
 from tests.fault_server import Action, Reply
 from tests.integration.conftest import (
@@ -32,6 +33,8 @@ from tests.integration.conftest import (
     produce,
     reviews,
     sample_reviews,
+    start_run,
+    wait_for,
 )
 from transforms.core.config.job import Job
 from transforms.kafka.reader import read_range, snapshot_ranges
@@ -178,3 +181,54 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     assert _count(job, job.task.kafka.output_topic) == 21
     assert committed_offsets(job) == end_offsets(job) == {0: 7, 1: 7, 2: 7}
     assert "not settled         0" in stdout
+
+
+@pytest.mark.timeout(420)
+def test_a_launcher_killed_with_9_leaves_no_job_behind(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """kill -9 takes the launcher, not its job. The next run of the task finds the job (named
+    ``llm-enrich:<task>:<run>``, its launcher's pid gone), cancels it through Flink's REST
+    API, and reads what the job had not committed: every offset once, all committed."""
+    server = fault_server(default=Reply.ok(delay_s=0.05))
+    job = make_task([fault_provider(server, "fault", timeout_s=120)])
+    produce(job, reviews(6))
+    run = start_run(job, "--runner", "flink", "--follow", "--no-progress")
+    try:
+        wait_for(lambda: _written(job) == 6, 180, "the first outputs")
+        wait_for(lambda: committed_offsets(job) == end_offsets(job), 30, "their commits")
+        server.set_default(Reply.hang(120))  # the next records stay in flight on the job
+        asked = server.stats.requests
+        produce(job, reviews(6))
+        # a bundle waits for its calls: the others queue behind the first that hangs
+        wait_for(lambda: server.stats.requests > asked, 60, "the job to ask for them")
+        os.killpg(run.pid, signal.SIGKILL)  # start_run: a session of its own
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    named = f"llm-enrich:{job.task.name}:"
+    orphans = [j for j in running_jobs() if j.name.startswith(named)]
+    assert len(orphans) == 1, running_jobs()
+    server.set_default(Reply.ok(delay_s=0.05))
+
+    started = time.monotonic()
+    assert job.task.source_path is not None
+    done = subprocess.run(
+        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(f"\nflink rerun after kill -9 (cancel included): {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"cancelling Flink job {orphans[0].jid}" in done.stderr, done.stderr
+    assert job_state(orphans[0].jid) == "CANCELED"
+    assert not [j for j in running_jobs() if j.name.startswith(named)]
+    kafka = job.task.kafka
+    outputs = _sources(
+        job, kafka.output_topic, ("llm_enrich.source.partition", "llm_enrich.source.offset")
+    )
+    expected = sorted((p, o) for p, end in end_offsets(job).items() for o in range(end))
+    assert sorted(outputs) == expected and len(expected) == 12  # each offset once
+    assert committed_offsets(job) == end_offsets(job)

@@ -54,6 +54,7 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
+        monkeypatch.setenv("LLM_ENRICH_STATE", str(tmp_path / "state"))
         monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
         with flink_workers() as args:
             options = pipeline_options(args, streaming=True)

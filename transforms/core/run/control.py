@@ -19,12 +19,15 @@ With Prism's LOOPBACK workers the launcher and the workers are one process and s
 TaskManagers) stop, halt and pause go through a ``Channel``: ``FolderChannel``, a folder
 named by ``LLM_ENRICH_CONTROL_DIR`` (files ``stop``, ``halt``, ``pause``), which the runner
 hands down to the processes it starts and to the launcher while the run lasts; the backlog
-stays per process.
+stays per process. A launcher that keeps a ``heartbeat`` file there (Flink:
+``pipelines.flink_jobs``) is gone once it is older than ``LAUNCHER_SILENCE_S``: the
+workers then stop as on SIGTERM, so a launcher killed with -9 leaves no job running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -32,10 +35,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["CONTROL_DIR_ENV", "Channel", "FolderChannel", "RunControl", "channel_from_env"]
+__all__ = [
+    "CONTROL_DIR_ENV",
+    "HEARTBEAT",
+    "LAUNCHER_SILENCE_S",
+    "Channel",
+    "FolderChannel",
+    "RunControl",
+    "channel_from_env",
+]
+
+log = logging.getLogger("llm_enrich")
 
 CONTROL_DIR_ENV = "LLM_ENRICH_CONTROL_DIR"
 CHECK_EVERY_S = 0.2  # how often a process looks at the channel
+HEARTBEAT = "heartbeat"  # a file the launcher touches while it lives (when it keeps one)
+LAUNCHER_SILENCE_S = 30.0  # a heartbeat this old: the launcher is gone, the run stops
 
 
 class Channel(Protocol):
@@ -52,10 +67,11 @@ class Channel(Protocol):
 
 
 class FolderChannel:
-    """Signals as files in a folder every process of the run can read (one machine)."""
+    """Signals as files in a folder every process of the run can read (one machine). A
+    ``heartbeat`` file older than ``LAUNCHER_SILENCE_S`` reads as a ``stop``."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
+        self.folder, self._clock = folder, clock
 
     def post(self, name: str, text: str = "") -> None:
         try:
@@ -73,6 +89,10 @@ class FolderChannel:
         for name in ("stop", "halt", "pause"):
             with contextlib.suppress(OSError):
                 found[name] = (self.folder / name).read_text()
+        with contextlib.suppress(OSError):
+            silent_s = self._clock() - (self.folder / HEARTBEAT).stat().st_mtime
+            if silent_s > LAUNCHER_SILENCE_S:
+                found.setdefault("stop", f"the launcher has been silent for {silent_s:.0f} s")
         return found
 
 
@@ -113,6 +133,8 @@ class RunControl:
                 self._halt_reason.append(signals["halt"])
             self._stop.set()
         elif "stop" in signals:
+            if signals["stop"]:  # a stop with a reason: not the launcher's own
+                log.warning("stopping the run: %s", signals["stop"])
             self._stop.set()
         if "pause" in signals:
             self._pause.set()

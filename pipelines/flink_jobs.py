@@ -1,0 +1,228 @@
+"""Jobs on the local Flink cluster: named for their task and run, watched by their launcher's
+heartbeat, and cancelled through Flink's REST API when their launcher is gone.
+
+``llm-enrich run --runner flink`` names its job ``llm-enrich:<task>:<run id>`` and keeps a
+run folder, ``$LLM_ENRICH_STATE/flink/runs/<run id>/`` (the control folder its workers
+read, ``transforms.core.run.control``), holding ``launcher`` (its pid and host) and
+``heartbeat``, touched every ``HEARTBEAT_S``. A launcher that dies without a word (kill -9,
+the machine's OOM killer) leaves its job running; two things end it:
+
+- the job itself: its workers stop (as on SIGTERM: what was read is finished and
+  committed) once the heartbeat is older than ``LAUNCHER_SILENCE_S``;
+- the next ``run`` of the same task (``clear_orphans``): a job named for the task whose
+  launcher is gone (its pid is dead on this host, or its heartbeat is silent) is cancelled
+  (``PATCH /jobs/<id>?mode=cancel``) and waited for; a job whose launcher lives, or that
+  was not started from this state folder, stops the new run (exit 2) instead of letting two
+  runs read one consumer group. ``deploy/flink.sh jobs|cancel`` do the same by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from transforms.core.run.control import HEARTBEAT, LAUNCHER_SILENCE_S
+
+__all__ = [
+    "HEARTBEAT_S",
+    "FlinkJob",
+    "OrphanError",
+    "RunFolder",
+    "cancel_job",
+    "clear_orphans",
+    "job_name",
+    "running_jobs",
+    "runs_folder",
+]
+
+HEARTBEAT_S = 2.0
+PREFIX = "llm-enrich"
+ENDED = frozenset({"FINISHED", "CANCELED", "FAILED"})
+CANCEL_WAIT_S = 60.0
+
+
+def runs_folder() -> Path:
+    """Where run folders live: next to the cluster's own state (``deploy/flink.sh``)."""
+    checkout = Path(__file__).resolve().parents[1]
+    return Path(os.environ.get("LLM_ENRICH_STATE", checkout / ".local")) / "flink" / "runs"
+
+
+def rest_url() -> str:
+    return f"http://127.0.0.1:{os.environ.get('LLM_ENRICH_FLINK_REST_PORT', '18091')}"
+
+
+def job_name(task: str, run_id: str) -> str:
+    """``llm-enrich:<task>:<run id>`` (a task name has no ``:``)."""
+    return f"{PREFIX}:{task}:{run_id}"
+
+
+@dataclass(frozen=True)
+class FlinkJob:
+    jid: str
+    name: str
+    state: str
+    started_ms: int
+
+    @property
+    def task_and_run(self) -> tuple[str, str] | None:
+        parts = self.name.split(":")
+        return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == PREFIX else None
+
+
+def _rest(method: str, path: str, timeout_s: float = 5.0) -> object:
+    request = urllib.request.Request(rest_url() + path, method=method)
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def running_jobs() -> list[FlinkJob]:
+    """Every job of the cluster that has not ended."""
+    answer = _rest("GET", "/jobs/overview")
+    assert isinstance(answer, dict)
+    return [
+        FlinkJob(j["jid"], j["name"], j["state"], int(j.get("start-time", 0)))
+        for j in answer.get("jobs", [])
+        if j["state"] not in ENDED
+    ]
+
+
+def job_state(jid: str) -> str:
+    answer = _rest("GET", f"/jobs/{jid}")
+    assert isinstance(answer, dict)
+    return str(answer["state"])
+
+
+def cancel_job(jid: str, wait_s: float = CANCEL_WAIT_S) -> str:
+    """Cancel a job and wait (up to ``wait_s``) until it has ended; its last state."""
+    _rest("PATCH", f"/jobs/{jid}?mode=cancel")
+    deadline = time.monotonic() + wait_s
+    state = job_state(jid)
+    while state not in ENDED and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = job_state(jid)
+    return state
+
+
+class RunFolder:
+    """A run's folder (its control folder too) and its launcher's heartbeat; a context
+    manager: made and beating inside the block, removed after it."""
+
+    def __init__(self, run_id: str, base: Path | None = None) -> None:
+        self.run_id = run_id
+        self.path = (base or runs_folder()) / run_id
+        self._stop = threading.Event()
+        self._beat = threading.Thread(
+            target=self._beating, name="llm-enrich-heartbeat", daemon=True
+        )
+
+    def __enter__(self) -> RunFolder:
+        self.path.mkdir(parents=True, exist_ok=False)
+        launcher = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        (self.path / "launcher").write_text(json.dumps(launcher))
+        (self.path / HEARTBEAT).touch()
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._beat.join(5)
+        _remove(self.path)
+
+    def _beating(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.path / HEARTBEAT)
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def launcher_gone(folder: Path, now: float | None = None) -> str | None:
+    """Why the launcher of the run in ``folder`` is gone (None: it lives, or nothing says
+    otherwise)."""
+    now = time.time() if now is None else now
+    try:
+        launcher = json.loads((folder / "launcher").read_text())
+        silent_s = now - (folder / HEARTBEAT).stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    pid = int(launcher.get("pid", 0))
+    if launcher.get("host") == socket.gethostname() and pid and not _alive(pid):
+        return f"its launcher (pid {pid}) is gone"
+    if silent_s > LAUNCHER_SILENCE_S:
+        return f"its launcher has been silent for {silent_s:.0f} s"
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OrphanError(RuntimeError):
+    """A job of this task runs on the cluster and is not an orphan to cancel (its launcher
+    lives, or it was not started from here), an orphan would not end, or Flink's REST API
+    does not answer."""
+
+
+def clear_orphans(task: str, say: Callable[[str], None]) -> list[str]:
+    """Cancel the jobs named for ``task`` whose launcher is gone (see the module docstring);
+    the ids cancelled. Raises ``OrphanError`` for a job of ``task`` that must be left to its
+    owner, or that did not end within ``CANCEL_WAIT_S`` of its cancel."""
+    cancelled = []
+    try:
+        jobs = running_jobs()
+    except OSError as exc:  # urllib's errors included
+        raise OrphanError(
+            f"cannot list Flink's jobs at {rest_url()} ({exc}): run deploy/flink.sh start"
+        ) from exc
+    for job in jobs:
+        named = job.task_and_run
+        if named is None or named[0] != task:
+            continue
+        folder = runs_folder() / named[1]
+        why = launcher_gone(folder) if folder.is_dir() else None
+        if why is None:
+            where = "its launcher is running" if folder.is_dir() else "not started from here"
+            raise OrphanError(
+                f"a job of task {task!r} is running on Flink ({job.jid}, {where}): stop "
+                f"that run first, or cancel the job: deploy/flink.sh cancel {job.jid}"
+            )
+        say(f"cancelling Flink job {job.jid} ({job.name}): {why}")
+        state = cancel_job(job.jid)
+        if state not in ENDED:
+            raise OrphanError(
+                f"Flink job {job.jid} is still {state} {CANCEL_WAIT_S:.0f} s after its "
+                "cancel: restart the cluster (deploy/flink.sh stop; deploy/flink.sh start)"
+            )
+        _remove(folder)
+        cancelled.append(job.jid)
+    _sweep_folders()
+    return cancelled
+
+
+def _sweep_folders() -> None:
+    """Remove the run folders of launchers that are gone and whose job is not running
+    (what a kill -9 left behind)."""
+    running = {named[1] for job in running_jobs() if (named := job.task_and_run)}
+    base = runs_folder()
+    for folder in base.iterdir() if base.is_dir() else ():
+        if folder.name not in running and launcher_gone(folder) is not None:
+            _remove(folder)
