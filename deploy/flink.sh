@@ -11,7 +11,7 @@
 #   deploy/flink.sh install|start|stop|status|path|jobs|cancel ID
 #
 # `path` prints the boot program's location. `jobs` lists the jobs that have not ended (id,
-# state, minutes, name: `llm-enrich run --runner flink` names its jobs llm-enrich:<task>:<run>,
+# state, minutes, name: `llm-enrich run --runner flink` names its jobs llm-enrich:run:<task>:<run>,
 # and says whether the run's launcher is alive); `cancel ID` cancels one through the REST API
 # and waits up to 60 s for it to end (see pipelines/flink_jobs.py for how a run finds and
 # cancels the jobs of its task that a killed launcher left behind). Ports (env): LLM_ENRICH_FLINK_REST_PORT (18091,
@@ -289,8 +289,8 @@ jobs = [j for j in json.load(sys.stdin)["jobs"] if j["state"] not in ("FINISHED"
 for j in jobs:
     parts = j["name"].split(":")
     note = ""
-    if len(parts) == 3 and parts[0] == "llm-enrich":
-        folder = Path(os.environ["RUNS"]) / parts[2]
+    if len(parts) == 4 and parts[0] == "llm-enrich":
+        folder = Path(os.environ["RUNS"]) / parts[3]
         note = ("  (launcher: " + (launcher_gone(folder) or "alive") + ")") if folder.is_dir() else "  (not started from here)"
     minutes = (time.time() * 1000 - j["start-time"]) / 60000
     print("%s  %-10s %6.1f min  %s%s" % (j["jid"], j["state"], minutes, j["name"], note))

@@ -50,8 +50,9 @@ def _execute(
 ) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner; with
     ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``
-    (the task's name), on the local Flink cluster (``pipelines.runner.flink_workers``),
-    after cancelling the task's jobs whose launcher is gone (``pipelines.flink_jobs``).
+    (the job's family, ``pipelines.flink_jobs.job_family``), on the local Flink cluster
+    (``pipelines.runner.flink_workers``), after cancelling the family's jobs whose launcher
+    is gone.
     ``build(endpoint, pool, extra_args)`` builds the pipeline; ``extra_args`` go before the
     user's."""
     from pipelines.execute import execute
@@ -144,6 +145,24 @@ REPORT = click.option(
 )
 
 
+RUNNER = click.option(
+    "--runner",
+    metavar="NAME",
+    help="Where the pipeline runs. prism (the default): a Prism job server of its own. "
+    "flink: the local Flink cluster started by deploy/flink.sh (Beam's job server on "
+    "127.0.0.1:$LLM_ENRICH_FLINK_JOB_PORT, default 18099; Python workers on the "
+    "TaskManagers). Any other name goes to Beam as --runner=NAME.",
+)
+
+
+def _runner(runner: str | None, beam_args: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """``--runner``: whether it is the local Flink cluster; else the Beam arguments with it."""
+    flink = (runner or "").lower() == "flink"
+    if runner and not flink and runner.lower() != "prism":
+        beam_args = (f"--runner={runner}", *beam_args)
+    return flink, beam_args
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -175,14 +194,7 @@ def main(verbose: bool) -> None:
     help="Local worker processes (Prism only): records are dealt over this many Python "
     "processes, for more than one core. 1: everything runs in this process.",
 )
-@click.option(
-    "--runner",
-    metavar="NAME",
-    help="Where the pipeline runs. prism (the default): a Prism job server of its own. "
-    "flink: the local Flink cluster started by deploy/flink.sh (Beam's job server on "
-    "127.0.0.1:$LLM_ENRICH_FLINK_JOB_PORT, default 18099; Python workers on the "
-    "TaskManagers). Any other name goes to Beam as --runner=NAME.",
-)
+@RUNNER
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -216,10 +228,9 @@ def run(
         )
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
+    from pipelines.flink_jobs import job_family
 
-    flink = (runner or "").lower() == "flink"
-    if runner and not flink and runner.lower() != "prism":
-        beam_args = (f"--runner={runner}", *beam_args)
+    flink, beam_args = _runner(runner, beam_args)
     if workers > 1 and (flink or any(arg.startswith("--runner") for arg in beam_args)):
         _fail("--workers is for the local runner (Prism); a runner's own options set its workers")
     report = _report_start(job, report_path)
@@ -235,7 +246,7 @@ def run(
         beam_args,
         None if no_progress else progress_every,
         workers,
-        job.name if flink else None,
+        job_family("run", job.name) if flink else None,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
@@ -257,6 +268,7 @@ def run(
 @click.option("--max-replays", type=int, help="Skip dead letters replayed this often already.")
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@RUNNER
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -270,6 +282,7 @@ def replay(
     max_replays: int | None,
     limit: int | None,
     dry_run: bool,
+    runner: str | None,
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
@@ -298,14 +311,26 @@ def replay(
         return
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_replay_pipeline
+    from pipelines.flink_jobs import job_family
 
+    flink, beam_args = _runner(runner, beam_args)
+    if flink and not any(a.startswith("--parallelism") for a in beam_args):
+        from pipelines.runner import FLINK_REPLAY_ARGS
+
+        beam_args = (*FLINK_REPLAY_ARGS, *beam_args)
     report = _report_start(job, report_path)
     summary = _execute(
-        lambda endpoint, _pool: build_replay_pipeline(
-            job.task, selection, limit, beam_args, job_endpoint=endpoint
+        lambda endpoint, _pool, extra=(): build_replay_pipeline(
+            job.task,
+            selection,
+            limit,
+            (*extra, *beam_args),
+            job_endpoint=endpoint,
+            streaming=flink,
         ),
         beam_args,
         None if no_progress else progress_every,
+        flink=job_family("replay", job.name) if flink else None,
     )
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():

@@ -1,19 +1,22 @@
 """Jobs on the local Flink cluster: named for their task and run, watched by their launcher's
 heartbeat, and cancelled through Flink's REST API when their launcher is gone.
 
-``llm-enrich run --runner flink`` names its job ``llm-enrich:<task>:<run id>`` and keeps a
-run folder, ``$LLM_ENRICH_STATE/flink/runs/<run id>/`` (the control folder its workers
-read, ``transforms.core.run.control``), holding ``launcher`` (its pid and host) and
+``llm-enrich run --runner flink`` names its job ``llm-enrich:run:<task>:<run id>`` (a
+replay: ``llm-enrich:replay:...``; the part before the run id is the job's *family*: the
+jobs of one family read one consumer group) and keeps a run folder,
+``$LLM_ENRICH_STATE/flink/runs/<run id>/`` (the control folder its workers read,
+``transforms.core.run.control``), holding ``launcher`` (its pid and host) and
 ``heartbeat``, touched every ``HEARTBEAT_S``. A launcher that dies without a word (kill -9,
 the machine's OOM killer) leaves its job running; two things end it:
 
 - the job itself: its workers stop (as on SIGTERM: what was read is finished and
   committed) once the heartbeat is older than ``LAUNCHER_SILENCE_S``;
-- the next ``run`` of the same task (``clear_orphans``): a job named for the task whose
-  launcher is gone (its pid is dead on this host, or its heartbeat is silent) is cancelled
-  (``PATCH /jobs/<id>?mode=cancel``) and waited for; a job whose launcher lives, or that
-  was not started from this state folder, stops the new run (exit 2) instead of letting two
-  runs read one consumer group. ``deploy/flink.sh jobs|cancel`` do the same by hand.
+- the next ``run`` (or ``replay``) of the same task (``clear_orphans``): a job of the
+  family whose launcher is gone (its pid is dead on this host, or its heartbeat is silent)
+  is cancelled (``PATCH /jobs/<id>?mode=cancel``) and waited for; a job whose launcher
+  lives, or that was not started from this state folder, stops the new run (exit 2)
+  instead of letting two runs read one consumer group. ``deploy/flink.sh jobs|cancel`` do
+  the same by hand.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "RunFolder",
     "cancel_job",
     "clear_orphans",
+    "job_family",
     "job_name",
     "running_jobs",
     "runs_folder",
@@ -59,9 +63,13 @@ def rest_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('LLM_ENRICH_FLINK_REST_PORT', '18091')}"
 
 
-def job_name(task: str, run_id: str) -> str:
-    """``llm-enrich:<task>:<run id>`` (a task name has no ``:``)."""
-    return f"{PREFIX}:{task}:{run_id}"
+def job_family(kind: str, task: str) -> str:
+    """``llm-enrich:<kind>:<task>`` (``run`` or ``replay``; a task name has no ``:``)."""
+    return f"{PREFIX}:{kind}:{task}"
+
+
+def job_name(family: str, run_id: str) -> str:
+    return f"{family}:{run_id}"
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,12 @@ class FlinkJob:
     started_ms: int
 
     @property
-    def task_and_run(self) -> tuple[str, str] | None:
+    def family_and_run(self) -> tuple[str, str] | None:
+        """The job's family and run id, for a job ``llm-enrich`` named."""
         parts = self.name.split(":")
-        return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == PREFIX else None
+        if len(parts) != 4 or parts[0] != PREFIX:
+            return None
+        return ":".join(parts[:3]), parts[3]
 
 
 def _rest(method: str, path: str, timeout_s: float = 5.0) -> object:
@@ -182,10 +193,10 @@ class OrphanError(RuntimeError):
     does not answer."""
 
 
-def clear_orphans(task: str, say: Callable[[str], None]) -> list[str]:
-    """Cancel the jobs named for ``task`` whose launcher is gone (see the module docstring);
-    the ids cancelled. Raises ``OrphanError`` for a job of ``task`` that must be left to its
-    owner, or that did not end within ``CANCEL_WAIT_S`` of its cancel."""
+def clear_orphans(family: str, say: Callable[[str], None]) -> list[str]:
+    """Cancel the jobs of ``family`` (``job_family``) whose launcher is gone (see the module
+    docstring); the ids cancelled. Raises ``OrphanError`` for a job of the family that must
+    be left to its owner, or that did not end within ``CANCEL_WAIT_S`` of its cancel."""
     cancelled = []
     try:
         jobs = running_jobs()
@@ -194,15 +205,15 @@ def clear_orphans(task: str, say: Callable[[str], None]) -> list[str]:
             f"cannot list Flink's jobs at {rest_url()} ({exc}): run deploy/flink.sh start"
         ) from exc
     for job in jobs:
-        named = job.task_and_run
-        if named is None or named[0] != task:
+        named = job.family_and_run
+        if named is None or named[0] != family:
             continue
         folder = runs_folder() / named[1]
         why = launcher_gone(folder) if folder.is_dir() else None
         if why is None:
             where = "its launcher is running" if folder.is_dir() else "not started from here"
             raise OrphanError(
-                f"a job of task {task!r} is running on Flink ({job.jid}, {where}): stop "
+                f"{family} is running on Flink already ({job.jid}, {where}): stop "
                 f"that run first, or cancel the job: deploy/flink.sh cancel {job.jid}"
             )
         say(f"cancelling Flink job {job.jid} ({job.name}): {why}")
@@ -221,7 +232,7 @@ def clear_orphans(task: str, say: Callable[[str], None]) -> list[str]:
 def _sweep_folders() -> None:
     """Remove the run folders of launchers that are gone and whose job is not running
     (what a kill -9 left behind)."""
-    running = {named[1] for job in running_jobs() if (named := job.task_and_run)}
+    running = {named[1] for job in running_jobs() if (named := job.family_and_run)}
     base = runs_folder()
     for folder in base.iterdir() if base.is_dir() else ():
         if folder.name not in running and launcher_gone(folder) is not None:

@@ -31,6 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 __all__ = [
     "BEAM_BOOT_VERSION",
     "FLINK_PARALLELISM",
+    "FLINK_REPLAY_ARGS",
     "PRISM_VERSION",
     "FlinkNotReady",
     "PrismNotInstalled",
@@ -215,6 +216,14 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
 
 
 FLINK_PARALLELISM = 4  # deploy/flink.sh: two TaskManagers with two slots each
+# Replay on the local cluster runs streaming, like run: Flink's batch mode needs shuffle
+# buffers and off-heap memory the small TaskManagers of deploy/flink.sh do not have (512
+# network buffers per sort-shuffle; a 64 MB batch-shuffle pool), while the streaming path
+# drains the bounded ranges the same way and fires the GroupByKey and the side input when
+# the watermark passes the end of input. At parallelism 4 its graph (two readers, a side
+# input, a GroupByKey) ran a TaskManager out of direct memory (128 MB: the gRPC buffers of
+# the SDK workers' data channels); 2 is enough for a replay.
+FLINK_REPLAY_ARGS = ("--parallelism=2",)
 
 
 class FlinkNotReady(RuntimeError):
@@ -233,7 +242,9 @@ WORKER_PASSED_ENVIRONMENT = ("LLM_ENRICH_SECRETS_DIR",)
 
 
 @contextlib.contextmanager
-def flink_workers(beam_args: Sequence[str] = (), task: str = "llm-enrich") -> Iterator[list[str]]:
+def flink_workers(
+    beam_args: Sequence[str] = (), family: str = "llm-enrich:run:task"
+) -> Iterator[list[str]]:
     """The Beam arguments that run a pipeline on the local Flink cluster
         (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
         (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
@@ -244,7 +255,7 @@ def flink_workers(beam_args: Sequence[str] = (), task: str = "llm-enrich") -> It
         and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
         workers (``transforms.core.run.control``), as for a local worker pool. The folder is
         the run's folder (``pipelines.flink_jobs.RunFolder``: the launcher's pid and
-        heartbeat), and the job is named for ``task`` and the run (``--job_name``), so that a
+        heartbeat), and the job is named for its ``family`` and the run (``--job_name``), so that a
         job whose launcher is gone stops itself and is found by the next run. Valid until
         the block ends (the folder is removed)."""
     from pipelines.flink_jobs import RunFolder, job_name
@@ -293,7 +304,7 @@ def flink_workers(beam_args: Sequence[str] = (), task: str = "llm-enrich") -> It
         if not any(a.startswith("--parallelism") for a in beam_args):
             args.append(f"--parallelism={FLINK_PARALLELISM}")
         if not any(a.startswith("--job_name") for a in beam_args):
-            args.append(f"--job_name={job_name(task, run_id)}")
+            args.append(f"--job_name={job_name(family, run_id)}")
         with control_folder(Path(folder)):
             yield args
 

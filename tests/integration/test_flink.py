@@ -32,10 +32,12 @@ from tests.integration.conftest import (
     fault_provider,
     produce,
     reviews,
+    run_job,
     sample_reviews,
     start_run,
     wait_for,
 )
+from transforms.beam.stage import replay_group
 from transforms.core.config.job import Job
 from transforms.kafka.reader import read_range, snapshot_ranges
 
@@ -188,8 +190,8 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     flink_cluster: None, make_task: MakeTask, fault_server: Any
 ) -> None:
     """kill -9 takes the launcher, not its job. The next run of the task finds the job (named
-    ``llm-enrich:<task>:<run>``, its launcher's pid gone), cancels it through Flink's REST
-    API, and reads what the job had not committed: every offset once, all committed."""
+    ``llm-enrich:run:<task>:<run>``, its launcher's pid gone), cancels it through Flink's
+    REST API, and reads what the job had not committed: every offset once, all committed."""
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task([fault_provider(server, "fault", timeout_s=120)])
     produce(job, reviews(6))
@@ -207,7 +209,7 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     finally:
         if run.poll() is None:
             run.kill()
-    named = f"llm-enrich:{job.task.name}:"
+    named = f"llm-enrich:run:{job.task.name}:"
     orphans = [j for j in running_jobs() if j.name.startswith(named)]
     assert len(orphans) == 1, running_jobs()
     server.set_default(Reply.ok(delay_s=0.05))
@@ -232,3 +234,47 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     expected = sorted((p, o) for p, end in end_offsets(job).items() for o in range(end))
     assert sorted(outputs) == expected and len(expected) == 12  # each offset once
     assert committed_offsets(job) == end_offsets(job)
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_on_flink_enriches_every_dead_letter_once(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """Dead letters made by a run on Prism (the provider down, dead-lettered on purpose),
+    replayed on the cluster once it is back: one output per original, the replay group
+    committed to the dead-letter topic's end, and the summary's counts what the topics hold."""
+    server = fault_server(default=Reply.status(503))
+    policy = {"on_systemic_fault": "dead_letter", "max_dead_letter_ratio": None}
+    job = make_task(
+        [fault_provider(server, "fault")],
+        policy={"attempts_per_provider": 1, "circuit_failure_threshold": 10_000, **policy},
+    )
+    produce(job, reviews(6))
+    assert run_job(job.task).dead_by_stage == {"llm": 6}
+    server.set_default(Reply.ok(delay_s=0.05))
+
+    started = time.monotonic()
+    assert job.task.source_path is not None
+    done = subprocess.run(
+        [*CLI, "replay", "--task", str(job.task.source_path), "--runner", "flink"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(f"\nflink replay of 6 dead letters: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    kafka = job.task.kafka
+    outputs = _sources(
+        job, kafka.output_topic, ("llm_enrich.source.partition", "llm_enrich.source.offset")
+    )
+    expected = sorted((p, o) for p, end in end_offsets(job).items() for o in range(end))
+    assert sorted(outputs) == expected  # each original once
+    assert _count(job, kafka.dead_letter_topic) == 6  # the originals' only, none new
+    replayed = KafkaConsumer(bootstrap_servers=KAFKA, group_id=replay_group(job.task))
+    try:
+        assert replayed.committed(TopicPartition(kafka.dead_letter_topic, 0)) == 6
+    finally:
+        replayed.close()
+    assert "dead letters read   6" in done.stdout
+    assert "replayed            6" in done.stdout
+    assert "enriched (written)  6" in done.stdout

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.flink_jobs import FlinkJob, RunFolder, job_name, launcher_gone
+from pipelines.flink_jobs import FlinkJob, RunFolder, job_family, job_name, launcher_gone
 from transforms.core.run.control import (
     HEARTBEAT,
     LAUNCHER_SILENCE_S,
@@ -19,10 +19,12 @@ from transforms.core.run.control import (
 )
 
 
-def test_a_job_name_carries_the_task_and_the_run() -> None:
-    job = FlinkJob("j1", job_name("reviews.v2-eu", "abc123"), "RUNNING", 0)
-    assert job.task_and_run == ("reviews.v2-eu", "abc123")
-    assert FlinkJob("j2", "BeamApp-root-1203", "RUNNING", 0).task_and_run is None
+def test_a_job_name_carries_its_family_and_the_run() -> None:
+    family = job_family("run", "reviews.v2-eu")
+    job = FlinkJob("j1", job_name(family, "abc123"), "RUNNING", 0)
+    assert job.family_and_run == ("llm-enrich:run:reviews.v2-eu", "abc123")
+    assert FlinkJob("j2", "BeamApp-root-1203", "RUNNING", 0).family_and_run is None
+    assert job_family("replay", "reviews.v2-eu") != family  # a replay reads another group
 
 
 def test_a_run_folder_beats_while_its_block_lasts_then_goes(tmp_path: Path) -> None:
