@@ -56,7 +56,7 @@ def _execute(
     ``build(endpoint, pool, extra_args)`` builds the pipeline; ``extra_args`` go before the
     user's."""
     from pipelines.execute import execute
-    from pipelines.flink_jobs import OrphanError, clear_orphans
+    from pipelines.flink_jobs import LiveCounts, OrphanError, clear_orphans
     from pipelines.runner import (
         FlinkNotReady,
         PrismNotInstalled,
@@ -69,10 +69,12 @@ def _execute(
         if flink:
             with flink_workers(beam_args, flink) as flink_args:
                 clear_orphans(flink, lambda line: click.echo(f"llm-enrich: {line}", err=True))
+                pipeline = build(None, None, flink_args)[0]
                 return execute(
-                    build(None, None, flink_args)[0],
+                    pipeline,
                     stop_on_signals=True,
                     progress_every_s=progress_every_s,
+                    live_counts=LiveCounts(_job_name(pipeline)),
                 )
         if any(arg.startswith("--runner") for arg in beam_args):
             return execute(
@@ -92,6 +94,12 @@ def _execute(
         log.debug("pipeline failed", exc_info=True)
         last = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
         _fail(f"the pipeline failed: {last[0][:500]} (-v shows more)", exit_codes.INTERNAL)
+
+
+def _job_name(pipeline: Any) -> str:
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return str(pipeline.options.view_as(GoogleCloudOptions).job_name)
 
 
 def _job(task_path: str, no_cache: bool = False) -> Job:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -25,7 +25,6 @@ from pipelines.summary import RunSummary, summarize
 from transforms.beam.run_handle import run_of
 from transforms.core.calls.shadow import drain_all
 from transforms.core.run.control import RunControl
-from transforms.core.run.tally import Tally
 
 __all__ = ["execute"]
 
@@ -33,11 +32,17 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def execute(
-    pipeline: Any, *, stop_on_signals: bool = False, progress_every_s: float | None = None
+    pipeline: Any,
+    *,
+    stop_on_signals: bool = False,
+    progress_every_s: float | None = None,
+    live_counts: Callable[[], Mapping[str, int]] | None = None,
 ) -> RunSummary:
     """Run ``pipeline`` and wait for it; with ``stop_on_signals`` (the CLI, main thread),
     SIGINT/SIGTERM stop it as described above. ``progress_every_s``: show the progress
-    (``pipelines.progress``; live on a terminal, else a line this often). The run's
+    (``pipelines.progress``; live on a terminal, else a line this often), from the run's
+    tally where the workers run in this process, else from ``live_counts`` (the runner's
+    metrics of the running job: ``pipelines.flink_jobs.LiveCounts``). The run's
     ``WorkerRun`` here (``transforms.beam.run_handle``): the workers' own where they run in
     this process, else this launcher's, whose stop reaches them through the runner's
     control folder."""
@@ -52,7 +57,8 @@ def execute(
     previous = _install(handler) if stop_on_signals else {}
     try:
         waiter.start()
-        with _progress(progress_every_s, in_process, worker.tally):
+        counts = worker.tally.counts if in_process else live_counts
+        with _progress(progress_every_s, counts):
             while waiter.is_alive():
                 waiter.join(0.2)  # a timed join lets signal handlers run
     except BaseException as exc:  # e.g. a test's timeout: never leave the job running
@@ -73,18 +79,18 @@ def execute(
 
 
 def _progress(
-    every_s: float | None, in_process: bool, tally: Tally
+    every_s: float | None, counts: Callable[[], Mapping[str, int]] | None
 ) -> contextlib.AbstractContextManager[Any]:
     if every_s is None:
         return contextlib.nullcontext()
-    if not in_process:
+    if counts is None:
         print(
-            "llm-enrich: no progress line on a remote runner: its UI shows the llm_enrich "
+            "llm-enrich: no progress line on this runner: its UI shows the llm_enrich "
             "counters (Beam metrics); the summary follows at the end",
             file=sys.stderr,
         )
         return contextlib.nullcontext()
-    return ProgressLine(tally.counts, every_s=every_s)
+    return ProgressLine(counts, every_s=every_s)
 
 
 def _abandon(result: Any, control: RunControl, why: str) -> None:

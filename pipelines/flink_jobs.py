@@ -27,6 +27,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -237,3 +238,73 @@ def _sweep_folders() -> None:
     for folder in base.iterdir() if base.is_dir() else ():
         if folder.name not in running and launcher_gone(folder) is not None:
             _remove(folder)
+
+
+LIVE_EVERY_S = 5.0  # Flink's JobManager fetches the TaskManagers' metrics every 10 s
+MARK = ".llm_enrich_"  # Beam's user counters as Flink metrics: <step>.llm_enrich_<name>
+
+
+class LiveCounts:
+    """The ``llm_enrich`` counters of the running job named ``name``, for the progress line.
+    The job service's ``GetJobMetrics`` answers only once a job has ended, and Flink's
+    accumulator of Beam's metrics (``/jobs/<id>/accumulators``) did not move while the job
+    ran; Beam's Flink runner also reports every counter as a Flink metric of its operator
+    (``<step>.llm_enrich_<name>``, dots made underscores), as each bundle ends, which the
+    REST API serves summed over subtasks (``/jobs/<id>/vertices/<v>/subtasks/metrics``,
+    fetched from the TaskManagers every 10 s). Called at most every ``LIVE_EVERY_S`` it asks
+    Flink; between, it gives the last answer. Empty until the job is found (and when Flink
+    does not answer). Names come back as the summary's for the counters the progress line
+    shows (``PROGRESS``, ``planned.*``, ``replay.skipped.*``); others stay as Flink has
+    them."""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._name, self._clock = name, clock
+        self._jid: str | None = None
+        self._last: dict[str, int] = {}
+        self._asked = float("-inf")
+
+    def __call__(self) -> dict[str, int]:
+        if self._clock() - self._asked >= LIVE_EVERY_S:
+            self._asked = self._clock()
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                self._last = self._ask() or self._last
+        return self._last
+
+    def _ask(self) -> dict[str, int]:
+        if self._jid is None:
+            found = [j.jid for j in running_jobs() if j.name == self._name]
+            if not found:
+                return {}
+            self._jid = found[0]
+        job = _rest("GET", f"/jobs/{self._jid}")
+        assert isinstance(job, dict)
+        counts: dict[str, int] = {}
+        for vertex in job["vertices"]:
+            path = f"/jobs/{self._jid}/vertices/{vertex['id']}/subtasks/metrics"
+            listed = _rest("GET", path)
+            assert isinstance(listed, list)
+            ids = [m["id"] for m in listed if MARK in m["id"]]
+            if not ids:
+                continue
+            summed = _rest("GET", f"{path}?get={urllib.parse.quote(','.join(ids))}&agg=sum")
+            assert isinstance(summed, list)
+            for metric in summed:
+                name = counter_name(metric["id"].rsplit(MARK, 1)[1])
+                counts[name] = counts.get(name, 0) + int(metric["sum"])
+        return counts
+
+
+PROGRESS = ("read", "written.output", "written.dead_letter", "llm_calls")
+PREFIXES = ("planned.", "replay.skipped.")
+
+
+def counter_name(flink: str) -> str:
+    """A counter's name from its Flink metric name (``written_output``: ``written.output``)."""
+    for name in PROGRESS:
+        if flink == name.replace(".", "_"):
+            return name
+    for prefix in PREFIXES:
+        mangled = prefix.replace(".", "_")
+        if flink.startswith(mangled):
+            return prefix + flink.removeprefix(mangled)
+    return flink

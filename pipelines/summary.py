@@ -11,7 +11,7 @@ from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 from transforms.core.ledger.record import cache_hit_share
 from transforms.core.run.tally import Tally
 
-__all__ = ["RunSummary", "summarize"]
+__all__ = ["RunSummary", "counts_of", "summarize"]
 
 GUARDS = {
     "budget": "policy.budget_usd was reached",
@@ -217,7 +217,14 @@ def summarize(result: Any, wall_time_s: float, *, tally: Tally | None = None) ->
     (exact), else the runner's Beam metrics."""
     if tally is not None:
         return RunSummary(tally.counts(), wall_time_s, tally.reasons())
-    metrics = result.metrics().query()
+    counters, reasons = counts_of(result.metrics())
+    return RunSummary(counters, wall_time_s, reasons)
+
+
+def counts_of(results: Any) -> tuple[dict[str, int], list[str]]:
+    """The ``llm_enrich`` counters (summed over steps) and stop reasons in Beam's
+    ``MetricResults`` (committed values where the runner has them, else attempted)."""
+    metrics = results.query()
     counters: dict[str, int] = {}
     for metric in metrics["counters"]:
         if metric.key.metric.namespace != NAMESPACE:
@@ -230,4 +237,4 @@ def summarize(result: Any, wall_time_s: float, *, tally: Tally | None = None) ->
         if (metric.key.metric.namespace, metric.key.metric.name) == (NAMESPACE, STOP_REASONS):
             value = metric.committed if metric.committed is not None else metric.attempted
             reasons |= set(value or ())
-    return RunSummary(counters, wall_time_s, sorted(reasons))
+    return counters, sorted(reasons)

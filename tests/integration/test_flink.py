@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -124,8 +126,17 @@ def test_a_drain_on_flink_settles_every_offset_once(
     assert len(dead) == sum(1 for t in texts if texts.index(t) % 5 == 0)
     assert outputs
     assert committed_offsets(job) == end_offsets(job)
-    assert f"records read        {count}" in done.stdout
-    assert "not settled         0" in done.stdout
+    # the summary, from the job's metrics (GetJobMetrics), says what the topics hold
+    summary = _summary(done.stdout)
+    assert summary["records read"] == count and summary["not settled"] == 0
+    assert summary["enriched (written)"] == len(outputs)
+    assert summary["dead-lettered"] == len(dead)
+
+
+def _summary(stdout: str) -> dict[str, int]:
+    """The summary's counts by label (``records read``, ``enriched (written)``, ...)."""
+    found = re.findall(r"^  ([a-z][a-z ()-]*?) +(\d+)", stdout, re.MULTILINE)
+    return {label: int(value) for label, value in found}
 
 
 def _count(job: Job, topic: str) -> int:
@@ -151,21 +162,38 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     flink_cluster: None, make_task: MakeTask, fault_server: Any
 ) -> None:
     """The stop reaches the workers on the TaskManagers through the run's control folder
-    (``LLM_ENRICH_CONTROL_DIR``: they share this machine): the readers stop, the job ends."""
+    (``LLM_ENRICH_CONTROL_DIR``: they share this machine): the readers stop, the job ends.
+    While it runs, the progress line shows the job's metrics (Flink's REST API)."""
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task([fault_provider(server, "fault")])
     produce(job, reviews(12))
     assert job.task.source_path is not None
     run = subprocess.Popen(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--follow"],
+        [
+            *CLI,
+            "run",
+            "--task",
+            str(job.task.source_path),
+            "--runner",
+            "flink",
+            "--follow",
+            "--progress-every",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert run.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(run.stderr or ()), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 180
         while _count(job, job.task.kafka.output_topic) < 12 and time.monotonic() < deadline:
             time.sleep(1)
+        # the metrics reach the JobManager with the TaskManagers' heartbeats (every 10 s)
+        wait_for(lambda: any("enriched 12 " in line for line in lines), 60, "live progress")
         produce(job, reviews(9))  # records that arrive while it follows
         # the signal follows the last write closely: its commit is then still due (this
         # is what left a timer set on the commit step and the job running forever)
@@ -174,15 +202,19 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
         assert run.poll() is None, "a follow run ended by itself"
         run.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-        stdout, stderr = run.communicate(timeout=120)
+        stdout, _ = run.communicate(timeout=120)
         print(f"\nflink follow run: exit {time.monotonic() - signalled:.1f} s after SIGTERM")
     finally:
         if run.poll() is None:
             run.kill()
+    reader.join(10)
+    stderr = "".join(lines)
     assert run.returncode == 0, stdout + stderr
     assert _count(job, job.task.kafka.output_topic) == 21
     assert committed_offsets(job) == end_offsets(job) == {0: 7, 1: 7, 2: 7}
-    assert "not settled         0" in stdout
+    summary = _summary(stdout)
+    assert summary["records read"] == summary["enriched (written)"] == 21
+    assert summary["dead-lettered"] == summary["not settled"] == 0
 
 
 @pytest.mark.timeout(420)

@@ -10,7 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.flink_jobs import FlinkJob, RunFolder, job_family, job_name, launcher_gone
+from pipelines.flink_jobs import (
+    FlinkJob,
+    RunFolder,
+    counter_name,
+    job_family,
+    job_name,
+    launcher_gone,
+)
 from transforms.core.run.control import (
     HEARTBEAT,
     LAUNCHER_SILENCE_S,
@@ -65,3 +72,11 @@ def test_workers_read_a_silent_heartbeat_as_a_stop(tmp_path: Path) -> None:
     os.utime(tmp_path / HEARTBEAT, (beat, beat))
     control = RunControl(FolderChannel(tmp_path))
     assert control.stop_requested() and control.halted() is None  # a stop: finish, commit
+
+
+def test_flink_metric_names_map_back_to_the_counters_the_progress_line_shows() -> None:
+    assert counter_name("written_output") == "written.output"
+    assert counter_name("written_dead_letter") == "written.dead_letter"
+    assert counter_name("read") == "read" and counter_name("llm_calls") == "llm_calls"
+    assert counter_name("planned_read") == "planned.read"
+    assert counter_name("replay_skipped_already_enriched") == "replay.skipped.already_enriched"
