@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import exit_codes
+from pipelines.cascade_summary import cascade_lines
 from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 from transforms.core.run import tally
@@ -97,6 +98,7 @@ class RunSummary:
         lines += self.answer_lines()
         lines += self.safety_lines()
         lines += self.cache_lines()
+        lines += cascade_lines(self)
         lines += self.batch_lines()
         lines += shadow_lines(self.counters)
         if self.uncommitted:

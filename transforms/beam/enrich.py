@@ -16,6 +16,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import (
     CacheCounts,
+    CascadeCounts,
     ThrottledTime,
     count_halted,
     count_safety,
@@ -29,6 +30,7 @@ from transforms.cache.open import answer_cache
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
+from transforms.core.calls.cascade import cascade_steps
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
@@ -128,7 +130,12 @@ class EnrichService:
             self.cache = None
             halt(f"systemic: {fault.reason}")
         self.enricher = Enricher(
-            job, self.providers, follow=follow, moderator=self.moderator, cache=self.cache
+            job,
+            self.providers,
+            follow=follow,
+            moderator=self.moderator,
+            cache=self.cache,
+            steps=cascade_steps(job, self.providers),
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
@@ -245,6 +252,7 @@ class EnrichRecords(_JobDoFn):
         self._throttled = ThrottledTime()
         self._queued_ms = counter("capacity_wait_ms")
         self._cache = CacheCounts()
+        self._cascade = CascadeCounts()
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
@@ -299,6 +307,7 @@ class EnrichRecords(_JobDoFn):
                 self._count_repairs(result)
                 count_safety(result)
                 self._cache.count(result)
+                self._cascade.count(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
                 count_safety(result)

@@ -23,6 +23,11 @@ It halts the run (``transforms.core.run.control``) and the record is Skipped, ne
 nor dead-lettered, so it is read again once the fault is fixed; a follow run waits out an
 outage instead, probing until a provider is back. ``policy.on_systemic_fault:
 dead_letter`` turns both back into dead letters.
+
+With a ``cascade`` (``transforms.core.calls.cascade``) the chain above runs once per step,
+cheap to strong, over that step's providers; a step that is not the last also asks for
+the answer's token log-probabilities and hands its valid answer to its gate, which accepts
+it or escalates the record to the next step.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any, Protocol
 from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
+from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
 from transforms.core.calls.deadline import record_deadline
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
@@ -116,8 +122,12 @@ class Enricher:
         sleep: Sleep = asyncio.sleep,
         moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
+        steps: Sequence[Step] | None = None,
     ) -> None:
+        """``steps``: the task's cascade over ``providers`` (``calls.cascade.cascade_steps``);
+        None asks ``providers`` as one chain."""
         self._job = job
+        self._steps = list(steps) if steps else None
         self._cache = cache
         self._providers = list(providers)
         self._moderator = moderator
@@ -184,6 +194,8 @@ class Enricher:
                     enriched = await self._cache.through(  # a hit makes no call
                         parsed, messages, lambda: self._through_chain(parsed, messages, attempts)
                     )
+                    if enriched.cache == "hit" and self._steps:
+                        enriched = mark_cached(self._steps, enriched)
             return replace(enriched, safety_flags=flags) if flags else enriched
         except TimeoutError:
             error: RecordError = ProvidersExhausted(
@@ -213,11 +225,31 @@ class Enricher:
     async def _through_chain(
         self, parsed: Parsed, messages: list[Message], attempts: list[Attempt]
     ) -> Enriched:
+        if self._steps is None:
+            return await self._through_providers(self._providers, None, parsed, messages, attempts)
+
+        def ask(step: Step) -> Awaitable[Enriched]:
+            return self._through_providers(step.providers, step.gate, parsed, messages, attempts)
+
+        return await through_cascade(self._steps, ask, attempts)
+
+    async def _through_providers(
+        self,
+        providers: Sequence[ProviderClient],
+        gate: StepGate | None,
+        parsed: Parsed,
+        messages: list[Message],
+        attempts: list[Attempt],
+    ) -> Enriched:
+        """The chain of ``providers``; a ``gate`` judges a valid answer's confidence
+        (raising ``NotConfident`` to escalate) and asks for log-probabilities."""
+        # only with a gate: providers of a plain chain are asked as they always were
+        asking: dict[str, Any] = {"top_logprobs": gate.top_logprobs} if gate else {}
         last_invalid: tuple[str, list[FieldError]] | None = None
         not_the_record: list[str] = []  # providers that failed for a systemic reason
         outage = True
         carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
-        for index, provider in enumerate(self._providers):
+        for index, provider in enumerate(providers):
             batch = _is_batch(provider)
             if batch and carried is not None:
                 continue  # re-asks never go into a batch
@@ -228,7 +260,10 @@ class Enricher:
                 kind = "call" if turn == 0 and carried is None else "reask"
                 try:
                     completion = await provider.complete(
-                        conversation, self._job.shape.json_schema, kind=kind
+                        conversation,
+                        self._job.shape.json_schema,
+                        kind=kind,
+                        **asking,
                     )
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
@@ -244,8 +279,13 @@ class Enricher:
                 answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
                 if not errors and completion.finish_reason != "length":
+                    confidence = None
+                    if gate is not None:  # below its threshold: NotConfident, escalate
+                        reasked = kind == "reask"
+                        confidence = gate.judge(completion, output, repairs, reasked, defaulted)
+                        gate.check(confidence)
                     output, repairs, defaulted = await self._screened(
-                        self._reasker(index),
+                        self._reasker(providers, index),
                         parsed,
                         conversation,
                         completion.text,
@@ -260,6 +300,7 @@ class Enricher:
                         tuple(attempts),
                         tuple(repairs),
                         defaulted,
+                        confidence=confidence,
                     )
                 note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
                 if completion.finish_reason == "length" and not errors:
@@ -277,7 +318,7 @@ class Enricher:
                 raw_output=raw,
                 field_errors=errors,
             )
-        if self._providers and len(not_the_record) == len(self._providers):
+        if providers and len(not_the_record) == len(providers):
             raise SystemicFault(
                 "every provider failed: " + "; ".join(not_the_record),
                 kind="outage" if outage else "systemic",
@@ -285,10 +326,12 @@ class Enricher:
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
-    def _reasker(self, index: int) -> ProviderClient | None:
+    def _reasker(
+        self, providers: Sequence[ProviderClient], index: int
+    ) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
-        for provider in self._providers[index:]:
+        for provider in providers[index:]:
             if not _is_batch(provider):
                 return provider
         return None

@@ -24,6 +24,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from transforms.core.answers.confidence import TokenLogprob
 from transforms.core.calls.deadline import waiting_for_capacity
 from transforms.core.calls.limits import CircuitBreaker, RateLimiter, estimate_tokens
 from transforms.core.calls.policy import (
@@ -39,7 +40,14 @@ from transforms.core.calls.policy import (
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.errors import Attempt
 
-__all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient", "response_format"]
+__all__ = [
+    "CallFailed",
+    "ChatCall",
+    "Completion",
+    "ProviderClient",
+    "response_format",
+    "token_logprobs",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 REFUSED = "the provider returned no answer (content filter)"
@@ -51,6 +59,9 @@ class Completion:
     text: str
     finish_reason: str | None
     attempts: tuple[Attempt, ...]
+    # the answer's tokens with their log-probabilities, when asked for (``top_logprobs``)
+    # and returned; None otherwise
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class CallFailed(Exception):
@@ -104,7 +115,7 @@ class ProviderClient:
         )
         self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
         # Everything in a request body but the messages, serialised once per response schema.
-        self._body_heads: dict[int, tuple[dict[str, Any], bytes]] = {}
+        self._body_heads: dict[tuple[int, int | None], tuple[dict[str, Any], bytes]] = {}
 
     @property
     def throttled_s(self) -> float:
@@ -114,29 +125,43 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
-    def _body(self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any]) -> bytes:
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        top_logprobs: int | None = None,
+    ) -> bytes:
         """The request's JSON. Its fixed part (model, generation parameters, the response
-        format with the schema) is encoded once per schema; only the messages per call."""
-        cached = self._body_heads.get(id(response_schema))
+        format with the schema, the log-probabilities asked for) is encoded once per schema;
+        only the messages per call."""
+        slot = (id(response_schema), top_logprobs)
+        cached = self._body_heads.get(slot)
         if cached is None or cached[0] is not response_schema:
-            head = json.dumps(
-                {
-                    "model": self.spec.model,
-                    "temperature": self._generation.temperature,
-                    "seed": self._generation.seed,
-                    "max_tokens": self._generation.max_tokens,
-                    "response_format": response_format(response_schema),
-                },
-                separators=(",", ":"),
-            ).encode()
+            fixed: dict[str, Any] = {
+                "model": self.spec.model,
+                "temperature": self._generation.temperature,
+                "seed": self._generation.seed,
+                "max_tokens": self._generation.max_tokens,
+                "response_format": response_format(response_schema),
+            }
+            if top_logprobs:
+                fixed.update(logprobs=True, top_logprobs=top_logprobs)
+            head = json.dumps(fixed, separators=(",", ":")).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
-            self._body_heads[id(response_schema)] = cached
+            self._body_heads[slot] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        top_logprobs: int | None = None,
     ) -> Completion:
+        """``top_logprobs``: also ask for the answer's token log-probabilities, with that
+        many alternatives per token (a cascade step judging its confidence)."""
         attempts: list[Attempt] = []
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._policy.attempts_per_provider),
@@ -148,7 +173,9 @@ class ProviderClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._call_once(messages, response_schema, kind, attempts)
+                    return await self._call_once(
+                        messages, response_schema, kind, attempts, top_logprobs
+                    )
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -159,6 +186,7 @@ class ProviderClient:
         response_schema: dict[str, Any],
         kind: str,
         attempts: list[Attempt],
+        top_logprobs: int | None = None,
     ) -> Completion:
         is_probe = self.breaker.state == "half-open"
         if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
@@ -174,7 +202,8 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                response = await self._endpoint.create(self._body(messages, response_schema))
+                body = self._body(messages, response_schema, top_logprobs)
+                response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
         except Exception as exc:
@@ -191,7 +220,12 @@ class ProviderClient:
         attempts.append(attempt)
         if choice is None:
             raise ContentFiltered(REFUSED)
-        return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
+        return Completion(
+            choice.message.content or "",
+            choice.finish_reason,
+            tuple(attempts),
+            token_logprobs(choice) if top_logprobs else None,
+        )
 
     def _answered(
         self, response: ChatCompletion, kind: str, started: float, prompt_estimate: int
@@ -269,6 +303,30 @@ class ProviderClient:
     def describe(self, exc: BaseException) -> str:
         message = f"{type(exc).__name__} ({classify(exc)}): {exc}"
         return redact(message, self._secrets)[:1000]
+
+
+def token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
+    """The choice's ``logprobs.content`` (OpenAI's shape, which llama-server also sends),
+    or None when the provider sent none. Read leniently: a lenient completion holds dicts."""
+
+    def get(item: Any, key: str) -> Any:
+        return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+    content = get(get(choice, "logprobs"), "content")
+    if not isinstance(content, list):
+        return None
+    tokens = []
+    for item in content:
+        text, logprob = get(item, "token"), get(item, "logprob")
+        if not isinstance(text, str) or not isinstance(logprob, int | float):
+            return None
+        top = tuple(
+            (get(alt, "token"), float(get(alt, "logprob")))
+            for alt in get(item, "top_logprobs") or ()
+            if isinstance(get(alt, "token"), str) and isinstance(get(alt, "logprob"), int | float)
+        )
+        tokens.append(TokenLogprob(text, float(logprob), top))
+    return tuple(tokens)
 
 
 def response_format(schema: dict[str, Any]) -> Any:

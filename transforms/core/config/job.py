@@ -121,7 +121,8 @@ def compile_job(task: TaskSpec) -> Job:
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
     problems = (
-        on_invalid_problems(shape.avro, task.output.on_invalid)
+        _calibration_problems(task, prompt.hash)
+        + on_invalid_problems(shape.avro, task.output.on_invalid)
         + eval_problems(task.eval, field_kinds(shape.avro))
         + feedback_problems(
             task.feedback, list(shape.generated_fields), [f["name"] for f in output_schema.fields]
@@ -140,6 +141,17 @@ def compile_job(task: TaskSpec) -> Job:
     return Job(
         task, input_schema, output_schema, shape, prompt, input_previous, output_previous, screen
     )
+
+
+def _calibration_problems(task: TaskSpec, prompt_hash: str) -> list[str]:
+    """Thresholds calibrated under another prompt say nothing about this one."""
+    calibrated = task.cascade.calibrated_prompt if task.cascade else None
+    if calibrated is None or calibrated == prompt_hash:
+        return []
+    return [
+        f"cascade.thresholds: calibrated for prompt {calibrated}, the task's prompt is "
+        f"{prompt_hash}: run llm-enrich eval --calibrate again"
+    ]
 
 
 def _delimiter(task: TaskSpec, shape: ResponseShape) -> Delimiter | None:

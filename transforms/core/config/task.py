@@ -23,6 +23,7 @@ from pydantic import (
 
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
+from transforms.core.config.cascade import CascadeSpec, cascade_problems, read_thresholds
 from transforms.core.config.eval import EvalSpec
 from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
@@ -32,6 +33,7 @@ from transforms.core.errors import TaskConfigError
 __all__ = [
     "BatchSpec",
     "CacheSpec",
+    "CascadeSpec",
     "EvalSpec",
     "ExampleSpec",
     "FeedbackSpec",
@@ -254,6 +256,8 @@ class TaskSpec(_Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
     # where downstream verdicts and corrections arrive (llm-enrich feedback); optional
     feedback: FeedbackSpec | None = None
+    # cheap steps first, a stronger one only when needed (transforms.core.config.cascade)
+    cascade: CascadeSpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).
@@ -327,8 +331,10 @@ def _describe(error: Any) -> str:
     return f"{where}: {error['msg']}"
 
 
-def load_task(path: str | Path) -> TaskSpec:
-    """Read, validate and resolve a task file; raise ``TaskConfigError`` with one clear line."""
+def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
+    """Read, validate and resolve a task file; raise ``TaskConfigError`` with one clear line.
+    ``calibrating`` (``llm-enrich eval --calibrate``): the cascade's thresholds file is not
+    read, and its steps may lack thresholds: calibration is what writes them."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -344,7 +350,43 @@ def load_task(path: str | Path) -> TaskSpec:
         first = _describe(exc.errors()[0])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TaskConfigError(f"{path}: {first}{more}") from None
-    return _resolve_paths(task, path)
+    task = _resolve_paths(task, path)
+    if task.cascade is not None:
+        cascade = _resolve_cascade(task.cascade, path, calibrating)
+        problems = cascade_problems(cascade, task.chain, task.shadows, calibrating=calibrating)
+        if problems:
+            raise TaskConfigError(f"{path}: {problems[0]}")
+        task = _with(task, cascade=cascade)
+    return task
+
+
+def _with(task: TaskSpec, **update: Any) -> TaskSpec:
+    """A copy of a resolved task (its schema texts kept)."""
+    copy = task.model_copy(update=update)
+    copy._schema_texts = task._schema_texts
+    return copy
+
+
+def _resolve_cascade(cascade: CascadeSpec, path: Path, calibrating: bool) -> CascadeSpec:
+    """The thresholds file's path made absolute, and its thresholds applied when it exists
+    (and the task is not being calibrated)."""
+    if cascade.thresholds is None:
+        return cascade
+    file = (path.resolve().parent / cascade.thresholds).resolve()
+    cascade = cascade.model_copy(update={"thresholds": file})
+    if calibrating:
+        return cascade
+    if not file.is_file():
+        if any(s.min_confidence is None and not s.skip for s in cascade.steps[:-1]):
+            raise TaskConfigError(
+                f"{path}: cascade.thresholds: file not found: {file} (write it with llm-enrich "
+                "eval --calibrate, or set min_confidence on every step but the last)"
+            )
+        return cascade
+    try:
+        return read_thresholds(cascade, file)
+    except ValueError as exc:
+        raise TaskConfigError(f"{path}: cascade.thresholds: {exc}") from None
 
 
 def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:

@@ -105,6 +105,9 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.injection", ",".join(enriched.safety_flags).encode()))
     if enriched.cache:  # "hit": served from the response cache, no call; "miss"
         headers.append(("llm_enrich.cache", enriched.cache.encode()))
+    if enriched.cascade:  # the cascade step that answered, its confidence, who escalated
+        headers.append(("llm_enrich.step", enriched.cascade.step.encode()))
+        headers.append(("llm_enrich.cascade", enriched.cascade.as_json().encode()))
     copied = copied_input_headers(enriched.source.headers, job.task.output.input_headers)
     return _envelope(enriched.source, value, [*copied, *headers])
 

@@ -42,6 +42,12 @@ class RunFacts:
     cost_usd: dict[str, float] = field(default_factory=dict)  # provider -> $
     answered_by: Counter[str] = field(default_factory=Counter)  # provider -> outputs
     dead_by_class: Counter[str] = field(default_factory=Counter)  # "stage: ErrorClass"
+    # the cascade, from outputs' llm_enrich.cascade headers: (step index, step) -> outputs,
+    # their cost, and what the cascade's last step would have cost for them
+    by_step: Counter[tuple[int, str]] = field(default_factory=Counter)
+    escalated: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    cascade_cost_usd: float = 0.0
+    all_strong_usd: float = 0.0
 
     def __post_init__(self) -> None:
         count = max(1, min(MAX_BINS, math.ceil(self.span_ms / 1000)))
@@ -87,8 +93,17 @@ class RunFacts:
                 usage.get("completion_tokens", 0)
             )
             self._cost(provider, float(usage.get("cost_usd", 0.0)))
+            if "llm_enrich.cascade" in headers:
+                self._cascade(json.loads(headers["llm_enrich.cascade"]), usage)
         except (ValueError, TypeError, AttributeError):
             self.unreadable += 1
+
+    def _cascade(self, mark: Mapping[str, Any], usage: Mapping[str, Any]) -> None:
+        self.by_step[(int(mark["index"]), str(mark["step"]))] += 1
+        for index, (step, reason) in enumerate(mark.get("escalated") or []):
+            self.escalated[(index, str(step), str(reason))] += 1
+        self.cascade_cost_usd += float(usage.get("cost_usd", 0.0))
+        self.all_strong_usd += float(mark.get("all_strong_usd") or 0.0)
 
     def add_dead_letter(self, timestamp_ms: int | None, letter: Mapping[str, Any]) -> None:
         """One dead letter, decoded (``envelope.read_dead_letter``)."""
