@@ -34,8 +34,13 @@ GEMMA_WHEELS=(
 )
 ALIAS=${LLM_ENRICH_LLM_MODEL:-smollm2-135m}
 case $ALIAS in
-  smollm2-135m) MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf DEFAULT_PORT=18080 STATE_DIR=llm ;;
-  gemma3-270m) MODEL_FILE=gemma-3-270m-q4_k_m.gguf DEFAULT_PORT=18082 STATE_DIR=llm-gemma3-270m ;;
+  smollm2-135m) MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf DEFAULT_PORT=18080 STATE_DIR=llm
+                THREADS=2 ;;
+  # One thread: beside the first server on 2 shared cores, two threads per server thrash
+  # (llama.cpp's threads wait for each other at every op): a grammar-constrained answer
+  # took 60 s with -t 2 and 2.4 s with -t 1 under load (same answer).
+  gemma3-270m) MODEL_FILE=gemma-3-270m-q4_k_m.gguf DEFAULT_PORT=18082 STATE_DIR=llm-gemma3-270m
+               THREADS=1 ;;
   *) echo "llm.sh: LLM_ENRICH_LLM_MODEL: unknown model '$ALIAS' (smollm2-135m, gemma3-270m)" >&2
      exit 1 ;;
 esac
@@ -162,7 +167,7 @@ cmd_start() {
     # byte for byte as when the whole prompt is evaluated (tests.bench.local_model).
     # shellcheck disable=SC2086
     nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" \
-      -np 1 -c 4096 -t 2 -tb 2 -fa off --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
+      -np 1 -c 4096 -t "$THREADS" -tb "$THREADS" -fa off --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
       >"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"

@@ -135,7 +135,7 @@ def cascade_problems(
         last = index == len(cascade.steps) - 1
         calibrated = (cascade.calibrated_providers or {}).get(step.name)
         now = [f"{n}={declared[n].model}" for n in step.providers if n in declared]
-        if calibrated is not None and not calibrating and calibrated != now:
+        if calibrated and not calibrating and calibrated != now:
             problems.append(
                 f"{where}: the thresholds were calibrated for {calibrated}, the step has {now}: "
                 "run llm-enrich eval --calibrate again"

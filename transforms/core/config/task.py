@@ -344,6 +344,8 @@ def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
         raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise TaskConfigError(f"{path}: expected a mapping of keys at the top level")
+    if "extends" in raw:
+        raw = _extended(path, raw)
     try:
         task = TaskSpec.model_validate(raw)
     except ValidationError as exc:
@@ -358,6 +360,35 @@ def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
             raise TaskConfigError(f"{path}: {problems[0]}")
         task = _with(task, cascade=cascade)
     return task
+
+
+def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """``extends: base.yaml``: this file's keys over the base task's (mappings merged key by
+    key, anything else replaced). The base lies in the same folder, so that relative paths
+    mean the same in both, and extends nothing itself."""
+    name = raw.pop("extends")
+    base = path.parent / str(name)
+    if not isinstance(name, str) or Path(name).name != name:
+        raise TaskConfigError(f"{path}: extends: a task file in the same folder, not {name!r}")
+    try:
+        parent = yaml.safe_load(base.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskConfigError(f"{path}: extends: task file not found: {base}") from None
+    except yaml.YAMLError as exc:
+        raise TaskConfigError(f"{base}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(parent, dict) or "extends" in parent:
+        raise TaskConfigError(f"{path}: extends: {name} must be a task that extends nothing")
+    return _merged(parent, raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _with(task: TaskSpec, **update: Any) -> TaskSpec:
