@@ -149,7 +149,9 @@ def calibrate(
     assert cascade is not None
     names = [s.name for s in cascade.steps]
     results, cards = _results(job, cases)
-    calibration = [r for r, c in zip(results, cases, strict=True) if not held_back(c.input, holdout)]
+    calibration = [
+        r for r, c in zip(results, cases, strict=True) if not held_back(c.input, holdout)
+    ]
     kept = [r for r, c in zip(results, cases, strict=True) if held_back(c.input, holdout)]
     if not calibration:
         raise ValueError(

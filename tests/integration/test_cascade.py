@@ -141,9 +141,9 @@ def test_calibration_chooses_the_cheapest_threshold_within_the_target_and_a_run_
         )
     )
     out = tmp_path / "calibration.json"
+    options = ["--target-within", str(WITHIN), "--holdout", str(HOLDOUT), "--json", str(out)]
     done = subprocess.run(
-        [*CLI, "eval", "--task", str(task_path), "--golden", str(golden), "--calibrate"]
-        + ["--target-within", str(WITHIN), "--holdout", str(HOLDOUT), "--json", str(out)],
+        [*CLI, "eval", "--task", str(task_path), "--golden", str(golden), "--calibrate", *options],
         capture_output=True,
         text=True,
         timeout=120,
@@ -212,7 +212,9 @@ def test_calibrating_a_task_without_a_cascade_is_one_line(
 ) -> None:
     job = make_task([fault_provider(servers[0], "only")])
     golden = tmp_path / "golden.jsonl"
-    golden.write_text(json.dumps({"input": review(0), "expected": {"sentiment": "positive", "rating": 5}}) + "\n")
+    golden.write_text(
+        json.dumps({"input": review(0), "expected": {"sentiment": "positive", "rating": 5}}) + "\n"
+    )
     done = subprocess.run(
         [*CLI, "eval", "--task", str(job.task.source_path), "--golden", str(golden), "--calibrate"],
         capture_output=True,
@@ -220,5 +222,7 @@ def test_calibrating_a_task_without_a_cascade_is_one_line(
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr == "llm-enrich: error: the task has no cascade section: nothing to calibrate\n"
+    assert (
+        done.stderr == "llm-enrich: error: the task has no cascade section: nothing to calibrate\n"
+    )
     assert yaml.safe_load(Path(job.task.source_path).read_text()).get("cascade") is None

@@ -69,9 +69,9 @@ def test_the_two_local_models_as_a_cascade(
         )
     )
     out = tmp_path / "calibration.json"
+    options = ["--calibrate", "--target-within", "0.5", "--json", str(out)]
     done = subprocess.run(
-        [*CLI, "eval", "--task", str(job.task.source_path), "--golden", str(golden)]
-        + ["--calibrate", "--target-within", "0.5", "--json", str(out)],
+        [*CLI, "eval", "--task", str(job.task.source_path), "--golden", str(golden), *options],
         capture_output=True,
         text=True,
         timeout=900,

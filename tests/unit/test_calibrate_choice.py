@@ -94,7 +94,10 @@ def test_a_loose_target_takes_every_valid_cheap_answer() -> None:
 
 
 def test_on_equal_cost_the_better_score_then_the_cautious_choice() -> None:
-    free = [[StepResult(r[0].valid, r[0].confidence, r[0].score, 0.0), large(r[1].score, 0.0)] for r in TABLE]
+    free = [
+        [StepResult(r[0].valid, r[0].confidence, r[0].score, 0.0), large(r[1].score, 0.0)]
+        for r in TABLE
+    ]
     # everything costs 0: skip, 0.95 and 0.80 all score 0.875; a skip is the most cautious
     assert choose(free, 0.8).thresholds == (None,)
 

@@ -84,15 +84,19 @@ def test_every_position_of_a_value_counts_and_a_shared_prefix_is_no_competitor()
         TokenLogprob("eg", math.log(0.8), (alt("eu", 0.2),)),
         tok('ative"}'),
     ]
-    got = field_confidences(tokens, {"sentiment": field_choices(SCHEMA)["sentiment"]}, {
-        "sentiment": "negative"
-    })
+    got = field_confidences(
+        tokens, {"sentiment": field_choices(SCHEMA)["sentiment"]}, {"sentiment": "negative"}
+    )
     # the first token writes the opening quote: nothing else offered there opens a value
     assert got["sentiment"] == pytest.approx(0.3 / 0.4 * 0.8 / 1.0)
 
 
 def test_a_literal_must_end_where_the_allowed_value_ends() -> None:
-    tokens = [tok('{"rating": '), TokenLogprob("1", math.log(0.6), (alt("10", 0.3), alt("2", 0.2))), tok("}")]
+    tokens = [
+        tok('{"rating": '),
+        TokenLogprob("1", math.log(0.6), (alt("10", 0.3), alt("2", 0.2))),
+        tok("}"),
+    ]
     got = field_confidences(tokens, {"rating": ("1", "2", "3", "4", "5")}, {"rating": 1})
     assert got["rating"] == pytest.approx(0.6 / 0.8)  # "10" is no allowed value
 

@@ -108,7 +108,10 @@ def test_a_confident_cheap_answer_is_taken_and_the_strong_step_never_asked() -> 
     assert isinstance(result, Enriched) and result.provider == "small"
     assert result.cascade is not None and result.cascade.step == "small"
     assert result.confidence is not None and result.confidence.record == pytest.approx(0.9)
-    assert result.confidence.fields == {"sentiment": pytest.approx(0.9), "rating": pytest.approx(0.95)}
+    assert result.confidence.fields == {
+        "sentiment": pytest.approx(0.9),
+        "rating": pytest.approx(0.95),
+    }
     assert small.asked == [20] and large.asked == []
     # what the strong step would have cost: 1000 prompt and 100 completion tokens at $2/$8
     assert result.cascade.all_strong_usd == pytest.approx((1000 * 2 + 100 * 8) / 1e6)
@@ -138,7 +141,9 @@ def test_a_reasked_cheap_answer_is_scaled_by_the_repair_factor() -> None:
 
 def test_an_invalid_or_failed_cheap_step_escalates_with_its_reason() -> None:
     invalid = (json.dumps({**GOOD, "rating": 9}), None)
-    result = run(Scripted("small", [invalid, invalid]), Scripted("large", [(json.dumps(GOOD), None)]))
+    result = run(
+        Scripted("small", [invalid, invalid]), Scripted("large", [(json.dumps(GOOD), None)])
+    )
     assert isinstance(result, Enriched) and result.cascade is not None
     assert result.cascade.escalated == (("small", "invalid"),)
     down = openai.APIConnectionError(request=None)  # type: ignore[arg-type]

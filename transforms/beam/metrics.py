@@ -104,8 +104,8 @@ class CacheCounts:
 
 class CascadeCounts:
     """The cascade's counters, over the records it answered: ``cascade.answered.<i>.<step>``,
-    ``cascade.escalated.<i>.<step>.<reason>`` (``i``: the step's place), their cost (every step's attempts,
-    ``cascade.cost_micro_usd``) and what the strongest step alone would have cost
+    ``cascade.escalated.<i>.<step>.<reason>`` (``i``: the step's place), their cost (every
+    step's attempts, ``cascade.cost_micro_usd``) and what the strongest step alone would cost
     (``cascade.all_strong_micro_usd``). A cached answer counts for its step, at no cost."""
 
     def __init__(self) -> None:

@@ -76,13 +76,20 @@ def _spellings(schema: Mapping[str, Any]) -> list[str] | None:
         return ["true", "false"]
     low, high = schema.get("minimum"), schema.get("maximum")
     if kind == "integer" and isinstance(low, int) and isinstance(high, int):
-        if 0 <= high - low <= MAX_INT_CHOICES:
-            return [str(v) for v in range(low, high + 1)]
+        return [str(v) for v in range(low, high + 1)] if high - low <= MAX_INT_CHOICES else None
     return None
 
 
 def _literal(value: Any) -> str:
-    return "null" if value is None else "true" if value is True else "false" if value is False else str(value)
+    return (
+        "null"
+        if value is None
+        else "true"
+        if value is True
+        else "false"
+        if value is False
+        else str(value)
+    )
 
 
 def field_choices(json_schema: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

@@ -326,9 +326,7 @@ class Enricher:
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
-    def _reasker(
-        self, providers: Sequence[ProviderClient], index: int
-    ) -> ProviderClient | None:
+    def _reasker(self, providers: Sequence[ProviderClient], index: int) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
         for provider in providers[index:]:

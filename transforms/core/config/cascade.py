@@ -96,7 +96,9 @@ class CascadeSpec(_Strict):
         if twice:
             raise ValueError(f"a provider belongs to one step only, repeated: {twice}")
         if steps[-1].skip:
-            raise ValueError(f"steps[{len(steps) - 1}] ({steps[-1].name}) is the last step: no skip")
+            raise ValueError(
+                f"steps[{len(steps) - 1}] ({steps[-1].name}) is the last step: no skip"
+            )
         if steps[-1].min_confidence is not None:
             raise ValueError(
                 f"steps[{len(steps) - 1}] ({steps[-1].name}) is the last step: its valid answer "
