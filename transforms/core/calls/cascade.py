@@ -37,6 +37,8 @@ from transforms.core.errors import (
     ProvidersExhausted,
     SystemicFault,
 )
+from transforms.core.ledger.prices import call_cost_usd
+from transforms.core.ledger.usage import Usage
 from transforms.core.records import CascadeMark, Confidence, Enriched
 
 __all__ = ["NotConfident", "Step", "StepGate", "cascade_steps", "through_cascade"]
@@ -130,23 +132,24 @@ def step_of(steps: Sequence[Step], provider: str) -> tuple[int, Step] | None:
     return None
 
 
-def price(spec: ProviderSpec, prompt_tokens: int, completion_tokens: int) -> float:
-    """What ``spec`` charges for these tokens (its batch price for a batch provider)."""
-    pricing = spec.pricing
-    if pricing is None:
-        return 0.0
-    usd = (
-        prompt_tokens * pricing.prompt_per_million
-        + completion_tokens * pricing.completion_per_million
-    ) / 1_000_000
-    return usd * (1 - pricing.batch_discount) if spec.mode == "batch" else usd
+def price(spec: ProviderSpec, answered: Attempt, accepted: Attempt) -> float:
+    """What ``spec`` would charge for a call with ``answered``'s prompt (its cached share
+    too) and ``accepted``'s completion, in its own lane (``ledger.prices``)."""
+    lane = "batch" if spec.mode == "batch" else "flex" if spec.service_tier == "flex" else "sync"
+    usage = Usage(
+        prompt_tokens=answered.prompt_tokens,
+        cached_tokens=answered.cached_tokens,
+        completion_tokens=accepted.completion_tokens,
+        reasoning_tokens=accepted.reasoning_tokens,
+    )
+    return call_cost_usd(usage, spec.pricing, lane)
 
 
 def all_strong_usd(step: Step, last: bool, attempts: Sequence[Attempt]) -> float:
     """What the strongest step would have cost for this record: when it answered, what it
     did cost; else the answering step's tokens (its first answered call's prompt, its
-    accepted answer's completion) at the strongest step's prices (an estimate: another
-    model's tokenizer counts a little differently)."""
+    accepted answer's completion, the cached share as it was) at the strongest step's
+    prices and lane (an estimate: another model's tokenizer counts a little differently)."""
     names = {p.spec.name for p in step.providers}
     mine = [a for a in attempts if a.provider in names]
     if last:
@@ -154,7 +157,7 @@ def all_strong_usd(step: Step, last: bool, attempts: Sequence[Attempt]) -> float
     answered = [a for a in mine if a.error is None and a.status == 200]
     if not answered:
         return 0.0
-    return price(step.strongest, answered[0].prompt_tokens, answered[-1].completion_tokens)
+    return price(step.strongest, answered[0], answered[-1])
 
 
 Ask = Callable[[Step], Awaitable[Enriched]]
