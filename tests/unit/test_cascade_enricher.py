@@ -12,24 +12,16 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import EXAMPLE_TASK
+from tests.unit.test_enricher import GOOD, JOB, RECORD
 from transforms.core.answers.confidence import TokenLogprob
 from transforms.core.calls.cascade import Step, StepGate, through_cascade
 from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.policy import systemic_reason
 from transforms.core.calls.providers import CallFailed, Completion
-from transforms.core.config.job import compile_job
-from transforms.core.config.task import PricingSpec, ProviderSpec, load_task
+from transforms.core.config.task import PricingSpec, ProviderSpec
 from transforms.core.errors import Attempt, ProvidersExhausted
-from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
+from transforms.core.records import Enriched, Failure
 
-JOB = compile_job(load_task(EXAMPLE_TASK))
-RECORD = Parsed(
-    KafkaRecord("reviews", 0, 3, 0, None, b"v"),
-    {"review_id": "r1", "product": "Lamp", "text": "Nice.", "submitted_at": 0},
-    "examples.reviews.Review@x",
-)
-GOOD = {"sentiment": "positive", "topics": ["light"], "summary": "Nice lamp.", "rating": 5}
 STRONG = ProviderSpec(
     name="strong",
     base_url="http://x/v1",

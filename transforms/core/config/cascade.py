@@ -35,6 +35,7 @@ __all__ = [
     "ThresholdsFile",
     "cascade_problems",
     "read_thresholds",
+    "repeated",
 ]
 
 THRESHOLDS_FORMAT = "llm-enrich.cascade-thresholds/1"
@@ -87,12 +88,10 @@ class CascadeSpec(_Strict):
     @field_validator("steps")
     @classmethod
     def _steps(cls, steps: list[CascadeStepSpec]) -> list[CascadeStepSpec]:
-        names = [s.name for s in steps]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"step names must be unique, repeated: {repeated}")
-        providers = [p for s in steps for p in s.providers]
-        twice = sorted({p for p in providers if providers.count(p) > 1})
+        twice = repeated([s.name for s in steps])
+        if twice:
+            raise ValueError(f"step names must be unique, repeated: {twice}")
+        twice = repeated([p for s in steps for p in s.providers])
         if twice:
             raise ValueError(f"a provider belongs to one step only, repeated: {twice}")
         if steps[-1].skip:
@@ -110,6 +109,11 @@ class CascadeSpec(_Strict):
     def active(self) -> list[CascadeStepSpec]:
         """The steps a record goes through: those calibration did not leave out."""
         return [s for s in self.steps if not s.skip]
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if names.count(n) > 1})
 
 
 def cascade_problems(

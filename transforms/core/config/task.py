@@ -23,7 +23,12 @@ from pydantic import (
 
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
-from transforms.core.config.cascade import CascadeSpec, cascade_problems, read_thresholds
+from transforms.core.config.cascade import (
+    CascadeSpec,
+    cascade_problems,
+    read_thresholds,
+    repeated,
+)
 from transforms.core.config.eval import EvalSpec
 from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
@@ -291,8 +296,7 @@ class TaskSpec(_Strict):
     @field_validator("providers")
     @classmethod
     def _unique_provider_names(cls, value: list[ProviderSpec]) -> list[ProviderSpec]:
-        names = [p.name for p in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated([p.name for p in value])
         if duplicates:
             raise ValueError(f"provider names must be unique, repeated: {duplicates}")
         return value
@@ -353,12 +357,7 @@ def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
     ``calibrating`` (``llm-enrich eval --calibrate``): the cascade's thresholds file is not
     read, and its steps may lack thresholds: calibration is what writes them."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaskConfigError(f"{path}: task file not found") from None
-    except yaml.YAMLError as exc:
-        raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    raw = _read_yaml(path, f"{path}: task file not found")
     if not isinstance(raw, dict):
         raise TaskConfigError(f"{path}: expected a mapping of keys at the top level")
     if "extends" in raw:
@@ -379,6 +378,16 @@ def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
     return task
 
 
+def _read_yaml(path: Path, missing: str) -> Any:
+    """The file's YAML; TaskConfigError ``missing`` when it is not there."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskConfigError(missing) from None
+    except yaml.YAMLError as exc:
+        raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+
+
 def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """``extends: base.yaml``: this file's keys over the base task's (mappings merged key by
     key, anything else replaced). The base lies in the same folder, so that relative paths
@@ -387,12 +396,7 @@ def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
     base = path.parent / str(name)
     if not isinstance(name, str) or Path(name).name != name:
         raise TaskConfigError(f"{path}: extends: a task file in the same folder, not {name!r}")
-    try:
-        parent = yaml.safe_load(base.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaskConfigError(f"{path}: extends: task file not found: {base}") from None
-    except yaml.YAMLError as exc:
-        raise TaskConfigError(f"{base}: not valid YAML: {exc}".replace("\n", " ")) from None
+    parent = _read_yaml(base, f"{path}: extends: task file not found: {base}")
     if not isinstance(parent, dict) or "extends" in parent:
         raise TaskConfigError(f"{path}: extends: {name} must be a task that extends nothing")
     return _merged(parent, raw)
