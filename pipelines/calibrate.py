@@ -16,6 +16,7 @@ from transforms.core.calls.cascade import Step, StepGate
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.cascade import THRESHOLDS_FORMAT, CascadeStepSpec
 from transforms.core.config.job import Job
+from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.calibrate import Route, StepResult, alone, choose, held_back, route
 from transforms.core.eval.golden import GoldenCase
@@ -71,12 +72,11 @@ def _results(
     kinds, tolerance = field_kinds(job.shape.avro), job.task.eval.tolerance
     per_step: list[list[StepResult]] = []
     cards: dict[str, Any] = {}
-    for index, step in enumerate(cascade.steps):
-        last = index == len(cascade.steps) - 1
-        chain = [specs[name] for name in step.providers]
-        results = asyncio.run(
-            ask_all(job, chain, cases, f"step {step.name!r}", _step_gate(job, step, last))
-        )
+    last = len(cascade.steps) - 1
+    asked = asyncio.run(  # the steps at once: they usually ask different servers
+        _ask_steps(job, cases, [[specs[n] for n in step.providers] for step in cascade.steps])
+    )
+    for index, (step, results) in enumerate(zip(cascade.steps, asked, strict=True)):
         outcomes = [outcome(r) for r in results]
         card = scorecard(cases, outcomes, kinds, tolerance)
         cards[step.name] = card
@@ -84,7 +84,7 @@ def _results(
             [
                 StepResult(
                     valid=isinstance(r, Enriched),
-                    confidence=_confidence(r) if not last else None,
+                    confidence=_confidence(r) if index < last else None,
                     score=_overall(row["scores"]) if isinstance(r, Enriched) else 0.0,
                     cost_usd=o.cost_usd,
                     latency_ms=o.latency_ms,
@@ -93,6 +93,22 @@ def _results(
             ]
         )
     return [list(record) for record in zip(*per_step, strict=True)], cards
+
+
+async def _ask_steps(
+    job: Job, cases: Sequence[GoldenCase], chains: list[list[ProviderSpec]]
+) -> list[list[Enriched | Failure]]:
+    cascade = job.task.cascade
+    assert cascade is not None
+    last = len(chains) - 1
+    return list(
+        await asyncio.gather(
+            *(
+                ask_all(job, chain, cases, f"step {step.name!r}", _step_gate(job, step, i == last))
+                for i, (step, chain) in enumerate(zip(cascade.steps, chains, strict=True))
+            )
+        )
+    )
 
 
 def _confidence(result: Enriched | Failure) -> float | None:
