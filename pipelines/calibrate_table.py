@@ -7,7 +7,7 @@ from typing import Any
 
 __all__ = ["calibration_lines"]
 
-COLUMNS = ("route", "answered by step", "overall", "cost/record", "vs strongest", "latency")
+COLUMNS = ("route", "answered by step", "overall", "cost/record", "vs last", "latency/record")
 
 
 def _thresholds(steps: dict[str, Any]) -> str:
@@ -27,10 +27,11 @@ def _row(label: str, figures: dict[str, Any]) -> str:
     if figures["failed"]:
         answered += f", none {figures['failed'] / figures['records']:.0%}"
     ratio = figures["cost_vs_strongest"]
+    cost = f"${figures['cost_per_record_usd']:.8f}"
+    versus = "-" if ratio is None else f"{ratio:.2f}x"
     return (
-        f"  {label:<18}{answered:<30}{figures['overall']:>8.3f}"
-        f"  ${figures['cost_per_record_usd']:<11.8f}{'-' if ratio is None else f'{ratio:.2f}x':>7}"
-        f"  {figures['latency_per_record_ms'] / 1000:>6.2f} s"
+        f"  {label:<18}{answered:<30}{figures['overall']:>8.3f}  {cost:<13}{versus:>8}"
+        f"  {figures['latency_per_record_ms'] / 1000:>8.2f} s"
     )
 
 
@@ -38,8 +39,8 @@ def _part(title: str, part: dict[str, Any]) -> list[str]:
     if not part.get("rows"):
         return [f"-- {title}: no records"]
     header = (
-        f"  {COLUMNS[0]:<18}{COLUMNS[1]:<30}{COLUMNS[2]:>8}  {COLUMNS[3]:<12}"
-        f"{COLUMNS[4]:>12}  {COLUMNS[5]}"
+        f"  {COLUMNS[0]:<18}{COLUMNS[1]:<30}{COLUMNS[2]:>8}  {COLUMNS[3]:<13}"
+        f"{COLUMNS[4]:>8}  {COLUMNS[5]}"
     )
     lines = [f"-- {title} ({part['records']} records)", header]
     return lines + [_row(label, figures) for label, figures in part["rows"].items()]
