@@ -198,6 +198,22 @@ def calibrate(
         },
         "calibration_part": _part(calibration, thresholds, names),
         "held_back_part": _part(kept, thresholds, names),
+        "records": [
+            {
+                "line": case.line,
+                "held_back": held_back(case.input, holdout),
+                "steps": {
+                    name: {
+                        "valid": r.valid,
+                        "confidence": r.confidence,
+                        "score": round(r.score, 4),
+                        "cost_usd": round(r.cost_usd, 10),
+                    }
+                    for name, r in zip(names, record, strict=True)
+                },
+            }
+            for case, record in zip(cases, results, strict=True)
+        ],
         "step_scorecards": {
             name: {k: card[k] for k in ("overall", "valid_share", "fields", "per_record")}
             for name, card in cards.items()

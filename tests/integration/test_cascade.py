@@ -175,6 +175,17 @@ def test_calibration_chooses_the_cheapest_threshold_within_the_target_and_a_run_
         right = sum(RIGHT[i] for i in ids) / len(ids)
         assert rows["small alone"]["overall"] == pytest.approx(right, abs=1e-4)
     assert "held-back part" in done.stdout and "thresholds:" in done.stdout
+    for row in result["records"]:  # per record: the split and what each step did
+        i = row["line"] - 1
+        assert row["held_back"] == held_back(i)
+        assert row["steps"]["small"]["confidence"] == pytest.approx(P[i], abs=1e-6)
+        assert row["steps"]["small"]["score"] == (1.0 if RIGHT[i] else 0.0)
+        assert row["steps"]["large"] == {
+            "valid": True,
+            "confidence": None,
+            "score": 1.0,
+            "cost_usd": pytest.approx(LARGE_COST),
+        }
 
     # the run reads the thresholds file the calibration wrote
     job = compile_job(load_task(task_path))
