@@ -54,7 +54,7 @@ def test_the_two_local_models_as_a_cascade(
             "thresholds": "thresholds.yaml",
             "top_logprobs": 50,
             "steps": [
-                {"name": "small", "providers": ["smollm2"]},
+                {"name": "small", "providers": ["smollm2"], "min_confidence": 0.99},
                 {"name": "large", "providers": ["gemma3"]},
             ],
         },
