@@ -164,15 +164,15 @@ def calibrate(
     cascade = job.task.cascade
     assert cascade is not None
     names = [s.name for s in cascade.steps]
+    if all(held_back(c.input, holdout) for c in cases):  # said before asking anyone
+        raise ValueError(
+            f"{golden}: no record falls in the calibration part with --holdout {holdout}"
+        )
     results, cards = _results(job, cases)
     calibration = [
         r for r, c in zip(results, cases, strict=True) if not held_back(c.input, holdout)
     ]
     kept = [r for r, c in zip(results, cases, strict=True) if held_back(c.input, holdout)]
-    if not calibration:
-        raise ValueError(
-            f"{golden}: no record falls in the calibration part with --holdout {holdout}"
-        )
     strongest = route(calibration, (None,) * (len(names) - 1)).overall
     chosen = choose(calibration, strongest - target_within)
     thresholds = chosen.thresholds

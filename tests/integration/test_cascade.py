@@ -237,3 +237,30 @@ def test_calibrating_a_task_without_a_cascade_is_one_line(
         done.stderr == "llm-enrich: error: the task has no cascade section: nothing to calibrate\n"
     )
     assert yaml.safe_load(Path(job.task.source_path).read_text()).get("cascade") is None
+
+
+def test_a_split_that_leaves_nothing_to_calibrate_on_is_said_before_asking(
+    make_task: MakeTask, servers: tuple[FaultServer, FaultServer], tmp_path: Path
+) -> None:
+    small, large = servers
+    job = cascade_task(make_task, small, large)
+    golden = tmp_path / "golden.jsonl"
+    ids = [i for i in range(COUNT) if held_back(i)]  # HOLDOUT: only records held back
+    golden.write_text(
+        "".join(
+            json.dumps({"input": review(i), "expected": {"sentiment": "positive", "rating": 5}})
+            + "\n"
+            for i in ids
+        )
+    )
+    task = str(job.task.source_path)
+    done = subprocess.run(
+        [*CLI, "eval", "--task", task, "--golden", str(golden), "--calibrate", "--holdout", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no record falls in the calibration part with --holdout 0.5" in done.stderr
+    assert small.stats.requests == 0 and large.stats.requests == 0
+    assert not (tmp_path / "thresholds.yaml").exists()

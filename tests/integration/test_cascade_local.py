@@ -26,6 +26,7 @@ from tests.integration.conftest import (
 )
 from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
+from transforms.core.eval.calibrate import held_back
 
 GEMMA_URL = os.environ.get("LLM_ENRICH_GEMMA_URL", "http://127.0.0.1:18085/v1")
 
@@ -61,7 +62,11 @@ def test_the_two_local_models_as_a_cascade(
     )
     assert job.task.source_path is not None
     golden = tmp_path / "golden.jsonl"
-    rows = sample_reviews(4)
+    # two reviews to calibrate on, two held back (the split is by each record's hash)
+    pool = sample_reviews(40)
+    rows = [r for r in pool if not held_back(r, 0.5)][:2] + [r for r in pool if held_back(r, 0.5)][
+        :2
+    ]
     golden.write_text(
         "".join(
             json.dumps({"input": row, "expected": {"sentiment": "mixed", "rating": 3}}) + "\n"
