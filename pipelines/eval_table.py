@@ -13,9 +13,11 @@ def _row(label: str, value: str, note: str = "") -> str:
 
 
 def result_lines(result: dict[str, Any]) -> list[str]:
+    pack = result.get("records_per_call", 1)
+    shared = f", up to {pack} records a call" if pack > 1 else ""
     lines = [
         f"== {result['task']}: eval of {result['golden']['records']} golden records "
-        f"(prompt {result['prompt_hash']})"
+        f"(prompt {result['prompt_hash']}{shared})"
     ]
     comparison = result.get("baseline", {})
     for name, card in result["providers"].items():

@@ -64,7 +64,7 @@ class Attempt:
 
     provider: str
     model: str
-    kind: str = "call"  # "call" or "reask"
+    kind: str = "call"  # "call", "reask" or "alone" (asked alone: its pack had no answer)
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
@@ -72,6 +72,11 @@ class Attempt:
     completion_tokens: int = 0
     finish_reason: str | None = None
     cost_usd: float = 0.0
+    # A call several records shared (``prompt.records_per_call``): how many records, and
+    # which of them (1..pack_size) this one was; the tokens and cost above are this
+    # record's share (``transforms.core.calls.apportion``). 1 and 0: asked alone.
+    pack_size: int = 1
+    pack_position: int = 0
 
 
 class EnrichError(Exception):

@@ -6,6 +6,10 @@ for each provider in order:
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
 
+With ``prompt.records_per_call`` > 1 a record's first call to each synchronous provider
+is shared with other records waiting at the same time (``calls.packs``): its answer out of
+the shared one is judged like any answer, re-asks are its own.
+
 A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
 asked once: an invalid batch answer is re-asked on the next synchronous provider (the
 re-ask conversation carried over), never in another batch. While a record waits for its
@@ -37,8 +41,9 @@ from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.deadline import record_deadline
+from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
-from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.errors import (
     Attempt,
@@ -126,6 +131,8 @@ class Enricher:
         self._sleep = sleep
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
+        # prompt.records_per_call > 1: first calls share a call per provider
+        self._packs = pack_queues(job, self._providers, sleep)
         self.guard = RunGuard(
             policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
         )
@@ -227,9 +234,7 @@ class Enricher:
             for turn in range(turns):
                 kind = "call" if turn == 0 and carried is None else "reask"
                 try:
-                    completion = await provider.complete(
-                        conversation, self._job.shape.json_schema, kind=kind
-                    )
+                    completion = await self._ask(provider, conversation, kind)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     reason = provider.systemic_reason(failed.last_error)
@@ -243,6 +248,7 @@ class Enricher:
                 attempts.extend(completion.attempts)
                 answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
+                repairs = [*completion.repairs, *repairs]
                 if not errors and completion.finish_reason != "length":
                     output, repairs, defaulted = await self._screened(
                         self._reasker(index),
@@ -284,6 +290,17 @@ class Enricher:
             )
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+
+    async def _ask(
+        self, provider: ProviderClient, conversation: list[Message], kind: str
+    ) -> Completion:
+        """One answer: a record's first call shares a call with others when packing is on
+        (``calls.packs``); re-asks are always the record's own."""
+        schema = self._job.shape.json_schema
+        queue = self._packs.get(provider.spec.name) if kind == "call" else None
+        if queue is None:
+            return await provider.complete(conversation, schema, kind=kind)
+        return await packed_completion(queue, provider, conversation, schema)
 
     def _reasker(self, index: int) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider

@@ -51,6 +51,8 @@ class Completion:
     text: str
     finish_reason: str | None
     attempts: tuple[Attempt, ...]
+    # what it took to read this answer out of a shared call's answer (``calls.packs``)
+    repairs: tuple[str, ...] = ()
 
 
 class CallFailed(Exception):
@@ -103,8 +105,9 @@ class ProviderClient:
             policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
         )
         self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
-        # Everything in a request body but the messages, serialised once per response schema.
-        self._body_heads: dict[int, tuple[dict[str, Any], bytes]] = {}
+        # Everything in a request body but the messages, serialised once per response schema
+        # (and max_tokens, which a shared call raises).
+        self._body_heads: dict[tuple[int, int], tuple[dict[str, Any], bytes]] = {}
 
     @property
     def throttled_s(self) -> float:
@@ -114,28 +117,41 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
-    def _body(self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any]) -> bytes:
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        max_tokens: int | None = None,
+    ) -> bytes:
         """The request's JSON. Its fixed part (model, generation parameters, the response
-        format with the schema) is encoded once per schema; only the messages per call."""
-        cached = self._body_heads.get(id(response_schema))
+        format with the schema) is encoded once per schema; only the messages per call.
+        ``max_tokens``: instead of ``generation.max_tokens`` (a call shared by records)."""
+        limit = self._generation.max_tokens if max_tokens is None else max_tokens
+        key = (id(response_schema), limit)
+        cached = self._body_heads.get(key)
         if cached is None or cached[0] is not response_schema:
             head = json.dumps(
                 {
                     "model": self.spec.model,
                     "temperature": self._generation.temperature,
                     "seed": self._generation.seed,
-                    "max_tokens": self._generation.max_tokens,
+                    "max_tokens": limit,
                     "response_format": response_format(response_schema),
                 },
                 separators=(",", ":"),
             ).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
-            self._body_heads[id(response_schema)] = cached
+            self._body_heads[key] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
     ) -> Completion:
         attempts: list[Attempt] = []
         retrying = AsyncRetrying(
@@ -148,7 +164,9 @@ class ProviderClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._call_once(messages, response_schema, kind, attempts)
+                    return await self._call_once(
+                        messages, response_schema, kind, attempts, max_tokens
+                    )
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -159,6 +177,7 @@ class ProviderClient:
         response_schema: dict[str, Any],
         kind: str,
         attempts: list[Attempt],
+        max_tokens: int | None = None,
     ) -> Completion:
         is_probe = self.breaker.state == "half-open"
         if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
@@ -174,7 +193,8 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                response = await self._endpoint.create(self._body(messages, response_schema))
+                body = self._body(messages, response_schema, max_tokens)
+                response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
         except Exception as exc:
@@ -237,6 +257,10 @@ class ProviderClient:
         else:
             self.breaker.record_failure()
         return exc
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What these tokens cost at this provider's prices (0 without pricing)."""
+        return self._cost(prompt_tokens, completion_tokens)
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         pricing = self.spec.pricing

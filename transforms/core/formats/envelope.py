@@ -126,20 +126,22 @@ def copied_input_headers(headers: Headers, allowed: str | Sequence[str]) -> list
 
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
-    """Every attempt, compactly: provider, kind, status, error class, latency."""
-    return json.dumps(
-        [
-            {
-                "provider": a.provider,
-                "kind": a.kind,
-                "status": a.status,
-                "error": (a.error or "").split(" ", 1)[0] or None,
-                "latency_ms": round(a.latency_ms, 1),
-            }
-            for a in attempts
-        ],
-        separators=(",", ":"),
-    )
+    """Every attempt, compactly: provider, kind, status, error class, latency; for a call
+    several records shared, ``pack``: [this record's number, the records in the call]."""
+    return json.dumps([_attempt_item(a) for a in attempts], separators=(",", ":"))
+
+
+def _attempt_item(attempt: Attempt) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "provider": attempt.provider,
+        "kind": attempt.kind,
+        "status": attempt.status,
+        "error": (attempt.error or "").split(" ", 1)[0] or None,
+        "latency_ms": round(attempt.latency_ms, 1),
+    }
+    if attempt.pack_size > 1:
+        item["pack"] = [attempt.pack_position, attempt.pack_size]
+    return item
 
 
 def _usage_json(attempts: tuple[Attempt, ...]) -> str:
