@@ -4,11 +4,12 @@
     {"answers": [{"i": 1, ...}, ...]}          the array under "answers"
     [{"i": 1, ...}, ...]                       the array itself
     {"i": 1, ...}                              an array of that one answer
-    fenced, prose around it, broken JSON       ``parse_answer``'s repairs, named on every
+    fenced, prose around it                    ``parse_answer``'s repairs, named on every
                                                answer taken from it
-    unparseable as a whole, or cut off         answer by answer: every complete object of
-      (finish_reason "length")                 the array is still read (with its own
-                                               repairs); the rest are missing
+    broken inside, or cut off                  answer by answer: every complete object of
+      (finish_reason "length")                 the array is read on its own (with its own
+                                               repairs, ``parse_answer``'s); a broken one
+                                               spoils no other; the rest are missing
 
 Each answer is placed on the record its ``"i"`` names, never by its place in the array:
 
@@ -32,6 +33,8 @@ from transforms.core.prompting.packing import ANSWERS, POSITION
 
 __all__ = ["Element", "Unpacked", "unpack"]
 
+_AROUND = frozenset({"strip_code_fence", "strip_surrounding_text"})  # text around the pack
+
 
 @dataclass(frozen=True)
 class Element:
@@ -52,15 +55,15 @@ class Unpacked:
 def unpack(raw: str, size: int, *, truncated: bool = False) -> Unpacked:
     """``size``: the records in the pack; ``truncated``: the answer was cut off at
     max_tokens (only complete answers are read)."""
-    items: list[tuple[Any, tuple[str, ...], int]] | None = None
+    whole: list[tuple[Any, tuple[str, ...], int]] = []
     if not truncated:
         datum, repairs, errors = parse_answer(raw)
         array = None if errors else _array(datum)
-        if array is not None:
-            items = [(item, tuple(repairs), len(json.dumps(item))) for item in array]
-    if items is None:
-        items = _one_by_one(raw)
-    return _place(items, size, truncated)
+        whole = [(item, tuple(repairs), len(json.dumps(item))) for item in array or []]
+        if array is not None and set(repairs) <= _AROUND:
+            return _place(whole, size, truncated)
+    # Broken inside: each answer on its own, so that each names only its own repairs
+    return _place(_one_by_one(raw) or whole, size, truncated)
 
 
 def _array(datum: Any) -> list[Any] | None:
