@@ -31,7 +31,9 @@ before acting:
     A ``chat.completion``. With ``content=None`` the content is a valid answer synthesised
     from the request's ``response_format.json_schema.schema`` (see ``answer_for_schema``),
     or ``{}`` without one. A dict content is sent as its JSON text. Token counts default to
-    about a quarter of the characters of the messages / of the content.
+    about a quarter of the characters of the messages / of the content. Keywords:
+    ``cached_tokens`` and ``reasoning_tokens`` (sent as ``usage.prompt_tokens_details`` /
+    ``completion_tokens_details``), ``usage=False`` (no usage at all), ``service_tier``.
 ``Reply.status(code, body=None, headers=None)``
     An error in OpenAI's shape ``{"error": {"message", "type", "code"}}``. ``body`` may be
     the message (str) or the whole JSON body (dict). ``Reply.context_length_exceeded()`` is
@@ -115,6 +117,10 @@ class Ok:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     delay_s: float = 0.0
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    usage: bool = True  # False: the answer carries no usage (some gateways and servers)
+    service_tier: str | None = None  # the tier the answer says it was served in
 
 
 @dataclass(frozen=True)
@@ -157,10 +163,24 @@ class Reply:
         completion_tokens: int | None = None,
         *,
         delay_s: float = 0.0,
+        cached_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        usage: bool = True,
+        service_tier: str | None = None,
     ) -> Ok:
         if isinstance(content, dict):
             content = json.dumps(content)
-        return Ok(content, finish_reason, prompt_tokens, completion_tokens, delay_s)
+        return Ok(
+            content,
+            finish_reason,
+            prompt_tokens,
+            completion_tokens,
+            delay_s,
+            cached_tokens,
+            reasoning_tokens,
+            usage,
+            service_tier,
+        )
 
     @staticmethod
     def status(
@@ -351,7 +371,9 @@ def _message_chars(body: dict[str, Any]) -> int:
     return total
 
 
-def _synthesised_content(body: dict[str, Any]) -> str:
+def synthesised_content(body: dict[str, Any]) -> str:
+    """The answer ``Reply.ok()`` sends without a content: valid against the request's
+    response schema, or ``{}``."""
     response_format = body.get("response_format") or {}
     schema = (response_format.get("json_schema") or {}).get("schema")
     if not isinstance(schema, dict):
@@ -360,14 +382,14 @@ def _synthesised_content(body: dict[str, Any]) -> str:
 
 
 def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
-    content = action.content if action.content is not None else _synthesised_content(body)
+    content = action.content if action.content is not None else synthesised_content(body)
     prompt_tokens = action.prompt_tokens
     if prompt_tokens is None:
         prompt_tokens = (_message_chars(body) + 3) // 4
     completion_tokens = action.completion_tokens
     if completion_tokens is None:
         completion_tokens = _count_tokens(content)
-    return {
+    answer: dict[str, Any] = {
         "id": f"chatcmpl-fault-{index}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -380,12 +402,21 @@ def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": action.finish_reason,
             }
         ],
-        "usage": {
+    }
+    if action.service_tier is not None:
+        answer["service_tier"] = action.service_tier
+    if action.usage:
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+        }
+        if action.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": action.cached_tokens}
+        if action.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": action.reasoning_tokens}
+        answer["usage"] = usage
+    return answer
 
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str, str | None]] = {

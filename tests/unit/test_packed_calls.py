@@ -22,11 +22,14 @@ from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.policy import systemic_reason
 from transforms.core.calls.providers import CallFailed, Completion
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task, with_records_per_call
+from transforms.core.config.task import PricingSpec, load_task, with_records_per_call
 from transforms.core.errors import Attempt, SystemicFault
+from transforms.core.ledger.prices import call_cost_usd
+from transforms.core.ledger.usage import Usage
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
 
 TASK = load_task(EXAMPLE_TASK)
+PRICING = PricingSpec(prompt_per_million=0.15, completion_per_million=0.6)
 JOB = compile_job(with_records_per_call(TASK, 4))
 TEXTS = ["Great kettle.", "Leaks a lot, returned.", "Fine I guess, does the job.", "Loud."]
 _VALUE = re.compile(r"Review: <data-\w+>(.*?)</data-\w+>", re.DOTALL)
@@ -59,7 +62,7 @@ class Echo:
     def __init__(
         self, name: str = "a", mangle: Mangle | None = None, fail: BaseException | None = None
     ) -> None:
-        self.spec = SimpleNamespace(name=name, model=f"{name}-model", mode="sync")
+        self.spec = SimpleNamespace(name=name, model=f"{name}-model", mode="sync", pricing=PRICING)
         self.mangle, self.fail = mangle, fail
         self.calls: list[dict[str, Any]] = []
         self.usage: list[tuple[int, int]] = []  # (prompt, completion) tokens it reported
@@ -70,7 +73,7 @@ class Echo:
 
     @staticmethod
     def cost(prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * 0.15 + completion_tokens * 0.6) / 1_000_000
+        return call_cost_usd(Usage(prompt_tokens, 0, completion_tokens), PRICING)
 
     async def complete(
         self, messages: Any, schema: Any, *, kind: str, max_tokens: int | None = None
@@ -143,8 +146,8 @@ def test_four_records_share_one_call_and_each_gets_its_own_answer() -> None:
     assert len(echo.calls) == 1 and echo.calls[0]["pack"]
     assert echo.calls[0]["max_tokens"] == 4 * (TASK.generation.max_tokens + 8)
     assert echo.calls[0]["messages"][:-1] == list(JOB.packing.preamble)  # type: ignore[union-attr]
-    assert [r.attempts[0].pack_position for r in results] == [1, 2, 3, 4]
-    assert {r.attempts[0].pack_size for r in results} == {4}
+    assert [r.attempts[0].shared_index for r in results] == [1, 2, 3, 4]
+    assert {r.attempts[0].shared_by for r in results} == {4}
 
 
 def test_tokens_and_cost_of_a_shared_call_add_up_over_its_records() -> None:
@@ -224,7 +227,7 @@ def test_a_pack_refused_for_what_it_asked_is_asked_record_by_record() -> None:
     assert_right(results, RECORDS)
     assert [c["pack"] for c in echo.calls] == [True, False, False, False, False]
     assert all(kinds(r) == ["call", "alone"] for r in results)
-    assert all(r.attempts[0].error and r.attempts[0].pack_size == 4 for r in results)
+    assert all(r.attempts[0].error and r.attempts[0].shared_by == 4 for r in results)
 
 
 def test_a_pack_that_fails_for_the_provider_falls_back_and_packs_again_there() -> None:
@@ -258,7 +261,7 @@ def test_a_record_with_nobody_to_share_with_is_asked_exactly_as_without_packing(
         "max_tokens": None,
         "pack": False,
     }
-    assert results[0].attempts[0].pack_size == 1
+    assert results[0].attempts[0].shared_by == 1
 
 
 def test_without_packing_nothing_changes() -> None:

@@ -12,10 +12,12 @@ import yaml
 
 from tests.conftest import EXAMPLE_TASK, SCHEMAS
 from transforms.core.answers.unpack import unpack
-from transforms.core.calls.apportion import share_attempt, split, weights
+from transforms.core.calls.apportion import share_attempt, weights
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task, with_records_per_call
+from transforms.core.config.task import PricingSpec, load_task, with_records_per_call
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.ledger.prices import call_cost_usd
+from transforms.core.ledger.usage import Usage
 from transforms.core.safety.delimit import ESCAPED
 
 TASK = load_task(EXAMPLE_TASK)
@@ -87,7 +89,7 @@ def test_the_pack_schema_wants_exactly_n_numbered_answers() -> None:
     assert schema["required"] == ["answers"] and schema["additionalProperties"] is False
     assert array["minItems"] == array["maxItems"] == 3
     item = array["items"]
-    assert list(item["properties"])[0] == "i"
+    assert next(iter(item["properties"])) == "i"
     assert item["properties"]["i"] == {"type": "integer", "minimum": 1, "maximum": 3}
     single = SINGLE.shape.json_schema
     assert item["required"] == ["i", *single["required"]]
@@ -198,41 +200,36 @@ def test_element_lengths_are_reported_for_apportioning() -> None:
 # --------------------------------------------------------------------------- apportioning
 
 
-@pytest.mark.parametrize(
-    ("total", "parts", "expected"),
-    [
-        (10, [1, 1, 1], [4, 3, 3]),
-        (10, [1, 2, 2], [2, 4, 4]),
-        (7, [0, 0], [4, 3]),
-        (0, [3, 1], [0, 0]),
-        (1001, [100.5, 200.25, 300.125], [167, 334, 500]),  # 167.43, 333.60, 499.97
-    ],
-)
-def test_split_gives_whole_shares_that_sum_to_the_total(
-    total: int, parts: list[float], expected: list[int]
-) -> None:
-    assert split(total, parts) == expected
-    assert sum(split(total, parts)) == total
-
-
 def test_the_shared_part_is_split_evenly_and_each_record_pays_its_own() -> None:
     assert weights(1000, [100, 300]) == [400.0, 600.0]  # 600 shared: 300 each
     assert weights(10, [20]) == [20.0]  # own parts larger than the total: nothing shared
 
 
 def test_a_shared_attempt_is_split_so_that_tokens_and_cost_add_up() -> None:
-    def price(prompt: int, completion: int) -> float:
-        return (prompt * 0.15 + completion * 0.6) / 1_000_000
-
-    call = Attempt("p", "m", prompt_tokens=1237, completion_tokens=211, status=200)
-    call = Attempt(**{**call.__dict__, "cost_usd": price(1237, 211)})
-    shares = share_attempt(call, [500.0, 250.0, 250.0], [1.0, 3.0, 0.0], price)
-    assert [s.pack_position for s in shares] == [1, 2, 3]
-    assert {s.pack_size for s in shares} == {3}
-    assert sum(s.prompt_tokens for s in shares) == 1237
-    assert sum(s.completion_tokens for s in shares) == 211
-    assert [s.completion_tokens for s in shares] == [53, 158, 0]
+    pricing = PricingSpec(
+        prompt_per_million=0.15, cached_prompt_per_million=0.075, completion_per_million=0.6
+    )
+    usage = Usage(prompt_tokens=1237, cached_tokens=1024, completion_tokens=211)
+    call = Attempt(
+        "p",
+        "m",
+        status=200,
+        prompt_tokens=1237,
+        cached_tokens=1024,
+        completion_tokens=211,
+        cost_usd=call_cost_usd(usage, pricing),
+    )
+    shares = share_attempt(call, [500.0, 250.0, 250.0], [1.0, 3.0, 0.0], pricing)
+    assert [(s.shared_index, s.shared_by) for s in shares] == [(1, 3), (2, 3), (3, 3)]
+    for name in ("prompt_tokens", "cached_tokens", "completion_tokens"):
+        assert sum(getattr(s, name) for s in shares) == getattr(call, name)
+    assert [s.prompt_tokens for s in shares] == [619, 309, 309]  # 618.5, 309.25, 309.25
+    assert [s.completion_tokens for s in shares] == [53, 158, 0]  # 52.75, 158.25, 0
     assert sum(s.cost_usd for s in shares) == pytest.approx(call.cost_usd, rel=1e-12)
+    # each share at the prices of its own tokens
+    first = Usage(shares[0].prompt_tokens, shares[0].cached_tokens, shares[0].completion_tokens)
+    assert shares[0].cost_usd == pytest.approx(call_cost_usd(first, pricing), rel=1e-12)
+    assert shares[2].cost_usd < shares[1].cost_usd  # the same prompt share, no answer
     assert all(s.status == 200 and s.provider == "p" for s in shares)
 
 

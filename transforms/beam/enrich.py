@@ -234,6 +234,9 @@ class EnrichRecords(_JobDoFn):
         self._failed_calls = counter("llm_failed_calls")
         self._prompt_tokens = counter("prompt_tokens")
         self._completion_tokens = counter("completion_tokens")
+        self._cached_tokens = counter("cached_prompt_tokens")
+        self._reasoning_tokens = counter("reasoning_tokens")
+        self._estimated_calls = counter("usage_estimated_calls")
         self._repaired = counter("repaired")
         self._defaulted = counter("defaulted")
         self._cost_micro_usd = counter("cost_micro_usd")
@@ -322,8 +325,8 @@ class EnrichRecords(_JobDoFn):
                 (self._batch_failed if attempt.error else self._batch_answers).inc()
             # A call several records shared is counted once, with its first record's share
             # (every record's share of its tokens and cost is counted below).
-            once = attempt.pack_position <= 1
-            if attempt.pack_size > 1:
+            once = attempt.shared_index <= 1
+            if attempt.shared_by > 1:
                 self._pack_shares.inc()
                 self._pack_calls.inc(once)
             self._pack_alone.inc(attempt.kind == "alone")
@@ -333,6 +336,9 @@ class EnrichRecords(_JobDoFn):
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
+            self._cached_tokens.inc(attempt.cached_tokens)
+            self._reasoning_tokens.inc(attempt.reasoning_tokens)
+            self._estimated_calls.inc(once and attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):

@@ -68,15 +68,17 @@ class Attempt:
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, cached included
+    completion_tokens: int = 0  # every output token, reasoning included
     finish_reason: str | None = None
-    cost_usd: float = 0.0
-    # A call several records shared (``prompt.records_per_call``): how many records, and
-    # which of them (1..pack_size) this one was; the tokens and cost above are this
-    # record's share (``transforms.core.calls.apportion``). 1 and 0: asked alone.
-    pack_size: int = 1
-    pack_position: int = 0
+    cost_usd: float = 0.0  # at the provider's prices, in the lane it was served in
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prefix cache
+    reasoning_tokens: int = 0  # of completion_tokens, hidden reasoning
+    usage_estimated: bool = False  # the provider reported no usage: tokens are estimates
+    lane: str = "sync"  # sync, batch or flex: which price applied (``ledger.prices``)
+    shared_by: int = 1  # records that shared this call; tokens and cost are this one's share
+    # which of the records that shared this call (1..shared_by) this one was; 0: not shared
+    shared_index: int = 0
 
 
 class EnrichError(Exception):

@@ -70,7 +70,8 @@ class PackProvider(Protocol):
         max_tokens: int | None = None,
     ) -> Completion: ...
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float: ...
+    @property
+    def spec(self) -> Any: ...  # ``ProviderSpec``: its name, mode and pricing
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class PackQueue:
         self._provider, self._prompt = provider, prompt
         self._size, self._linger_s, self._max_tokens = size, linger_s, max_tokens
         self._sleep = sleep
+        self._pricing = getattr(provider.spec, "pricing", None)
         self._open: list[_Waiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0  # packs sent (groups of two or more)
@@ -181,8 +183,7 @@ class PackQueue:
     ) -> list[tuple[Attempt, ...]]:
         """Per record, its share of every attempt of the call."""
         per_attempt = [
-            share_attempt(a, prompt_weights, completion_weights, self._provider.cost)
-            for a in attempts
+            share_attempt(a, prompt_weights, completion_weights, self._pricing) for a in attempts
         ]
         return [tuple(shared[i] for shared in per_attempt) for i in range(len(prompt_weights))]
 

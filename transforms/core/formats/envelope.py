@@ -24,6 +24,7 @@ from transforms.core.config.job import Job
 from transforms.core.errors import Attempt
 from transforms.core.formats import framing
 from transforms.core.formats.codec import encode_output
+from transforms.core.ledger.record import RecordUsage
 from transforms.core.records import Enriched, Failure, Headers, KafkaRecord
 
 __all__ = [
@@ -93,7 +94,7 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
         ("llm_enrich.output_schema", job.output_schema.identity.encode()),
         ("llm_enrich.attempts", _attempts_json(enriched.attempts).encode()),
-        ("llm_enrich.usage", _usage_json(enriched.attempts).encode()),
+        ("llm_enrich.usage", RecordUsage.of(enriched.attempts).header().encode()),
     ]
     if enriched.source.replay_count:
         headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
@@ -126,8 +127,9 @@ def copied_input_headers(headers: Headers, allowed: str | Sequence[str]) -> list
 
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
-    """Every attempt, compactly: provider, kind, status, error class, latency; for a call
-    several records shared, ``pack``: [this record's number, the records in the call]."""
+    """Every attempt, compactly: provider, kind, status, error class, latency, and its
+    line of the ledger (tokens, cached tokens, cost, lane); for a call several records
+    shared, ``shared``: [this record's number, the records that shared it]."""
     return json.dumps([_attempt_item(a) for a in attempts], separators=(",", ":"))
 
 
@@ -138,22 +140,15 @@ def _attempt_item(attempt: Attempt) -> dict[str, Any]:
         "status": attempt.status,
         "error": (attempt.error or "").split(" ", 1)[0] or None,
         "latency_ms": round(attempt.latency_ms, 1),
+        "prompt_tokens": attempt.prompt_tokens,
+        "cached_tokens": attempt.cached_tokens,
+        "completion_tokens": attempt.completion_tokens,
+        "cost_usd": round(attempt.cost_usd, 8),
+        "lane": attempt.lane,
     }
-    if attempt.pack_size > 1:
-        item["pack"] = [attempt.pack_position, attempt.pack_size]
+    if attempt.shared_by > 1:
+        item["shared"] = [attempt.shared_index, attempt.shared_by]
     return item
-
-
-def _usage_json(attempts: tuple[Attempt, ...]) -> str:
-    """Tokens and cost of this record, failed attempts and re-asks included."""
-    return json.dumps(
-        {
-            "prompt_tokens": sum(a.prompt_tokens for a in attempts),
-            "completion_tokens": sum(a.completion_tokens for a in attempts),
-            "cost_usd": round(sum(a.cost_usd for a in attempts), 8),
-        },
-        separators=(",", ":"),
-    )
 
 
 def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict[str, Any]:
