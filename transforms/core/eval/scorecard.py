@@ -37,6 +37,8 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    calls: float = 0.0  # calls made for it; a call k records shared counts 1/k
+    alone: bool = False  # asked alone: its shared call held no usable answer for it
 
 
 def outcome(result: Enriched | Failure) -> Outcome:
@@ -48,6 +50,8 @@ def outcome(result: Enriched | Failure) -> Outcome:
         prompt_tokens=sum(a.prompt_tokens for a in attempts),
         completion_tokens=sum(a.completion_tokens for a in attempts),
         cost_usd=sum(a.cost_usd for a in attempts),
+        calls=sum(1 / a.shared_by for a in attempts),
+        alone=any(a.kind == "alone" for a in attempts),
     )
     if isinstance(result, Enriched):
         return replace(usage, answer=result.output, repairs=result.repairs)
@@ -126,6 +130,7 @@ def scorecard(
         "valid_share": _r(sum(o.answer is not None for o in outcomes) / count),
         "repaired_share": _r(sum(bool(o.repairs) for o in outcomes) / count),
         "reask_share": _r(sum(o.reasked for o in outcomes) / count),
+        "alone_share": _r(sum(o.alone for o in outcomes) / count),
         "failed_by_stage": dict(sorted(stages.items())),
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1),
@@ -136,6 +141,7 @@ def scorecard(
             "prompt_tokens": _r(_mean([o.prompt_tokens for o in outcomes])),
             "completion_tokens": _r(_mean([o.completion_tokens for o in outcomes])),
             "cost_usd": round(_mean([o.cost_usd for o in outcomes]), 8),
+            "calls": _r(_mean([o.calls for o in outcomes])),
         },
         "cost_usd": round(sum(o.cost_usd for o in outcomes), 8),
         "results": records,
