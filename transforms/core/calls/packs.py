@@ -40,13 +40,13 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from transforms.core.answers.unpack import Element, unpack
 from transforms.core.calls.apportion import share_attempt, weights
 from transforms.core.calls.deadline import waiting_for_capacity
 from transforms.core.calls.policy import ProviderUnavailable, classify, systemic_reason
-from transforms.core.calls.providers import CallFailed, Completion
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.errors import Attempt
 from transforms.core.prompting.packing import PackPrompt
@@ -56,22 +56,6 @@ __all__ = ["PackQueue", "Share", "pack_queues", "packed_completion"]
 NUMBER_TOKENS = 8  # room for an answer's number and separators, per record of a pack
 Sleep = Callable[[float], Awaitable[None]]
 Messages = Sequence[Mapping[str, str]]
-
-
-class PackProvider(Protocol):
-    """What a pack needs of a provider (``ProviderClient``)."""
-
-    async def complete(
-        self,
-        messages: Sequence[dict[str, str]],
-        response_schema: dict[str, Any],
-        *,
-        kind: str,
-        max_tokens: int | None = None,
-    ) -> Completion: ...
-
-    @property
-    def spec(self) -> Any: ...  # ``ProviderSpec``: its name, mode and pricing
 
 
 @dataclass(frozen=True)
@@ -90,7 +74,7 @@ _Waiter = tuple[str, "asyncio.Future[Share]"]
 class PackQueue:
     def __init__(
         self,
-        provider: PackProvider,
+        provider: ProviderClient,
         prompt: PackPrompt,
         size: int,
         linger_s: float,
@@ -101,7 +85,7 @@ class PackQueue:
         self._provider, self._prompt = provider, prompt
         self._size, self._linger_s, self._max_tokens = size, linger_s, max_tokens
         self._sleep = sleep
-        self._pricing = getattr(provider.spec, "pricing", None)
+        self._pricing = provider.spec.pricing
         self._open: list[_Waiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0  # packs sent (groups of two or more)
@@ -189,7 +173,7 @@ class PackQueue:
 
 
 def pack_queues(
-    job: Job, providers: Sequence[Any], sleep: Sleep = asyncio.sleep
+    job: Job, providers: Sequence[ProviderClient], sleep: Sleep = asyncio.sleep
 ) -> dict[str, PackQueue]:
     """One queue per synchronous provider of the chain, by name; none without packing."""
     prompt = job.packing
@@ -219,7 +203,7 @@ def _about_the_request(error: BaseException) -> bool:
 
 
 async def packed_completion(
-    queue: PackQueue, provider: PackProvider, messages: Messages, schema: dict[str, Any]
+    queue: PackQueue, provider: ProviderClient, messages: Messages, schema: dict[str, Any]
 ) -> Completion:
     """The record's first answer from ``provider`` (``messages``: its own single-record
     conversation): its answer out of its pack, or asked alone. Raises ``CallFailed`` with
@@ -237,7 +221,7 @@ async def packed_completion(
 
 
 async def _alone(
-    provider: PackProvider, messages: Messages, schema: dict[str, Any], before: Sequence[Attempt]
+    provider: ProviderClient, messages: Messages, schema: dict[str, Any], before: Sequence[Attempt]
 ) -> Completion:
     """Asked on its own: an ordinary call when nothing was sent for it yet, else ``alone``."""
     kind = "alone" if before else "call"
