@@ -104,6 +104,7 @@ def test_packed_answers_land_on_their_own_records_and_the_tokens_add_up(
     provider = {"name": "scripted", "base_url": server.base_url, "model": "m"}
     job = make_task(
         [{**provider, "pricing": PRICING}],
+        # 0.5 s: groups fill under CI load too (the default 0.05 s gave 4, 3, 4 here)
         prompt={"records_per_call": 4, "pack_linger_s": 0.5},
     )
     inputs = sample_reviews(RECORDS)
