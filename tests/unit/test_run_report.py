@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from transforms.core.report.bins import latency_counts, latency_labels
 from transforms.core.report.run_facts import MAX_BINS, RunFacts
 from transforms.core.report.run_report import RunInfo, run_report_html
@@ -68,6 +70,17 @@ def test_facts_fold_outputs_and_dead_letters_in_bounded_bins() -> None:
     assert facts.dead_by_class == {"llm: ProvidersExhausted": 1}
     long_run = RunFacts(0, 86_400_000)
     assert len(long_run.output_bins) == MAX_BINS
+
+
+def test_a_call_records_shared_counts_once_over_them() -> None:
+    facts = RunFacts(started_ms=0, ended_ms=10_000)
+    shared = {"provider": "a", "status": 200, "latency_ms": 900}
+    for index in (1, 2):
+        attempts = [{**shared, "shared": [index, 3]}]
+        facts.add_output(500, {"llm_enrich.attempts": json.dumps(attempts)})
+    facts.add_dead_letter(600, {"attempts": [{**shared, "shared_by": 3}]})
+    assert facts.calls[("a", "ok")] == pytest.approx(1.0)
+    assert facts.latency["a"] == latency_counts([900, 900, 900])  # as each record saw it
 
 
 def test_latency_bins_cover_every_value() -> None:
