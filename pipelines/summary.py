@@ -90,7 +90,7 @@ class RunSummary:
             f"LLM calls           {self.get('llm_calls')}  (failed {self.get('llm_failed_calls')},"
             f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
             *self.token_lines(),
-            f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
+            self.cost_line(),
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
             *self.capacity_lines(),
         ]
@@ -116,6 +116,13 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def cost_line(self) -> str:
+        """The run's cost, and per record settled (written or dead-lettered)."""
+        usd = self.get("cost_micro_usd") / 1_000_000
+        settled = self.get("written.output") + self.get("written.dead_letter")
+        per_record = f"  (${usd / settled:.6f} per record settled)" if settled else ""
+        return f"cost                ${usd:.6f}{per_record}"
 
     def token_lines(self) -> list[str]:
         """Tokens over every attempt: prompt (cached apart, and the cache-hit share),

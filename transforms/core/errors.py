@@ -9,6 +9,8 @@ EnrichError                      base of everything this project raises
     ├── DecodeError              stage "decode": bytes are not a valid input record
     ├── PromptError              stage "prompt": the template cannot render this record
     ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+    ├── OverBudget               stage "budget": the next call would take the record over
+    │                            policy.max_tokens_per_record
     ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
     ├── OutputInvalid            stage "validate": the answer does not fit the output schema
     ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
@@ -37,6 +39,7 @@ __all__ = [
     "ModerationFlagged",
     "OutputInvalid",
     "OutputRuleViolated",
+    "OverBudget",
     "PromptError",
     "ProvidersExhausted",
     "RecordError",
@@ -137,6 +140,13 @@ class PromptError(RecordError):
 
 class ProvidersExhausted(RecordError):
     stage = "llm"
+
+
+class OverBudget(RecordError):
+    """The record's attempts have used (or the next would use) more tokens than
+    ``policy.max_tokens_per_record`` allows: dead-lettered instead of asked again."""
+
+    stage = "budget"
 
 
 class OutputInvalid(RecordError):

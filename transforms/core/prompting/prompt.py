@@ -54,11 +54,6 @@ class PromptRenderer:
         self._preamble = self._render_preamble()
         self.hash = _hash(spec, shape.json_schema, delimiter)
 
-    @property
-    def preamble(self) -> list[Message]:
-        """What every record's conversation starts with: system, then the few shots."""
-        return [dict(m) for m in self._preamble]
-
     def _render_preamble(self) -> list[Message]:
         system = self._spec.system
         if self.delimiter:
@@ -73,6 +68,12 @@ class PromptRenderer:
             messages.append({"role": "user", "content": user})
             messages.append({"role": "assistant", "content": json.dumps(answer)})
         return messages
+
+    @property
+    def fixed_messages(self) -> list[Message]:
+        """What every record's conversation starts with: the system message and the few
+        shots, byte-identical across records (so a provider's prefix cache can serve it)."""
+        return list(self._preamble)
 
     def messages(self, record: Mapping[str, Any]) -> list[Message]:
         """The full conversation for one record; raises ``PromptError`` if it cannot render."""
