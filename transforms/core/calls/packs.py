@@ -88,7 +88,6 @@ class PackQueue:
         self._pricing = provider.spec.pricing
         self._open: list[_Waiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self.calls = 0  # packs sent (groups of two or more)
 
     async def ask(self, content: str) -> Share:
         """The record's share of its pack (``content``: its rendered user turn). Raises
@@ -129,7 +128,6 @@ class PackQueue:
         messages = self._prompt.messages(contents)
         total = sum(len(m["content"]) for m in messages)
         prompt_weights = weights(total, [len(self._prompt.block([c])) for c in contents])
-        self.calls += 1
         try:
             completion = await self._provider.complete(
                 messages,
