@@ -69,7 +69,9 @@ async def ask_all(
     moderator = Moderator(moderation) if moderation else None
     steps = gate(clients) if gate else None
     enricher = Enricher(job, clients, moderator=moderator, steps=steps)
-    window = asyncio.Semaphore(min(specs[0].max_concurrency, task.policy.max_in_flight))
+    # records in flight: enough to fill max_concurrency calls of up to records_per_call each
+    pack = task.prompt.records_per_call
+    window = asyncio.Semaphore(min(specs[0].max_concurrency * pack, task.policy.max_in_flight))
 
     async def one(case: GoldenCase) -> Enriched | Failure:
         async with window:
@@ -116,6 +118,7 @@ def evaluate(
         "format": FORMAT,
         "task": job.name,
         "prompt_hash": job.prompt.hash,
+        "records_per_call": job.task.prompt.records_per_call,
         "output_schema": job.output_schema.identity,
         "golden": {"path": golden, "records": len(cases)},
         "thresholds": {"min_scores": dict(spec.min_scores), "tolerance": dict(spec.tolerance)},

@@ -75,7 +75,7 @@ class Scripted:
             completion_tokens=100,
             cost_usd=0.0001,
         )
-        return Completion(text, "stop", (attempt,), logprobs if top_logprobs else None)
+        return Completion(text, "stop", (attempt,), logprobs=logprobs if top_logprobs else None)
 
 
 def answer(sentiment_p: float = 0.9, rating_p: float = 0.9) -> tuple[str, Any]:

@@ -10,6 +10,10 @@ Before every call (first call, re-ask, fallback) the record's token budget is ch
 (``policy.max_tokens_per_record``, ``ledger.budget``): a call that would take the record
 over it is not made, and the record is a Failure with stage "budget" (``OverBudget``).
 
+With ``prompt.records_per_call`` > 1 a record's first call to each synchronous provider
+is shared with other records waiting at the same time (``calls.packs``): its answer out of
+the shared one is judged like any answer, re-asks are its own.
+
 A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
 asked once: an invalid batch answer is re-asked on the next synchronous provider (the
 re-ask conversation carried over), never in another batch. While a record waits for its
@@ -47,8 +51,9 @@ from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
 from transforms.core.calls.deadline import record_deadline
+from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
-from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.errors import (
     Attempt,
@@ -142,6 +147,8 @@ class Enricher:
         self._sleep = sleep
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
+        # prompt.records_per_call > 1: first calls share a call per provider
+        self._packs = pack_queues(job, self._providers, sleep)
         self.guard = RunGuard(
             policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
         )
@@ -249,8 +256,6 @@ class Enricher:
     ) -> Enriched:
         """The chain of ``providers``; a ``gate`` judges a valid answer's confidence
         (raising ``NotConfident`` to escalate) and asks for log-probabilities."""
-        # only with a gate: providers of a plain chain are asked as they always were
-        asking: dict[str, Any] = {"top_logprobs": gate.top_logprobs} if gate else {}
         last_invalid: tuple[str, list[FieldError]] | None = None
         not_the_record: list[str] = []  # providers that failed for a systemic reason
         outage = True
@@ -266,12 +271,7 @@ class Enricher:
                 kind = "call" if turn == 0 and carried is None else "reask"
                 self._within_budget(attempts, conversation, last_invalid)
                 try:
-                    completion = await provider.complete(
-                        conversation,
-                        self._job.shape.json_schema,
-                        kind=kind,
-                        **asking,
-                    )
+                    completion = await self._ask(provider, conversation, kind, gate)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     reason = provider.systemic_reason(failed.last_error)
@@ -285,6 +285,7 @@ class Enricher:
                 attempts.extend(completion.attempts)
                 answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
+                repairs = [*completion.repairs, *repairs]
                 if not errors and completion.finish_reason != "length":
                     confidence = None
                     if gate is not None:  # below its threshold: NotConfident, escalate
@@ -332,6 +333,27 @@ class Enricher:
             )
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+
+    async def _ask(
+        self,
+        provider: ProviderClient,
+        conversation: list[Message],
+        kind: str,
+        gate: StepGate | None = None,
+    ) -> Completion:
+        """One answer: a record's first call shares a call with others when packing is on
+        (``calls.packs``); re-asks are always the record's own, and so are the calls of a
+        cascade step that judges its confidence (``gate``: a shared answer brings no
+        log-probabilities of one record's values)."""
+        schema = self._job.shape.json_schema
+        if gate is not None:
+            return await provider.complete(
+                conversation, schema, kind=kind, top_logprobs=gate.top_logprobs
+            )
+        queue = self._packs.get(provider.spec.name) if kind == "call" else None
+        if queue is None:
+            return await provider.complete(conversation, schema, kind=kind)
+        return await packed_completion(queue, provider, conversation, schema)
 
     def _within_budget(
         self,

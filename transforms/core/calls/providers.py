@@ -61,6 +61,8 @@ class Completion:
     text: str
     finish_reason: str | None
     attempts: tuple[Attempt, ...]
+    # what it took to read this answer out of a shared call's answer (``calls.packs``)
+    repairs: tuple[str, ...] = ()
     # the answer's tokens with their log-probabilities, when asked for (``top_logprobs``)
     # and returned; None otherwise
     logprobs: tuple[TokenLogprob, ...] | None = None
@@ -116,8 +118,9 @@ class ProviderClient:
             policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
         )
         self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
-        # Everything in a request body but the messages, serialised once per response schema.
-        self._body_heads: dict[tuple[int, int | None], tuple[dict[str, Any], bytes]] = {}
+        # Everything in a request body but the messages, serialised once per response schema
+        # (and max_tokens, which a shared call raises, and the log-probabilities asked for).
+        self._body_heads: dict[tuple[int, int, int | None], tuple[dict[str, Any], bytes]] = {}
         self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
 
     @property
@@ -132,6 +135,7 @@ class ProviderClient:
         self,
         messages: Sequence[dict[str, str]],
         response_schema: dict[str, Any],
+        max_tokens: int | None = None,
         top_logprobs: int | None = None,
     ) -> bytes:
         """The request's JSON. Its fixed part (model, generation parameters, cache key and
@@ -139,15 +143,17 @@ class ProviderClient:
         is encoded once per schema and comes first; then the messages, whose own fixed part
         (system, few shots) precedes the record. Everything before the record's turn is
         byte-identical across records, so a provider's prefix cache can serve it
-        (``ledger.prices``: cached tokens)."""
-        slot = (id(response_schema), top_logprobs)
-        cached = self._body_heads.get(slot)
+        (``ledger.prices``: cached tokens). ``max_tokens``: instead of
+        ``generation.max_tokens`` (a call shared by records)."""
+        limit = self._generation.max_tokens if max_tokens is None else max_tokens
+        key = (id(response_schema), limit, top_logprobs)
+        cached = self._body_heads.get(key)
         if cached is None or cached[0] is not response_schema:
             fixed: dict[str, Any] = {
                 "model": self.spec.model,
                 "temperature": self._generation.temperature,
                 "seed": self._generation.seed,
-                "max_tokens": self._generation.max_tokens,
+                "max_tokens": limit,
             }
             if self.spec.prompt_cache_key is not None:
                 fixed["prompt_cache_key"] = self.spec.prompt_cache_key
@@ -158,7 +164,7 @@ class ProviderClient:
             fixed["response_format"] = response_format(response_schema)
             head = json.dumps(fixed, separators=(",", ":")).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
-            self._body_heads[slot] = cached
+            self._body_heads[key] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
 
@@ -168,6 +174,7 @@ class ProviderClient:
         response_schema: dict[str, Any],
         *,
         kind: str,
+        max_tokens: int | None = None,
         top_logprobs: int | None = None,
     ) -> Completion:
         """``top_logprobs``: also ask for the answer's token log-probabilities, with that
@@ -184,7 +191,7 @@ class ProviderClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._call_once(
-                        messages, response_schema, kind, attempts, top_logprobs
+                        messages, response_schema, kind, attempts, max_tokens, top_logprobs
                     )
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
@@ -196,6 +203,7 @@ class ProviderClient:
         response_schema: dict[str, Any],
         kind: str,
         attempts: list[Attempt],
+        max_tokens: int | None = None,
         top_logprobs: int | None = None,
     ) -> Completion:
         is_probe = self.breaker.state == "half-open"
@@ -212,7 +220,7 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                body = self._body(messages, response_schema, top_logprobs)
+                body = self._body(messages, response_schema, max_tokens, top_logprobs)
                 response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
@@ -234,7 +242,7 @@ class ProviderClient:
             choice.message.content or "",
             choice.finish_reason,
             tuple(attempts),
-            token_logprobs(choice) if top_logprobs else None,
+            logprobs=token_logprobs(choice) if top_logprobs else None,
         )
 
     def _answered(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,14 @@ from transforms.core.report.bins import LATENCY_EDGES_MS, latency_bin
 __all__ = ["MAX_BINS", "RunFacts"]
 
 MAX_BINS = 60
+
+
+def _shared_by(attempt: Mapping[str, Any]) -> int:
+    """How many records shared the call: an output's header says ``"shared": [i, n]``, a
+    dead letter's attempt ``shared_by``."""
+    shared = attempt.get("shared")
+    count = shared[1] if isinstance(shared, list) and len(shared) == 2 else attempt.get("shared_by")
+    return count if isinstance(count, int) and count > 1 else 1
 
 
 def _latency_row() -> list[int]:
@@ -37,7 +45,8 @@ class RunFacts:
     output_bins: list[int] = field(default_factory=list)
     dead_bins: list[int] = field(default_factory=list)
     latency: dict[str, list[int]] = field(default_factory=dict)  # provider -> bin counts
-    calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, ok|failed)
+    # (provider, ok|failed) -> calls; a call n records shared counts 1/n for each of them
+    calls: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     tokens: Counter[str] = field(default_factory=Counter)  # provider -> tokens
     prompt_tokens: Counter[str] = field(default_factory=Counter)  # provider -> prompt tokens
     cached_tokens: Counter[str] = field(default_factory=Counter)  # provider -> of those, cached
@@ -75,7 +84,7 @@ class RunFacts:
     def _attempt(self, attempt: Mapping[str, Any]) -> None:
         provider = str(attempt.get("provider") or "?")
         failed = attempt.get("error") or (attempt.get("status") or 200) >= 400
-        self.calls[(provider, "failed" if failed else "ok")] += 1
+        self.calls[(provider, "failed" if failed else "ok")] += 1 / _shared_by(attempt)
         row = self.latency.setdefault(provider, _latency_row())
         row[latency_bin(float(attempt.get("latency_ms") or 0.0))] += 1
 
