@@ -40,6 +40,7 @@ from transforms.core.calls.deadline import record_deadline
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, ProviderClient
 from transforms.core.config.job import Job
+from transforms.core.coordination.interface import Budget, CoordinationLost
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -104,7 +105,9 @@ def _rule_violation(
 
 
 class Enricher:
-    """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
+    """``follow``: wait out an outage (every circuit open) instead of stopping the run.
+    ``budget``: where the run's spend is counted (default: this process; see
+    ``transforms.core.coordination``)."""
 
     def __init__(
         self,
@@ -116,6 +119,7 @@ class Enricher:
         sleep: Sleep = asyncio.sleep,
         moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._job = job
         self._cache = cache
@@ -127,7 +131,7 @@ class Enricher:
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
         self.guard = RunGuard(
-            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
+            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd, budget
         )
 
     async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure | Skipped]:
@@ -137,7 +141,11 @@ class Enricher:
         """One record within the in-flight window, the guards and the run's halt."""
         async with self._in_flight:
             while True:
-                stopped = control.halted() or self.guard.stop_reason
+                try:
+                    stopped = control.halted() or await self.guard.check()
+                except CoordinationLost as lost:
+                    control.halt(f"systemic: {lost.reason}")
+                    continue
                 if stopped:
                     return Skipped(parsed.source, stopped)
                 try:
@@ -155,7 +163,10 @@ class Enricher:
                 if isinstance(result, Enriched) or result.stage != "llm":
                     control.set_paused(False)  # a provider answered
                 cost = sum(a.cost_usd for a in result.attempts)
-                self.guard.observe(isinstance(result, Failure), cost)
+                try:
+                    await self.guard.observe(isinstance(result, Failure), cost)
+                except CoordinationLost as lost:  # this record's outcome stands
+                    control.halt(f"systemic: {lost.reason}")
                 if self.guard.stop_reason:
                     control.halt(self.guard.stop_reason)
                 return result
@@ -193,7 +204,7 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
-        except BatchAbandoned:
+        except (BatchAbandoned, CoordinationLost):  # never the record's: never a dead letter
             raise
         except SystemicFault as fault:
             if self._job.task.policy.on_systemic_fault == "stop":

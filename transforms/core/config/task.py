@@ -23,6 +23,7 @@ from pydantic import (
 
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
+from transforms.core.config.coordination import CoordinationSpec
 from transforms.core.config.eval import EvalSpec
 from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
@@ -32,6 +33,7 @@ from transforms.core.errors import TaskConfigError
 __all__ = [
     "BatchSpec",
     "CacheSpec",
+    "CoordinationSpec",
     "EvalSpec",
     "ExampleSpec",
     "FeedbackSpec",
@@ -268,6 +270,8 @@ class TaskSpec(_Strict):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    # where rate limits, breakers and the budget live: per process, or shared (Redis)
+    coordination: CoordinationSpec = Field(default_factory=CoordinationSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
     # where downstream verdicts and corrections arrive (llm-enrich feedback); optional
     feedback: FeedbackSpec | None = None
