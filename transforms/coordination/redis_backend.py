@@ -39,6 +39,7 @@ __all__ = ["ROOT", "RedisBreaker", "RedisBudget", "RedisCoordination", "RedisLim
 ROOT = "llm_enrich:coord:"
 KEEP_S = 600.0  # a breaker's state outlives its last change by at least this (10 x cooldown)
 SPENT_TTL_S = 30 * 24 * 3600  # a run's spend, after its last use
+MAX_CONNECTIONS = 16  # per worker process
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -64,13 +65,17 @@ class RedisCoordination:
         self._run_id = run_id
         self._sleep = sleep
         self._secrets = [password] if password else []
-        self._client = aioredis.Redis.from_url(
+        # Calls beyond MAX_CONNECTIONS wait for a connection (a plain pool would fail them)
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=None,
             password=password,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 4),  # about 2.5 s in all
         )
+        self._client = aioredis.Redis.from_pool(pool)
         self._scripts = {
             script: self._client.register_script(script)
             for script in (BUCKET_TAKE, BUCKET_GIVE, BREAKER_ADMIT, BREAKER_FAILED)
