@@ -6,20 +6,21 @@ Keys (``<ns>`` is ``coordination.namespace``, by default the task's name)::
     llm_enrich:coord:<ns>:limit:<provider>:requests   hash  rpm bucket: level, at
     llm_enrich:coord:<ns>:limit:<provider>:tokens     hash  tpm bucket: level, at
     llm_enrich:coord:<ns>:breaker:<provider>          hash  failures, open_until, probe_until
-    llm_enrich:coord:<ns>:run:<run id>:spent_usd      string  the run's spend (INCRBYFLOAT)
+    llm_enrich:coord:<ns>:run:<run id>:spend          hash  spent (HINCRBYFLOAT), born
 
 Buckets expire once they would be full again, breakers ``KEEP_S`` after their last change,
 a run's spend ``SPENT_TTL_S`` after its last use. Times are Redis's own (``TIME``).
 
 Any failure to use Redis (after the client's few quick tries) raises ``CoordinationLost``,
-and so does a spend that went backwards (the counter was evicted or flushed, or Redis
-restarted without its data): the run stops instead of counting per process. Messages name
-the URL without credentials and never carry the password.
+and so does a spend counter lost (evicted or flushed, or Redis restarted without its
+data; ``scripts`` says how that is seen): the run stops instead of counting per process.
+Messages name the URL without credentials and never carry the password.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,7 +29,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
-from transforms.coordination.scripts import BREAKER_ADMIT, BREAKER_FAILED, BUCKET_GIVE, BUCKET_TAKE
+from transforms.coordination.scripts import (
+    BREAKER_ADMIT,
+    BREAKER_FAILED,
+    BUCKET_GIVE,
+    BUCKET_TAKE,
+    SPEND_ADD,
+    SPEND_READ,
+)
 from transforms.core.calls.policy import redact
 from transforms.core.config.redis_url import public_url
 from transforms.core.config.task import PolicySpec, ProviderSpec
@@ -78,13 +86,22 @@ class RedisCoordination:
         self._client = aioredis.Redis.from_pool(pool)
         self._scripts = {
             script: self._client.register_script(script)
-            for script in (BUCKET_TAKE, BUCKET_GIVE, BREAKER_ADMIT, BREAKER_FAILED)
+            for script in (
+                BUCKET_TAKE,
+                BUCKET_GIVE,
+                BREAKER_ADMIT,
+                BREAKER_FAILED,
+                SPEND_ADD,
+                SPEND_READ,
+            )
         }
 
-    async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> str:
-        """One of ``scripts``' scripts, its reply as text."""
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """One of ``scripts``' scripts; its reply as text (a list of texts for a list)."""
         reply = await self.call("a coordination script", self._scripts[script](keys, args))
-        return reply.decode() if isinstance(reply, bytes) else str(reply)
+        if isinstance(reply, list):
+            return [_text(item) for item in reply]
+        return _text(reply)
 
     async def call(self, what: str, operation: Awaitable[T]) -> T:
         try:
@@ -102,7 +119,7 @@ class RedisCoordination:
         return RedisBreaker(self, f"{self.prefix}breaker:{provider.name}", provider, policy)
 
     def budget(self) -> RedisBudget:
-        return RedisBudget(self, f"{self.prefix}run:{self._run_id}:spent_usd")
+        return RedisBudget(self, f"{self.prefix}run:{self._run_id}:spend")
 
     async def ping(self) -> None:
         await self.call("ping", self._client.ping())
@@ -116,6 +133,10 @@ class RedisCoordination:
 
     def _describe(self, exc: BaseException) -> str:
         return redact(f"{type(exc).__name__}: {exc}", self._secrets)[:300]
+
+
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 class RedisLimits:
@@ -199,35 +220,29 @@ class RedisBreaker:
 
 
 class RedisBudget:
-    """The run's spend, one counter for every worker. A total lower than one this process
-    saw means the counter was lost: ``CoordinationLost``."""
+    """The run's spend, one counter for every worker. A counter made anew after this worker
+    saw it (``scripts.SPEND_ADD``) means it was lost: ``CoordinationLost``."""
 
     def __init__(self, owner: RedisCoordination, key: str) -> None:
         self._owner, self._key = owner, key
-        self._seen = 0.0
+        self._born: str | None = None  # the creator's token, as first seen
 
     async def add(self, cost_usd: float) -> float:
-        async def add() -> Any:
-            async with self._owner.client.pipeline(transaction=True) as pipe:
-                pipe.incrbyfloat(self._key, cost_usd)
-                pipe.expire(self._key, SPENT_TTL_S)
-                return await pipe.execute()
-
-        total = float((await self._owner.call("budget", add()))[0])
-        return self._checked(total, cost_usd)
+        token = uuid.uuid4().hex  # one per call: a hash made anew never has the old token
+        reply = await self._owner.run(SPEND_ADD, [self._key], [cost_usd, token, SPENT_TTL_S])
+        return self._checked(reply)
 
     async def spent(self) -> float:
-        value = await self._owner.call(
-            "budget", self._owner.client.getex(self._key, ex=SPENT_TTL_S)
-        )
-        return self._checked(float(value) if value is not None else 0.0, 0.0)
+        return self._checked(await self._owner.run(SPEND_READ, [self._key], [SPENT_TTL_S]))
 
-    def _checked(self, total: float, added: float) -> float:
-        if total + 1e-9 < self._seen + added:
+    def _checked(self, reply: list[str]) -> float:
+        total, born = float(reply[0]), reply[1]
+        if self._born is None and born:
+            self._born = born
+        elif self._born is not None and born != self._born:
             raise CoordinationLost(
-                f"coordination: the run's spend in Redis ({self._key}) went back from "
-                f"${self._seen:.6f} to ${total - added:.6f} (evicted, flushed, or Redis "
-                "restarted without its data): the budget can no longer be kept job-wide"
+                f"coordination: the run's spend in Redis ({self._key}) was lost (evicted, "
+                "flushed, or Redis restarted without its data): the budget can no longer be "
+                "kept job-wide"
             )
-        self._seen = max(self._seen, total)
         return total

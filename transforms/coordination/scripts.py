@@ -11,11 +11,23 @@ Breakers (a hash per provider: ``failures``, ``open_until``, ``probe_until``) fo
 then half-open, where the first worker to ask takes the probe for a lease (``probe_until``);
 a success anywhere deletes the hash (closed). The hash expires ``keep_ms`` after its last
 change (plus the open time), so a breaker of a job that went away does not linger.
+
+A run's spend (a hash: ``spent``, ``born``) is created by the first call that spends, which
+writes its own random token as ``born``. Every worker remembers the token it first saw:
+another token, or none, later means the hash was lost and made anew (evicted, flushed, or
+Redis restarted without its data), whatever order concurrent replies arrive in.
 """
 
 from __future__ import annotations
 
-__all__ = ["BREAKER_ADMIT", "BREAKER_FAILED", "BUCKET_GIVE", "BUCKET_TAKE"]
+__all__ = [
+    "BREAKER_ADMIT",
+    "BREAKER_FAILED",
+    "BUCKET_GIVE",
+    "BUCKET_TAKE",
+    "SPEND_ADD",
+    "SPEND_READ",
+]
 
 _NOW = """
 local t = redis.call('TIME')
@@ -122,3 +134,21 @@ if now < open_until then return 'open' end
 return 'half-open'
 """
 )
+
+# KEYS[1]: a run's spend. ARGV: cost (USD), this call's token, ttl (s). Returns the total
+# after adding the cost, and the token of the call that created the hash.
+SPEND_ADD = """
+redis.call('HSETNX', KEYS[1], 'born', ARGV[2])
+local total = redis.call('HINCRBYFLOAT', KEYS[1], 'spent', ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {tostring(total), redis.call('HGET', KEYS[1], 'born')}
+"""
+
+# KEYS[1]: a run's spend. ARGV: ttl (s). Returns the total ("0" when nothing was spent) and
+# the creator's token ("" when there is no hash).
+SPEND_READ = """
+local state = redis.call('HMGET', KEYS[1], 'spent', 'born')
+if not state[2] then return {'0', ''} end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return {state[1] or '0', state[2]}
+"""
