@@ -8,9 +8,6 @@ that a refill takes tenths of a second."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -21,21 +18,13 @@ from typing import Any
 import pytest
 import redis
 
+from tests.integration.conftest import start_redis
 from transforms.coordination.redis_backend import ROOT, RedisCoordination
 from transforms.coordination.scripts import BUCKET_TAKE
 from transforms.core.config.task import PolicySpec, ProviderSpec
 from transforms.core.coordination.interface import CoordinationLost
 
-REDIS = os.environ.get("LLM_ENRICH_REDIS", "redis://127.0.0.1:16379/0")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"no Redis at {REDIS} ({exc}); run deploy/redis.sh start")
-    return REDIS
+PASSWORD = "s3cret-coordination-pass"
 
 
 @pytest.fixture
@@ -286,48 +275,17 @@ def test_a_lost_budget_counter_stops_the_run(redis_url: str, namespace: str) -> 
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own, with a password (the shared one is never killed)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed; run deploy/redis.sh install"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-            "--requirepass",
-            "s3cret-coordination-pass",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port, password="s3cret-coordination-pass")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield port, process
+def redis_with_password(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    url, process = start_redis(tmp_path, PASSWORD)
+    yield url, process
     process.kill()
     process.wait()
 
 
 def test_unreachable_or_refusing_redis_is_named_without_the_password(
-    private_redis: tuple[int, subprocess.Popen[bytes]],
+    redis_with_password: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
-    port, process = private_redis
-    url = f"redis://127.0.0.1:{port}/0"
+    url, process = redis_with_password
 
     async def attempt(password: str) -> str:
         coordination = RedisCoordination(
@@ -344,8 +302,8 @@ def test_unreachable_or_refusing_redis_is_named_without_the_password(
     wrong = _run(attempt("wrong-password-123456"))
     assert wrong.startswith(f"coordination.url {url}: Redis failed (ping: ")
     assert "wrong-password" not in wrong
-    assert _run(attempt("s3cret-coordination-pass")) == ""
+    assert _run(attempt(PASSWORD)) == ""
     process.kill()
     process.wait()
-    gone = _run(attempt("s3cret-coordination-pass"))
+    gone = _run(attempt(PASSWORD))
     assert "ConnectionError" in gone and "s3cret" not in gone

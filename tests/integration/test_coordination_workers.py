@@ -23,19 +23,18 @@ Print the figures with ``pytest -s``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
-import redis
 
 from pipelines import exit_codes
 from pipelines.topics import topic_records
 from schemas import load_schema
 from tests.conftest import SCHEMAS
-from tests.fault_server import FaultServer, Reply
+from tests.fault_server import FaultServer, Ok, Reply
 from tests.integration.conftest import (
     CLI,
     MakeTask,
@@ -48,18 +47,13 @@ from tests.integration.conftest import (
 from transforms.core.config.job import Job
 from transforms.core.formats import framing
 
-REDIS = os.environ.get("LLM_ENRICH_REDIS", "redis://127.0.0.1:16379/0")
 MARK = "MARKED-FOR-A-DEAD-LETTER"
 WORKERS = 2
 
 
-@pytest.fixture(scope="module")
-def coordination() -> dict[str, Any]:
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"no Redis at {REDIS} ({exc}); run deploy/redis.sh start")
-    return {"backend": "redis", "url": REDIS}
+@pytest.fixture
+def coordination(redis_url: str) -> dict[str, Any]:
+    return {"backend": "redis", "url": redis_url}
 
 
 def _marked_reviews(count: int) -> list[bytes]:
@@ -77,9 +71,10 @@ def _marked(body: dict[str, Any]) -> bool:
     return any(MARK in str(m.get("content", "")) for m in body.get("messages", [])[-1:])
 
 
-def _answer(ok: Any) -> Callable[[int, dict[str, Any]], Any]:
-    """The server's script: ``ok``, but not JSON for a marked record."""
-    return lambda index, body: Reply.text("not json", delay_s=ok.delay_s) if _marked(body) else ok
+def _answer(ok: Ok) -> Callable[[int, dict[str, Any]], Ok]:
+    """The server's script: ``ok``, but not JSON for a marked record (the same usage)."""
+    marked = replace(ok, content="not json")
+    return lambda index, body: marked if _marked(body) else ok
 
 
 def _run(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -91,6 +86,13 @@ def _run(job: Job, *extra: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def _said(done: subprocess.CompletedProcess[str], job: Job | None = None) -> str:
+    said = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    if job is not None:
+        said += f"\ncommitted {committed_offsets(job)}, end {end_offsets(job)}"
+    return said
 
 
 def _workers_seen(job: Job) -> set[str]:
@@ -134,7 +136,7 @@ def test_one_rpm_bucket_for_both_workers(
 
     done = _run(job)
 
-    assert done.returncode == exit_codes.OK, (done.returncode, done.stdout, done.stderr)
+    assert done.returncode == exit_codes.OK, _said(done, job)
     assert len(_workers_seen(job)) == WORKERS  # both worker processes called the provider
     times = server.stats.received_at
     assert len(times) == RPM + RECORDS_OVER  # one call per record
@@ -154,9 +156,11 @@ def test_one_budget_for_both_workers_stops_the_job_within_the_window(
     fault_server: Callable[..., FaultServer],
     coordination: dict[str, Any],
 ) -> None:
-    per_call, budget, in_flight = 0.001, 0.010, 2
+    # Worker 1 starts a few seconds after worker 0 (a new process): calls of a second keep
+    # worker 0 alone from spending the budget before it starts.
+    per_call, budget, in_flight = 0.001, 0.016, 2
     server = fault_server()  # every answer: 1,000 prompt tokens at $1 a million
-    server.set_script(_answer(Reply.ok(prompt_tokens=1000, completion_tokens=0, delay_s=0.2)))
+    server.set_script(_answer(Reply.ok(prompt_tokens=1000, completion_tokens=0, delay_s=1.0)))
     pricing = {"prompt_per_million": 1.0, "completion_per_million": 0.0}
     job = make_task(
         [fault_provider(server, "priced", pricing=pricing)],
@@ -173,7 +177,7 @@ def test_one_budget_for_both_workers_stops_the_job_within_the_window(
 
     done = _run(job)
 
-    assert done.returncode == exit_codes.GUARD, done.stderr
+    assert done.returncode == exit_codes.GUARD, _said(done, job)
     assert "STOPPED EARLY: budget: spent $" in done.stdout
     assert len(_workers_seen(job)) == WORKERS
     calls = server.stats.requests
@@ -217,7 +221,7 @@ def test_one_worker_s_failures_open_the_breaker_for_both(
 
     done = _run(job)
 
-    assert done.returncode == exit_codes.OK, (done.returncode, done.stdout, done.stderr)
+    assert done.returncode == exit_codes.OK, _said(done, job)
     assert len(_workers_seen(job)) == WORKERS
     calls = failing.stats.requests
     print(f"\nbreaker threshold {threshold}: the failing provider saw {calls} calls")
