@@ -20,7 +20,7 @@ import click
 from pipelines import exit_codes
 from transforms.core.config.cache import CacheSpec
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task
+from transforms.core.config.task import load_task, with_records_per_call
 from transforms.core.errors import TaskConfigError
 from transforms.core.run.replay import ReplayFilter
 
@@ -353,6 +353,11 @@ def _utc_millis(moment: datetime | None) -> int | None:
 @click.option(
     "--baseline", type=click.Path(dir_okay=False), help="An earlier --json result to compare."
 )
+@click.option(
+    "--records-per-call",
+    type=click.IntRange(1, 256),
+    help="Ask this many records per call instead of the task's prompt.records_per_call.",
+)
 def eval_(
     task_path: str,
     golden: str,
@@ -361,6 +366,7 @@ def eval_(
     report_path: str | None,
     json_path: str | None,
     baseline: str | None,
+    records_per_call: int | None,
 ) -> None:
     """Score the task's prompt, validation and repair on a golden set, per provider.
 
@@ -374,6 +380,8 @@ def eval_(
 
     job = _job(task_path, no_cache=True)
     try:
+        if records_per_call is not None:
+            job = compile_job(with_records_per_call(job.task, records_per_call))
         chosen = chosen_providers(job, providers)
         cases = load_cases(job, golden, limit)
         before = load_baseline(baseline) if baseline else None

@@ -58,7 +58,9 @@ async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> lis
     moderation = task.safety.moderation
     moderator = Moderator(moderation) if moderation else None
     enricher = Enricher(job, [client], moderator=moderator)
-    window = asyncio.Semaphore(min(spec.max_concurrency, task.policy.max_in_flight))
+    # records in flight: enough to fill max_concurrency calls of up to records_per_call each
+    pack = task.prompt.records_per_call
+    window = asyncio.Semaphore(min(spec.max_concurrency * pack, task.policy.max_in_flight))
 
     async def one(case: GoldenCase) -> Outcome:
         async with window:
@@ -101,6 +103,7 @@ def evaluate(
         "format": FORMAT,
         "task": job.name,
         "prompt_hash": job.prompt.hash,
+        "records_per_call": job.task.prompt.records_per_call,
         "output_schema": job.output_schema.identity,
         "golden": {"path": golden, "records": len(cases)},
         "thresholds": {"min_scores": dict(spec.min_scores), "tolerance": dict(spec.tolerance)},

@@ -90,7 +90,7 @@ class RunSummary:
             f"LLM calls           {self.get('llm_calls')}  (failed {self.get('llm_failed_calls')},"
             f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
             *self.token_lines(),
-            f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
+            self.cost_line(),
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
             *self.capacity_lines(),
         ]
@@ -98,6 +98,7 @@ class RunSummary:
         lines += self.safety_lines()
         lines += self.cache_lines()
         lines += self.batch_lines()
+        lines += self.pack_lines()
         lines += shadow_lines(self.counters)
         if self.uncommitted:
             lines.append(
@@ -115,6 +116,13 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def cost_line(self) -> str:
+        """The run's cost, and per record settled (written or dead-lettered)."""
+        usd = self.get("cost_micro_usd") / 1_000_000
+        settled = self.get("written.output") + self.get("written.dead_letter")
+        per_record = f"  (${usd / settled:.6f} per record settled)" if settled else ""
+        return f"cost                ${usd:.6f}{per_record}"
 
     def token_lines(self) -> list[str]:
         """Tokens over every attempt: prompt (cached apart, and the cache-hit share),
@@ -193,6 +201,19 @@ class RunSummary:
         return [
             f"batch mode          answers {answers}, failed or expired {failed} (fell back);"
             f" batches submitted {submitted}, resumed {resumed}"
+        ]
+
+    def pack_lines(self) -> list[str]:
+        """Calls several records shared (prompt.records_per_call), and records asked alone
+        because their pack held no usable answer for them."""
+        calls, shares = self.get("pack_calls"), self.get("pack_shares")
+        alone = self.get("pack_alone")
+        if not (calls or alone):
+            return []
+        mean = shares / calls if calls else 0.0
+        return [
+            f"shared calls        {calls} for {shares} record answers ({mean:.1f} a call);"
+            f" asked alone {alone} (no usable answer for them in their pack)"
         ]
 
     def replay_lines(self) -> list[str]:

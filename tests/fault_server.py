@@ -85,7 +85,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Action",
@@ -513,9 +513,11 @@ class FaultServer:
         script: Script | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
     ) -> None:
         self._default: Action = default if default is not None else Ok()
         self._script = script
+        self._routes = dict(routes or {})  # GET path -> JSON, for servers built on this one
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -626,7 +628,7 @@ class FaultServer:
         self._loop = self._thread = None
         self._server = None
 
-    def __enter__(self) -> FaultServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -695,6 +697,8 @@ class FaultServer:
         if path == "/stats/reset" and request.method == "POST":
             self.reset_stats()
             return await _send_json(writer, 200, self.stats.as_json(), keep_alive)
+        if path in self._routes and request.method == "GET":
+            return await _send_json(writer, 200, self._routes[path](), keep_alive)
         body = _error_body(404, f"no route for {request.method} {path}")
         return await _send_json(writer, 404, body, keep_alive)
 
@@ -870,7 +874,16 @@ def main(argv: list[str] | None = None) -> int:
         help="log-normal latencies: --latency is the median, this the 99th percentile",
     )
     args = parser.parse_args(argv)
+    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
+    if args.tail_p99:
+        server.set_script(lognormal_latency(args.latency, args.tail_p99))
+    serve_until_signal(server, lambda: server.stats.as_json())
+    return 0
 
+
+def serve_until_signal(server: FaultServer, report: Callable[[], dict[str, Any]]) -> None:
+    """Start ``server``, print ``READY <base url>``, serve until SIGTERM or SIGINT, stop,
+    and print ``STOPPED <report as JSON>`` on stderr."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -878,18 +891,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
-    if args.tail_p99:
-        server.set_script(lognormal_latency(args.latency, args.tail_p99))
-    base_url = server.start()
-    print(f"READY {base_url}", flush=True)
+    print(f"READY {server.start()}", flush=True)
     try:
         while not stopping.wait(0.5):
             pass
     finally:
         server.stop()
-    print(f"STOPPED {json.dumps(server.stats.as_json())}", file=sys.stderr, flush=True)
-    return 0
+    print(f"STOPPED {json.dumps(report())}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

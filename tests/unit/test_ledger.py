@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from openai.types.completion_usage import CompletionUsage
 
+from pipelines.summary import RunSummary
 from tests.conftest import EXAMPLE_TASK
 from tests.fault_server import FaultServer, Reply
 from transforms.core.calls.providers import ProviderClient
@@ -274,3 +275,40 @@ def test_every_request_starts_with_the_same_bytes_up_to_the_record(server: Fault
     for message in sent["messages"][:-1]:  # system and few shots
         assert json.dumps(message, separators=(",", ":")).encode() in prefix
     assert "Dim." in server.stats.bodies[1]["messages"][-1]["content"]
+
+
+def test_the_summary_shows_cached_and_reasoning_tokens_and_flags_estimates() -> None:
+    counters = {
+        "prompt_tokens": 4000,
+        "cached_prompt_tokens": 3072,
+        "completion_tokens": 300,
+        "reasoning_tokens": 64,
+        "cost_micro_usd": 1234,
+    }
+    lines = RunSummary(counters).lines()
+    assert (
+        "tokens              prompt 4000 (cached 3072, cache-hit share 76.8%), completion 300 "
+        "(reasoning 64)" in lines
+    )
+    assert not any(line.startswith("usage estimated") for line in lines)
+    estimated = RunSummary({**counters, "usage_estimated_calls": 2}).lines()
+    assert any(line.startswith("usage estimated     2 calls") for line in estimated)
+    assert "cache-hit share 0.0%" in RunSummary({}).lines()[5]
+    settled = RunSummary({**counters, "written.output": 3, "written.dead_letter": 1}).lines()
+    assert "cost                $0.001234  ($0.000309 per record settled)" in settled
+
+
+@pytest.mark.parametrize(
+    ("extra", "complaint"),
+    [
+        ({"service_tier": "priority"}, "service_tier"),
+        ({"service_tier": "flex", "mode": "batch"}, "service_tier applies only"),
+        ({"prompt_cache_key": ""}, "prompt_cache_key"),
+        ({"pricing": {"cached_prompt_per_million": -1}}, "cached_prompt_per_million"),
+        ({"pricing": {"flex_discount": 1.5}}, "flex_discount"),
+        ({"pricing": {"cache_price": 1}}, "cache_price"),
+    ],
+)
+def test_bad_cost_settings_are_errors_naming_the_key(extra: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        ProviderSpec(name="p", base_url="http://x/v1", model="m", **extra)

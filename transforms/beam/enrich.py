@@ -271,6 +271,9 @@ class EnrichRecords(_JobDoFn):
         self._cost_micro_usd = counter("cost_micro_usd")
         self._abandoned = counter("abandoned")
         self._batch_answers = counter("batch_answers")
+        self._pack_calls = counter("pack_calls")
+        self._pack_shares = counter("pack_shares")
+        self._pack_alone = counter("pack_alone")
         self._batch_failed = counter("batch_failed")
         self._batches_submitted = counter("batches_submitted")
         self._batches_resumed = counter("batches_resumed")
@@ -349,15 +352,22 @@ class EnrichRecords(_JobDoFn):
         for attempt in attempts:
             if attempt.provider in batch_names:
                 (self._batch_failed if attempt.error else self._batch_answers).inc()
-            self._calls.inc()
+            # A call several records shared is counted once, with its first record's share
+            # (every record's share of its tokens and cost is counted below).
+            once = attempt.shared_index <= 1
+            if attempt.shared_by > 1:
+                self._pack_shares.inc()
+                self._pack_calls.inc(once)
+            self._pack_alone.inc(attempt.kind == "alone")
+            self._calls.inc(once)
             self._reasks.inc(attempt.kind == "reask")
-            self._failed_calls.inc(attempt.error is not None)
+            self._failed_calls.inc(once and attempt.error is not None)
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
             self._cached_tokens.inc(attempt.cached_tokens)
             self._reasoning_tokens.inc(attempt.reasoning_tokens)
-            self._estimated_calls.inc(attempt.usage_estimated)
+            self._estimated_calls.inc(once and attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):

@@ -9,6 +9,8 @@ EnrichError                      base of everything this project raises
     ├── DecodeError              stage "decode": bytes are not a valid input record
     ├── PromptError              stage "prompt": the template cannot render this record
     ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+    ├── OverBudget               stage "budget": the next call would take the record over
+    │                            policy.max_tokens_per_record
     ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
     ├── OutputInvalid            stage "validate": the answer does not fit the output schema
     ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
@@ -37,6 +39,7 @@ __all__ = [
     "ModerationFlagged",
     "OutputInvalid",
     "OutputRuleViolated",
+    "OverBudget",
     "PromptError",
     "ProvidersExhausted",
     "RecordError",
@@ -64,7 +67,7 @@ class Attempt:
 
     provider: str
     model: str
-    kind: str = "call"  # "call" or "reask"
+    kind: str = "call"  # "call", "reask" or "alone" (asked alone: its pack had no answer)
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
@@ -77,6 +80,8 @@ class Attempt:
     usage_estimated: bool = False  # the provider reported no usage: tokens are estimates
     lane: str = "sync"  # sync, batch or flex: which price applied (``ledger.prices``)
     shared_by: int = 1  # records that shared this call; tokens and cost are this one's share
+    # which of the records that shared this call (1..shared_by) this one was; 0: not shared
+    shared_index: int = 0
 
 
 class EnrichError(Exception):
@@ -135,6 +140,13 @@ class PromptError(RecordError):
 
 class ProvidersExhausted(RecordError):
     stage = "llm"
+
+
+class OverBudget(RecordError):
+    """The record's attempts have used (or the next would use) more tokens than
+    ``policy.max_tokens_per_record`` allows: dead-lettered instead of asked again."""
+
+    stage = "budget"
 
 
 class OutputInvalid(RecordError):

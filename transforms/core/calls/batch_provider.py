@@ -100,9 +100,14 @@ class BatchProviderClient(ProviderClient):
             await self._close()
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
     ) -> Completion:
-        body = self._body(messages, response_schema)
+        body = self._body(messages, response_schema, max_tokens)
         request_id = custom_id(body)
         started = time.perf_counter()
         try:

@@ -6,6 +6,14 @@ for each provider in order:
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
 
+Before every call (first call, re-ask, fallback) the record's token budget is checked
+(``policy.max_tokens_per_record``, ``ledger.budget``): a call that would take the record
+over it is not made, and the record is a Failure with stage "budget" (``OverBudget``).
+
+With ``prompt.records_per_call`` > 1 a record's first call to each synchronous provider
+is shared with other records waiting at the same time (``calls.packs``): its answer out of
+the shared one is judged like any answer, re-asks are its own.
+
 A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
 asked once: an invalid batch answer is re-asked on the next synchronous provider (the
 re-ask conversation carried over), never in another batch. While a record waits for its
@@ -37,8 +45,9 @@ from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.deadline import record_deadline
+from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
-from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.coordination.interface import Budget, CoordinationLost
 from transforms.core.errors import (
@@ -48,11 +57,13 @@ from transforms.core.errors import (
     ModerationFlagged,
     OutputInvalid,
     OutputRuleViolated,
+    OverBudget,
     ProvidersExhausted,
     RecordError,
     SystemicFault,
     UnexpectedError,
 )
+from transforms.core.ledger.budget import over_budget
 from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
 from transforms.core.run import control
@@ -130,6 +141,8 @@ class Enricher:
         self._sleep = sleep
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
+        # prompt.records_per_call > 1: first calls share a call per provider
+        self._packs = pack_queues(job, self._providers, sleep)
         self.guard = RunGuard(
             policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd, budget
         )
@@ -237,10 +250,9 @@ class Enricher:
             answered = False
             for turn in range(turns):
                 kind = "call" if turn == 0 and carried is None else "reask"
+                self._within_budget(attempts, conversation, last_invalid)
                 try:
-                    completion = await provider.complete(
-                        conversation, self._job.shape.json_schema, kind=kind
-                    )
+                    completion = await self._ask(provider, conversation, kind)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     reason = provider.systemic_reason(failed.last_error)
@@ -254,6 +266,7 @@ class Enricher:
                 attempts.extend(completion.attempts)
                 answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
+                repairs = [*completion.repairs, *repairs]
                 if not errors and completion.finish_reason != "length":
                     output, repairs, defaulted = await self._screened(
                         self._reasker(index),
@@ -296,6 +309,34 @@ class Enricher:
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
+    async def _ask(
+        self, provider: ProviderClient, conversation: list[Message], kind: str
+    ) -> Completion:
+        """One answer: a record's first call shares a call with others when packing is on
+        (``calls.packs``); re-asks are always the record's own."""
+        schema = self._job.shape.json_schema
+        queue = self._packs.get(provider.spec.name) if kind == "call" else None
+        if queue is None:
+            return await provider.complete(conversation, schema, kind=kind)
+        return await packed_completion(queue, provider, conversation, schema)
+
+    def _within_budget(
+        self,
+        attempts: list[Attempt],
+        conversation: list[Message],
+        last_invalid: tuple[str, list[FieldError]] | None,
+    ) -> None:
+        """Raises ``OverBudget`` when the next call would take the record over
+        ``policy.max_tokens_per_record`` (with the last invalid answer, if any)."""
+        task = self._job.task
+        reason = over_budget(
+            attempts, conversation, task.generation.max_tokens, task.policy.max_tokens_per_record
+        )
+        if reason is None:
+            return
+        raw, errors = last_invalid if last_invalid else (None, [])
+        raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
+
     def _reasker(self, index: int) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
@@ -322,6 +363,7 @@ class Enricher:
             raise _rule_violation(problems, attempts, raw)
         if problems and provider is not None:
             again = reask_messages(conversation, raw, problems, RULES_NOTE)
+            self._within_budget(attempts, again, (raw, list(problems)))
             try:
                 completion = await provider.complete(
                     again, self._job.shape.json_schema, kind="reask"

@@ -55,6 +55,8 @@ class Completion:
     text: str
     finish_reason: str | None
     attempts: tuple[Attempt, ...]
+    # what it took to read this answer out of a shared call's answer (``calls.packs``)
+    repairs: tuple[str, ...] = ()
 
 
 class CallFailed(Exception):
@@ -109,8 +111,9 @@ class ProviderClient:
         coordination = coordination or InProcess(clock, sleep)
         self.breaker = coordination.breaker(spec, policy)
         self._limiter = coordination.limits(spec)
-        # Everything in a request body but the messages, serialised once per response schema.
-        self._body_heads: dict[int, tuple[dict[str, Any], bytes]] = {}
+        # Everything in a request body but the messages, serialised once per response schema
+        # (and max_tokens, which a shared call raises).
+        self._body_heads: dict[tuple[int, int], tuple[dict[str, Any], bytes]] = {}
         self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
 
     @property
@@ -121,19 +124,27 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
-    def _body(self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any]) -> bytes:
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        max_tokens: int | None = None,
+    ) -> bytes:
         """The request's JSON. Its fixed part (model, generation parameters, cache key and
         service tier, the response format with the schema) is encoded once per schema and
         comes first; then the messages, whose own fixed part (system, few shots) precedes
         the record. Everything before the record's turn is byte-identical across records,
-        so a provider's prefix cache can serve it (``ledger.prices``: cached tokens)."""
-        cached = self._body_heads.get(id(response_schema))
+        so a provider's prefix cache can serve it (``ledger.prices``: cached tokens).
+        ``max_tokens``: instead of ``generation.max_tokens`` (a call shared by records)."""
+        limit = self._generation.max_tokens if max_tokens is None else max_tokens
+        key = (id(response_schema), limit)
+        cached = self._body_heads.get(key)
         if cached is None or cached[0] is not response_schema:
             fixed: dict[str, Any] = {
                 "model": self.spec.model,
                 "temperature": self._generation.temperature,
                 "seed": self._generation.seed,
-                "max_tokens": self._generation.max_tokens,
+                "max_tokens": limit,
             }
             if self.spec.prompt_cache_key is not None:
                 fixed["prompt_cache_key"] = self.spec.prompt_cache_key
@@ -142,12 +153,17 @@ class ProviderClient:
             fixed["response_format"] = response_format(response_schema)
             head = json.dumps(fixed, separators=(",", ":")).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
-            self._body_heads[id(response_schema)] = cached
+            self._body_heads[key] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
     ) -> Completion:
         attempts: list[Attempt] = []
         retrying = AsyncRetrying(
@@ -160,7 +176,9 @@ class ProviderClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._call_once(messages, response_schema, kind, attempts)
+                    return await self._call_once(
+                        messages, response_schema, kind, attempts, max_tokens
+                    )
         except SystemicFault:  # the coordination store is gone: not this provider's failure
             raise
         except Exception as exc:
@@ -173,6 +191,7 @@ class ProviderClient:
         response_schema: dict[str, Any],
         kind: str,
         attempts: list[Attempt],
+        max_tokens: int | None = None,
     ) -> Completion:
         admission = await self.breaker.admit()  # per try: an opening circuit stops retries too
         if admission == "refused":
@@ -189,7 +208,8 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                response = await self._endpoint.create(self._body(messages, response_schema))
+                body = self._body(messages, response_schema, max_tokens)
+                response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
         except SystemicFault:  # the coordination store is gone: no verdict on the provider

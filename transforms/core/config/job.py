@@ -17,7 +17,9 @@ from transforms.core.config.feedback import feedback_problems
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import eval_problems, field_kinds
+from transforms.core.ledger.budget import budget_problem
 from transforms.core.prompting.copied import copy_problems
+from transforms.core.prompting.packing import POSITION, PackPrompt
 from transforms.core.prompting.prompt import PromptRenderer, prompt_definition
 from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
 from transforms.core.safety.delimit import Delimiter, derive_boundary
@@ -43,6 +45,8 @@ class Job:
     input_previous: tuple[AvroSchema, ...] = ()
     output_previous: tuple[AvroSchema, ...] = ()
     screen: Screen = field(default_factory=Screen)
+    # the prompt of a call shared by several records (prompt.records_per_call > 1)
+    packing: PackPrompt | None = None
 
     @property
     def output_writers(self) -> dict[bytes, AvroSchema]:
@@ -127,6 +131,11 @@ def compile_job(task: TaskSpec) -> Job:
             task.feedback, list(shape.generated_fields), [f["name"] for f in output_schema.fields]
         )
     )
+    budget = budget_problem(
+        prompt.fixed_messages, task.generation.max_tokens, task.policy.max_tokens_per_record
+    )
+    if budget:
+        problems.append(budget)
     if problems:
         raise TaskConfigError(f"{where}: {problems[0]}")
     for index, example in enumerate(task.prompt.examples):
@@ -138,8 +147,29 @@ def compile_job(task: TaskSpec) -> Job:
                 f"(examples must fit the output schema)"
             )
     return Job(
-        task, input_schema, output_schema, shape, prompt, input_previous, output_previous, screen
+        task,
+        input_schema,
+        output_schema,
+        shape,
+        prompt,
+        input_previous,
+        output_previous,
+        screen,
+        _packing(task, shape, prompt),
     )
+
+
+def _packing(task: TaskSpec, shape: ResponseShape, prompt: PromptRenderer) -> PackPrompt | None:
+    if task.prompt.records_per_call == 1:
+        return None
+    where = task.source_path or "task"
+    if POSITION in shape.generated_fields:
+        raise TaskConfigError(
+            f"{where}: prompt.records_per_call > 1: the output field {POSITION!r} is generated, "
+            "but packed answers use that key for the record's number; rename the field"
+        )
+    assert prompt.delimiter is not None, "the task checks that packs are delimited"
+    return PackPrompt.build(prompt.fixed_messages, shape.json_schema, prompt.delimiter)
 
 
 def _delimiter(task: TaskSpec, shape: ResponseShape) -> Delimiter | None:

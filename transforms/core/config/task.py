@@ -47,6 +47,7 @@ __all__ = [
     "ShadowSpec",
     "TaskSpec",
     "load_task",
+    "with_records_per_call",
 ]
 
 # Client settings passed through to kafka-python (connection and security only; the stage
@@ -168,6 +169,11 @@ class PromptSpec(_Strict):
     template: str
     examples: list[ExampleSpec] = Field(default_factory=list)
     max_prompt_chars: int = Field(default=20_000, gt=0)
+    # Up to this many records share one call (``transforms.core.prompting.packing``); 1
+    # asks for each record alone, as always. A group waits at most ``pack_linger_s`` for
+    # more records before it is sent.
+    records_per_call: int = Field(default=1, ge=1, le=256)
+    pack_linger_s: float = Field(default=0.05, ge=0, le=10)
 
 
 class PricingSpec(_Strict):
@@ -331,12 +337,47 @@ class TaskSpec(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _packs_fit_the_window(self) -> TaskSpec:
+        problem = _pack_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @property
     def record_deadline_s(self) -> float:
         """How long one record may take: ``policy.record_deadline_s``, plus the wait of
         every batch provider in its chain (``batch.deadline_s``)."""
         waits = sum(p.batch.deadline_s for p in self.chain if p.batch is not None)
         return self.policy.record_deadline_s + waits
+
+
+def _pack_problem(task: TaskSpec) -> str | None:
+    """Why the task cannot pack records into calls, or None. Records waiting for their
+    pack hold in-flight slots; packs need the data boundary; batch providers key their
+    durable requests by the request's bytes."""
+    size = task.prompt.records_per_call
+    if size == 1:
+        return None
+    if size > task.policy.max_in_flight:
+        return (
+            f"prompt.records_per_call ({size}) is larger than policy.max_in_flight "
+            f"({task.policy.max_in_flight}): records waiting for their pack hold in-flight "
+            "slots; raise policy.max_in_flight or lower records_per_call"
+        )
+    if not task.safety.delimit:
+        return (
+            "prompt.records_per_call > 1 needs safety.delimit: true: the records of a "
+            "call are told apart by the job's data boundary, which no record can forge"
+        )
+    batch = [p.name for p in task.chain if p.mode == "batch"]
+    if batch:
+        return (
+            f"prompt.records_per_call > 1 is not supported with mode: batch providers "
+            f"yet ({', '.join(batch)}): a batch request is found again after a restart by "
+            "its bytes, and a pack's bytes depend on which records met in it"
+        )
+    return None
 
 
 def _describe(error: Any) -> str:
@@ -366,6 +407,21 @@ def load_task(path: str | Path) -> TaskSpec:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TaskConfigError(f"{path}: {first}{more}") from None
     return _resolve_paths(task, path)
+
+
+def with_records_per_call(task: TaskSpec, size: int) -> TaskSpec:
+    """The task with ``prompt.records_per_call`` set to ``size`` (eval's
+    ``--records-per-call``), the in-flight window raised to hold a pack if it must. Raises
+    ``TaskConfigError`` when the task cannot pack."""
+    policy = task.policy
+    if policy.max_in_flight < size:
+        policy = policy.model_copy(update={"max_in_flight": size})
+    prompt = task.prompt.model_copy(update={"records_per_call": size})
+    changed = task.model_copy(update={"prompt": prompt, "policy": policy})
+    problem = _pack_problem(changed)
+    if problem:
+        raise TaskConfigError(f"{task.source_path or 'task'}: {problem}")
+    return changed
 
 
 def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:
