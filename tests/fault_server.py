@@ -56,7 +56,8 @@ Script helpers: ``every_nth(n, action, otherwise)`` (requests n, 2n, ... countin
 share ``p`` of the request indexes gets ``action``).
 
 ``server.stats`` is a snapshot: ``requests``, ``in_flight``, ``max_in_flight``, ``bodies``
-(parsed request bodies, in arrival order), ``statuses`` (a Counter of the status codes sent;
+(parsed request bodies, in arrival order), ``received_at`` and ``answered_at`` (wall-clock
+times of each chat request's arrival and answer), ``statuses`` (a Counter of the status codes sent;
 hangs and resets send none) and ``connections`` (TCP connections accepted on any route;
 fewer than requests means keep-alive). The other fields count chat requests only.
 ``server.reset_stats()`` zeroes it (the script index too).
@@ -502,6 +503,7 @@ class Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     answered_at: list[float] = field(default_factory=list)  # wall clock, in order
+    received_at: list[float] = field(default_factory=list)  # wall clock, in arrival order
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -510,6 +512,7 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "answered_at": self.answered_at,
+            "received_at": self.received_at,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
         }
 
@@ -562,6 +565,7 @@ class FaultServer:
         self._bodies: list[dict[str, Any]] = []
         self._statuses: Counter[int] = Counter()
         self._answered_at: list[float] = []
+        self._received_at: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -596,6 +600,7 @@ class FaultServer:
                 bodies=list(self._bodies),
                 statuses=Counter(self._statuses),
                 answered_at=list(self._answered_at),
+                received_at=list(self._received_at),
             )
 
     def reset_stats(self) -> None:
@@ -606,6 +611,7 @@ class FaultServer:
             self._bodies = []
             self._statuses = Counter()
             self._answered_at = []
+            self._received_at = []
 
     def start(self) -> str:
         if self._thread is not None:
@@ -747,6 +753,7 @@ class FaultServer:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._bodies.append(body)
+            self._received_at.append(time.time())
         finished = False
 
         def finish(code: int | None) -> None:

@@ -27,6 +27,7 @@ from transforms.beam.metrics import (
 )
 from transforms.beam.outstanding import Outstanding, Submitted, readers
 from transforms.cache.open import answer_cache
+from transforms.coordination.open import open_coordination
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
@@ -35,6 +36,8 @@ from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
+from transforms.core.coordination.in_process import InProcess
+from transforms.core.coordination.interface import Coordination, CoordinationLost
 from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
@@ -106,20 +109,24 @@ T = TypeVar("T")
 class EnrichService:
     """One per worker process and run: an event loop on its own thread, the provider
     clients, and the enricher, so that every DoFn instance of the process shares the
-    in-flight window, rate limits, circuit breakers and guards."""
+    in-flight window, rate limits, circuit breakers and guards. With a shared coordination
+    (``coordination: {backend: redis}``) the limits, breakers and budget are the job's, in
+    Redis, keyed by ``run_id`` (the same in every worker of the run)."""
 
-    def __init__(self, job: Job, follow: bool) -> None:
+    def __init__(self, job: Job, follow: bool, run_id: str) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="llm-enrich-loop", daemon=True
         )
         self._thread.start()
         task = job.task
+        self.coordination = self._coordination(task, run_id)
         self.providers = [
-            connect(p, task.generation, task.policy, job=task.name) for p in task.chain
+            connect(p, task.generation, task.policy, job=task.name, coordination=self.coordination)
+            for p in task.chain
         ]
         self.batch_names = frozenset(p.name for p in task.chain if p.mode == "batch")
-        self.shadows = _shadow_runner(job)
+        self.shadows = _shadow_runner(job, self.coordination)
         self._shadow_clients = list(self.shadows.clients) if self.shadows else []
         self._batches_reported = (0, 0)
         moderation = task.safety.moderation
@@ -136,10 +143,22 @@ class EnrichService:
             moderator=self.moderator,
             cache=self.cache,
             steps=cascade_steps(job, self.providers),
+            budget=self.coordination.budget(),
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
         self._throttled_reported = self._queued_reported = 0.0
+
+    def _coordination(self, task: TaskSpec, run_id: str) -> Coordination:
+        """The run's limits, breakers and budget: this process's, or the job's in Redis. One
+        that cannot be used stops the run before any record is attempted."""
+        try:
+            coordination = open_coordination(task, run_id)
+            self.submit(coordination.ping()).result()
+            return coordination
+        except CoordinationLost as fault:
+            halt(f"systemic: {fault.reason}")
+            return InProcess()
 
     def cache_errors_since_last(self) -> int:
         with self._lock:
@@ -186,10 +205,11 @@ class EnrichService:
         loop = getattr(self, "loop", None)
         if loop is not None and loop.is_running():
             clients = [*getattr(self, "providers", []), *getattr(self, "_shadow_clients", [])]
+            clients += [c for c in [getattr(self, "coordination", None)] if c is not None]
             asyncio.run_coroutine_threadsafe(_close(clients, loop), loop)
 
 
-def _shadow_runner(job: Job) -> ShadowRunner | None:
+def _shadow_runner(job: Job, coordination: Coordination) -> ShadowRunner | None:
     """The shadow providers' runner, or None without any. A shadow provider that cannot be
     built (its key variable unset) is left out and counted, never a reason to stop."""
     task = job.task
@@ -198,7 +218,11 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
     clients, missing = [], []
     for spec in task.shadows:
         try:
-            clients.append(connect(spec, task.generation, task.policy, job=task.name))
+            clients.append(
+                connect(
+                    spec, task.generation, task.policy, job=task.name, coordination=coordination
+                )
+            )
         except TaskConfigError as exc:
             missing.append(spec.name)
             log_failure("shadow", "TaskConfigError", str(exc))
@@ -210,7 +234,8 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
 
 
 async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Close the providers' HTTP sessions, then stop the loop."""
+    """Close the providers' HTTP sessions (and the coordination's client), then stop the
+    loop."""
     try:
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
     finally:
@@ -262,7 +287,7 @@ class EnrichRecords(_JobDoFn):
 
     def setup(self) -> None:
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job, self._follow), tag=self._run_id
+            lambda: EnrichService(self.job, self._follow, self._run_id), tag=self._run_id
         )
 
     def start_bundle(self) -> None:

@@ -51,7 +51,9 @@ def _worker_of(record: Any, workers: int) -> int:
 class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
     ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged; empty
-    with ``settle``, where the writers settle them in the run's ``Settlement``)."""
+    with ``settle``, where the writers settle them in the run's ``Settlement``). ``run_id``
+    names the run to its workers (one per process shares the run's enrich service; a shared
+    coordination keys the run's budget by it); copies of one run pass the same."""
 
     def __init__(
         self,
@@ -59,10 +61,12 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         follow: bool = False,
         reader_run: str | None = None,
         settle: SettleHandle | None = None,
+        run_id: str | None = None,
     ) -> None:
         super().__init__()
         self._task, self._follow, self._reader_run = task, follow, reader_run
         self._settle = settle
+        self._run_id = run_id or uuid.uuid4().hex
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -70,7 +74,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             DEAD, main="ok"
         )
         enriched = decoded.ok | "Enrich" >> beam.ParDo(
-            EnrichRecords(task, uuid.uuid4().hex, self._follow, self._reader_run)
+            EnrichRecords(task, self._run_id, self._follow, self._reader_run)
         ).with_outputs(DEAD, main="ok")
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
@@ -139,6 +143,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
+        run_id = uuid.uuid4().hex  # the same for every copy of the processing
         reader_run = uuid.uuid4().hex if self._fused else None
         settle = SettleHandle(kafka, task.consumer_group, reader_run) if reader_run else None
         read = pbegin | "Read" >> ReadTopic(
@@ -154,13 +159,13 @@ class EnrichStage(beam.PTransform[Any, Any]):
         )
         records = read["records"]
         if self._workers > 1:
-            processed = self._dealt(records)
+            processed = self._dealt(records, run_id)
         else:
             if not self._one_process:  # spread a partition's records over every worker
                 records = records | "Spread" >> beam.Reshuffle()  # commits: per partition
             # one process, fused after the readers: bundles need not wait for slow calls
             processed = records | "Process" >> ProcessRecords(
-                task, self._follow, reader_run, settle
+                task, self._follow, reader_run, settle, run_id
             )
         if settle is not None:  # settled and committed where the writes are acknowledged
             return {"records": read["records"], **processed}
@@ -171,13 +176,15 @@ class EnrichStage(beam.PTransform[Any, Any]):
         } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
         return {"records": read["records"], **processed, "commits": commits}
 
-    def _dealt(self, records: Any) -> dict[str, Any]:
+    def _dealt(self, records: Any, run_id: str) -> dict[str, Any]:
         """One ProcessRecords per local worker process, records dealt by offset."""
         deal: Any = _worker_of
         shares = records | "Deal" >> beam.Partition(deal, self._workers)
         branches = []
         for index in range(self._workers):
-            process: beam.PTransform[Any, Any] = ProcessRecords(self._task, self._follow)
+            process: beam.PTransform[Any, Any] = ProcessRecords(
+                self._task, self._follow, run_id=run_id
+            )
             if index:  # the first stays in the default environment, with the readers
                 process = process.with_resource_hints(**{WORKER_HINT: str(index)})
             branches.append(shares[index] | f"Process{index}" >> process)

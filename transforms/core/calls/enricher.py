@@ -55,6 +55,7 @@ from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
+from transforms.core.coordination.interface import Budget, CoordinationLost
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -121,7 +122,9 @@ def _rule_violation(
 
 
 class Enricher:
-    """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
+    """``follow``: wait out an outage (every circuit open) instead of stopping the run.
+    ``budget``: where the run's spend is counted (default: this process; see
+    ``transforms.core.coordination``)."""
 
     def __init__(
         self,
@@ -134,6 +137,7 @@ class Enricher:
         moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
         steps: Sequence[Step] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         """``steps``: the task's cascade over ``providers`` (``calls.cascade.cascade_steps``);
         None asks ``providers`` as one chain."""
@@ -150,7 +154,7 @@ class Enricher:
         # prompt.records_per_call > 1: first calls share a call per provider
         self._packs = pack_queues(job, self._providers, sleep)
         self.guard = RunGuard(
-            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
+            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd, budget
         )
 
     async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure | Skipped]:
@@ -160,7 +164,11 @@ class Enricher:
         """One record within the in-flight window, the guards and the run's halt."""
         async with self._in_flight:
             while True:
-                stopped = control.halted() or self.guard.stop_reason
+                try:
+                    stopped = control.halted() or await self.guard.check()
+                except CoordinationLost as lost:
+                    control.halt(f"systemic: {lost.reason}")
+                    continue
                 if stopped:
                     return Skipped(parsed.source, stopped)
                 try:
@@ -178,7 +186,10 @@ class Enricher:
                 if isinstance(result, Enriched) or result.stage != "llm":
                     control.set_paused(False)  # a provider answered
                 cost = sum(a.cost_usd for a in result.attempts)
-                self.guard.observe(isinstance(result, Failure), cost)
+                try:
+                    await self.guard.observe(isinstance(result, Failure), cost)
+                except CoordinationLost as lost:  # this record's outcome stands
+                    control.halt(f"systemic: {lost.reason}")
                 if self.guard.stop_reason:
                     control.halt(self.guard.stop_reason)
                 return result
@@ -218,7 +229,7 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
-        except BatchAbandoned:
+        except (BatchAbandoned, CoordinationLost):  # never the record's: never a dead letter
             raise
         except SystemicFault as fault:
             if self._job.task.policy.on_systemic_fault == "stop":

@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.answers.confidence import TokenLogprob
 from transforms.core.calls.deadline import waiting_for_capacity
-from transforms.core.calls.limits import CircuitBreaker, RateLimiter, estimate_tokens
+from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import (
     ContentFiltered,
     ProviderUnavailable,
@@ -38,7 +38,9 @@ from transforms.core.calls.policy import (
     systemic_reason,
 )
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
-from transforms.core.errors import Attempt
+from transforms.core.coordination.in_process import InProcess
+from transforms.core.coordination.interface import Coordination
+from transforms.core.errors import Attempt, SystemicFault
 from transforms.core.ledger.prices import Lane, call_cost_usd, served_lane
 from transforms.core.ledger.usage import reported_usage
 
@@ -93,7 +95,9 @@ class ChatCall(Protocol):
 
 class ProviderClient:
     """Admission, retries and bookkeeping around one provider's endpoint. Built on the
-    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact."""
+    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact.
+    ``coordination``: where its rate limits and circuit breaker live (default: this
+    process, with ``clock`` and ``sleep``)."""
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class ProviderClient:
         secrets: Sequence[str] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
+        coordination: Coordination | None = None,
     ) -> None:
         self.spec = spec
         self._generation = generation
@@ -114,10 +119,9 @@ class ProviderClient:
         self._endpoint = endpoint
         self._slots = asyncio.Semaphore(spec.max_concurrency)
         self.queued_s = 0.0  # time calls waited for a slot or a rate limit, in total
-        self.breaker = CircuitBreaker(
-            policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
-        )
-        self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
+        coordination = coordination or InProcess(clock, sleep)
+        self.breaker = coordination.breaker(spec, policy)
+        self._limiter = coordination.limits(spec)
         # Everything in a request body but the messages, serialised once per response schema
         # (and max_tokens, which a shared call raises, and the log-probabilities asked for).
         self._body_heads: dict[tuple[int, int, int | None], tuple[dict[str, Any], bytes]] = {}
@@ -193,6 +197,8 @@ class ProviderClient:
                     return await self._call_once(
                         messages, response_schema, kind, attempts, max_tokens, top_logprobs
                     )
+        except SystemicFault:  # the coordination store is gone: not this provider's failure
+            raise
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -206,11 +212,12 @@ class ProviderClient:
         max_tokens: int | None = None,
         top_logprobs: int | None = None,
     ) -> Completion:
-        is_probe = self.breaker.state == "half-open"
-        if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
+        admission = await self.breaker.admit()  # per try: an opening circuit stops retries too
+        if admission == "refused":
             skipped = ProviderUnavailable(f"circuit {self.breaker.state}; provider skipped")
             attempts.append(self._failed(kind, skipped, time.perf_counter()))
             raise skipped
+        is_probe = admission == "probe"
         estimate = estimate_tokens(list(messages))
         started = time.perf_counter()
         try:
@@ -224,17 +231,19 @@ class ProviderClient:
                 response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
+        except SystemicFault:  # the coordination store is gone: no verdict on the provider
+            raise
         except Exception as exc:
-            error = self._judge_failure(exc, is_probe)
+            error = await self._judge_failure(exc, is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))
             raise error from exc
         except BaseException:  # cancelled (the record's deadline): no verdict on the provider
             if is_probe:
-                self.breaker.abandon_probe()
+                await asyncio.shield(self.breaker.abandoned())
             raise
-        self.breaker.record_success()  # it answered; what it answered is judged elsewhere
+        await self.breaker.succeeded()  # it answered; what it answered is judged elsewhere
         attempt, choice = self._answered(response, kind, started, estimate)
-        self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
+        await self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
         attempts.append(attempt)
         if choice is None:
             raise ContentFiltered(REFUSED)
@@ -273,7 +282,7 @@ class ProviderClient:
             return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
         return attempt, choice
 
-    def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
+    async def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
         """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.
 
         Only errors that say something about the provider's health count as failures; a
@@ -281,7 +290,7 @@ class ProviderClient:
         """
         asked = retry_after_seconds(exc)
         if asked is not None and asked > self._policy.max_retry_after_s:
-            self.breaker.record_failure(open_for_s=asked)
+            await self.breaker.failed(open_for_s=asked)
             return ProviderUnavailable(
                 f"asked to retry after {asked:.1f}s, over policy.max_retry_after_s "
                 f"({self._policy.max_retry_after_s:.1f}s)"
@@ -289,9 +298,9 @@ class ProviderClient:
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
         if classify(exc) == "fallback" or status in (400, 422):
             if is_probe:
-                self.breaker.abandon_probe()
+                await self.breaker.abandoned()
         else:
-            self.breaker.record_failure()
+            await self.breaker.failed()
         return exc
 
     def _failed(

@@ -29,6 +29,7 @@ from transforms.core.config.cascade import (
     read_thresholds,
     repeated,
 )
+from transforms.core.config.coordination import CoordinationSpec
 from transforms.core.config.eval import EvalSpec
 from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
@@ -39,6 +40,7 @@ __all__ = [
     "BatchSpec",
     "CacheSpec",
     "CascadeSpec",
+    "CoordinationSpec",
     "EvalSpec",
     "ExampleSpec",
     "FeedbackSpec",
@@ -281,6 +283,8 @@ class TaskSpec(_Strict):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    # where rate limits, breakers and the budget live: per process, or shared (Redis)
+    coordination: CoordinationSpec = Field(default_factory=CoordinationSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
     # where downstream verdicts and corrections arrive (llm-enrich feedback); optional
     feedback: FeedbackSpec | None = None
