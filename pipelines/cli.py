@@ -20,7 +20,7 @@ import click
 from pipelines import exit_codes
 from transforms.core.config.cache import CacheSpec
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task
+from transforms.core.config.task import load_task, with_records_per_call
 from transforms.core.errors import TaskConfigError
 from transforms.core.run.replay import ReplayFilter
 
@@ -102,9 +102,9 @@ def _job_name(pipeline: Any) -> str:
     return str(pipeline.options.view_as(GoogleCloudOptions).job_name)
 
 
-def _job(task_path: str, no_cache: bool = False) -> Job:
+def _job(task_path: str, no_cache: bool = False, calibrating: bool = False) -> Job:
     try:
-        task = load_task(task_path)
+        task = load_task(task_path, calibrating=calibrating)
         if no_cache:
             task = task.model_copy(update={"cache": CacheSpec(backend="off")})
         return compile_job(task)
@@ -390,6 +390,35 @@ def _utc_millis(moment: datetime | None) -> int | None:
 @click.option(
     "--baseline", type=click.Path(dir_okay=False), help="An earlier --json result to compare."
 )
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Choose the cascade's thresholds on part of the golden set, report on the rest.",
+)
+@click.option(
+    "--target-within",
+    type=click.FloatRange(0, 1),
+    default=0.02,
+    show_default=True,
+    help="--calibrate: the cascade's overall score may fall this far below the last step's.",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="--calibrate: the share of the golden set held back to report on.",
+)
+@click.option(
+    "--thresholds-out",
+    type=click.Path(dir_okay=False),
+    help="--calibrate: write the thresholds here (default: the task's cascade.thresholds).",
+)
+@click.option(
+    "--records-per-call",
+    type=click.IntRange(1, 256),
+    help="Ask this many records per call instead of the task's prompt.records_per_call.",
+)
 def eval_(
     task_path: str,
     golden: str,
@@ -398,19 +427,33 @@ def eval_(
     report_path: str | None,
     json_path: str | None,
     baseline: str | None,
+    calibrate: bool,
+    target_within: float,
+    holdout: float,
+    thresholds_out: str | None,
+    records_per_call: int | None,
 ) -> None:
     """Score the task's prompt, validation and repair on a golden set, per provider.
 
     Exit 0 when every evaluated provider meets eval.min_scores, 1 when one misses a
     threshold, 2 for a bad task, golden set, baseline or option, 3 when a provider fails
     for a reason that is not the records' (unreachable, bad credentials, no such model).
+
+    With --calibrate: ask each cascade step every golden record, choose per step the
+    confidence threshold that keeps the overall score within --target-within of the last
+    step's at the lowest cost (on the records not held back), print the cost/quality table
+    of both parts and write the thresholds file. Exit 0, or 2/3 as above.
     """
     from pipelines.eval_files import load_baseline, load_cases, write_outputs
     from pipelines.eval_table import result_lines
     from pipelines.evaluate import EvalSystemic, chosen_providers, evaluate
 
+    if calibrate:
+        _calibrate(task_path, golden, limit, json_path, target_within, holdout, thresholds_out)
     job = _job(task_path, no_cache=True)
     try:
+        if records_per_call is not None:
+            job = compile_job(with_records_per_call(job.task, records_per_call))
         chosen = chosen_providers(job, providers)
         cases = load_cases(job, golden, limit)
         before = load_baseline(baseline) if baseline else None
@@ -424,6 +467,42 @@ def eval_(
     for line in result_lines(result):
         click.echo(line)
     sys.exit(exit_codes.OK if result["passed"] else exit_codes.UNSETTLED)
+
+
+def _calibrate(
+    task_path: str,
+    golden: str,
+    limit: int | None,
+    json_path: str | None,
+    target_within: float,
+    holdout: float,
+    thresholds_out: str | None,
+) -> NoReturn:
+    """``eval --calibrate``: see ``pipelines.calibrate``."""
+    from pipelines.calibrate import calibrate, thresholds_path, write_thresholds
+    from pipelines.calibrate_table import calibration_lines
+    from pipelines.eval_files import load_cases
+    from pipelines.evaluate import EvalSystemic
+
+    job = _job(task_path, no_cache=True, calibrating=True)
+    try:
+        out = thresholds_path(job, thresholds_out)
+        cases = load_cases(job, golden, limit)
+        result = calibrate(job, cases, golden, target_within=target_within, holdout=holdout)
+    except (TaskConfigError, ValueError) as exc:
+        _fail(str(exc))
+    except EvalSystemic as exc:
+        _fail(str(exc), exit_codes.SYSTEMIC)
+    try:
+        write_thresholds(result, out)
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        _fail(f"cannot write the thresholds: {exc}")
+    for line in calibration_lines(result):
+        click.echo(line)
+    click.echo(f"thresholds: {out}")
+    sys.exit(exit_codes.OK)
 
 
 @main.command()

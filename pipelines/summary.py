@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import exit_codes
+from pipelines.cascade_summary import cascade_lines
 from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 from transforms.core.ledger.record import cache_hit_share
@@ -97,7 +98,9 @@ class RunSummary:
         lines += self.answer_lines()
         lines += self.safety_lines()
         lines += self.cache_lines()
+        lines += cascade_lines(self)
         lines += self.batch_lines()
+        lines += self.pack_lines()
         lines += shadow_lines(self.counters)
         if self.uncommitted:
             lines.append(
@@ -200,6 +203,19 @@ class RunSummary:
         return [
             f"batch mode          answers {answers}, failed or expired {failed} (fell back);"
             f" batches submitted {submitted}, resumed {resumed}"
+        ]
+
+    def pack_lines(self) -> list[str]:
+        """Calls several records shared (prompt.records_per_call), and records asked alone
+        because their pack held no usable answer for them."""
+        calls, shares = self.get("pack_calls"), self.get("pack_shares")
+        alone = self.get("pack_alone")
+        if not (calls or alone):
+            return []
+        mean = shares / calls if calls else 0.0
+        return [
+            f"shared calls        {calls} for {shares} record answers ({mean:.1f} a call);"
+            f" asked alone {alone} (no usable answer for them in their pack)"
         ]
 
     def replay_lines(self) -> list[str]:

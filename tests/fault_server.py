@@ -42,6 +42,11 @@ before acting:
     Reads the request, sends nothing for ``seconds`` (client timeouts fire), then closes.
 ``Reply.reset()``
     Closes the TCP connection abruptly (SO_LINGER 0, so the client sees a reset).
+``Reply.tokens(pieces)``
+    An answer written token by token with the log-probabilities OpenAI's ``logprobs``
+    return (``choices[0].logprobs.content``: token, logprob, bytes, top_logprobs), sent
+    when the request asks ``logprobs: true`` (``null`` otherwise, as OpenAI does). A piece
+    is a string (probability 1, no alternative) or ``(text, p, {alternative: p})``.
 ``Reply.fenced(obj)``, ``Reply.trailing_comma(obj)``, ``Reply.truncated(obj)``, ``Reply.text(s)``
     Broken answers: the JSON in a markdown fence; with a trailing comma before the closing
     brace; cut in half with ``finish_reason="length"``; any content string.
@@ -51,7 +56,8 @@ Script helpers: ``every_nth(n, action, otherwise)`` (requests n, 2n, ... countin
 share ``p`` of the request indexes gets ``action``).
 
 ``server.stats`` is a snapshot: ``requests``, ``in_flight``, ``max_in_flight``, ``bodies``
-(parsed request bodies, in arrival order), ``statuses`` (a Counter of the status codes sent;
+(parsed request bodies, in arrival order), ``received_at`` and ``answered_at`` (wall-clock
+times of each chat request's arrival and answer), ``statuses`` (a Counter of the status codes sent;
 hangs and resets send none) and ``connections`` (TCP connections accepted on any route;
 fewer than requests means keep-alive). The other fields count chat requests only.
 ``server.reset_stats()`` zeroes it (the script index too).
@@ -99,6 +105,7 @@ __all__ = [
     "answer_for_schema",
     "every_nth",
     "fraction",
+    "logprobs_content",
 ]
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
@@ -121,6 +128,8 @@ class Ok:
     reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
     usage: bool = True  # False: the answer carries no usage (some gateways and servers)
     service_tier: str | None = None  # the tier the answer says it was served in
+    # OpenAI's ``logprobs.content``, sent when the request asks for log-probabilities
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,17 @@ class Reply:
         return Ok(s, finish_reason, delay_s=delay_s)
 
     @staticmethod
+    def tokens(
+        pieces: list[str | tuple[str, float, dict[str, float]]],
+        *,
+        prompt_tokens: int | None = None,
+        delay_s: float = 0.0,
+    ) -> Ok:
+        content = logprobs_content(pieces)
+        text = "".join(item["token"] for item in content)
+        return Ok(text, "stop", prompt_tokens, len(content), delay_s, logprobs=tuple(content))
+
+    @staticmethod
     def fenced(obj: dict[str, Any], *, delay_s: float = 0.0) -> Ok:
         return Ok(f"```json\n{json.dumps(obj, indent=2)}\n```", delay_s=delay_s)
 
@@ -235,6 +255,22 @@ class Reply:
     def truncated(obj: dict[str, Any], *, delay_s: float = 0.0) -> Ok:
         text = json.dumps(obj)
         return Ok(text[: len(text) // 2], "length", delay_s=delay_s)
+
+
+def _token(text: str, p: float) -> dict[str, Any]:
+    return {"token": text, "logprob": math.log(p), "bytes": list(text.encode())}
+
+
+def logprobs_content(
+    pieces: list[str | tuple[str, float, dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """OpenAI's ``choices[0].logprobs.content`` for an answer written as ``pieces``."""
+    content = []
+    for piece in pieces:
+        text, p, others = (piece, 1.0, {}) if isinstance(piece, str) else piece
+        top = [_token(text, p)] + [_token(t, q) for t, q in others.items()]
+        content.append({**_token(text, p), "top_logprobs": top})
+    return content
 
 
 def every_nth(n: int, action: Action, otherwise: Action) -> Script:
@@ -398,7 +434,9 @@ def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
+                "logprobs": {"content": list(action.logprobs), "refusal": None}
+                if action.logprobs is not None and body.get("logprobs")
+                else None,
                 "finish_reason": action.finish_reason,
             }
         ],
@@ -465,6 +503,7 @@ class Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     answered_at: list[float] = field(default_factory=list)  # wall clock, in order
+    received_at: list[float] = field(default_factory=list)  # wall clock, in arrival order
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -473,6 +512,7 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "answered_at": self.answered_at,
+            "received_at": self.received_at,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
         }
 
@@ -525,6 +565,7 @@ class FaultServer:
         self._bodies: list[dict[str, Any]] = []
         self._statuses: Counter[int] = Counter()
         self._answered_at: list[float] = []
+        self._received_at: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -559,6 +600,7 @@ class FaultServer:
                 bodies=list(self._bodies),
                 statuses=Counter(self._statuses),
                 answered_at=list(self._answered_at),
+                received_at=list(self._received_at),
             )
 
     def reset_stats(self) -> None:
@@ -569,6 +611,7 @@ class FaultServer:
             self._bodies = []
             self._statuses = Counter()
             self._answered_at = []
+            self._received_at = []
 
     def start(self) -> str:
         if self._thread is not None:
@@ -710,6 +753,7 @@ class FaultServer:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._bodies.append(body)
+            self._received_at.append(time.time())
         finished = False
 
         def finish(code: int | None) -> None:

@@ -16,6 +16,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import (
     CacheCounts,
+    CascadeCounts,
     ThrottledTime,
     count_halted,
     count_safety,
@@ -27,13 +28,17 @@ from transforms.beam.metrics import (
 from transforms.beam.outstanding import Outstanding, Submitted
 from transforms.beam.run_handle import RunHandle
 from transforms.cache.open import answer_cache
+from transforms.coordination.open import open_coordination
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
+from transforms.core.calls.cascade import cascade_steps
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
+from transforms.core.coordination.in_process import InProcess
+from transforms.core.coordination.interface import Coordination, CoordinationLost
 from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
@@ -108,7 +113,9 @@ T = TypeVar("T")
 class EnrichService:
     """One per worker process and run: an event loop on its own thread, the provider
     clients, and the enricher, so that every DoFn instance of the process shares the
-    in-flight window, rate limits, circuit breakers and guards."""
+    in-flight window, rate limits, circuit breakers and guards. With a shared coordination
+    (``coordination: {backend: redis}``) the limits, breakers and budget are the job's, in
+    Redis, keyed by ``run_id`` (the same in every worker of the run)."""
 
     def __init__(self, job: Job, follow: bool, run: RunHandle) -> None:
         self._run = run
@@ -119,14 +126,20 @@ class EnrichService:
         )
         self._thread.start()
         task = job.task
+        self.coordination = self._coordination(task, run.run_id)
         self.providers = [
             connect(
-                p, task.generation, task.policy, job=task.name, stopping=self.control.stop_requested
+                p,
+                task.generation,
+                task.policy,
+                job=task.name,
+                coordination=self.coordination,
+                stopping=self.control.stop_requested,
             )
             for p in task.chain
         ]
         self.batch_names = frozenset(p.name for p in task.chain if p.mode == "batch")
-        self.shadows = _shadow_runner(job)
+        self.shadows = _shadow_runner(job, self.coordination)
         self._shadow_clients = list(self.shadows.clients) if self.shadows else []
         self._batches_reported = (0, 0)
         moderation = task.safety.moderation
@@ -142,11 +155,24 @@ class EnrichService:
             follow=follow,
             moderator=self.moderator,
             cache=self.cache,
+            steps=cascade_steps(job, self.providers),
+            budget=self.coordination.budget(),
             control=self.control,
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
         self._throttled_reported = self._queued_reported = 0.0
+
+    def _coordination(self, task: TaskSpec, run_id: str) -> Coordination:
+        """The run's limits, breakers and budget: this process's, or the job's in Redis. One
+        that cannot be used stops the run before any record is attempted."""
+        try:
+            coordination = open_coordination(task, run_id)
+            self.submit(coordination.ping()).result()
+            return coordination
+        except CoordinationLost as fault:
+            halt(self._run, f"systemic: {fault.reason}")
+            return InProcess()
 
     def cache_errors_since_last(self) -> int:
         with self._lock:
@@ -193,10 +219,11 @@ class EnrichService:
         loop = getattr(self, "loop", None)
         if loop is not None and loop.is_running():
             clients = [*getattr(self, "providers", []), *getattr(self, "_shadow_clients", [])]
+            clients += [c for c in [getattr(self, "coordination", None)] if c is not None]
             asyncio.run_coroutine_threadsafe(_close(clients, loop), loop)
 
 
-def _shadow_runner(job: Job) -> ShadowRunner | None:
+def _shadow_runner(job: Job, coordination: Coordination) -> ShadowRunner | None:
     """The shadow providers' runner, or None without any. A shadow provider that cannot be
     built (its key variable unset) is left out and counted, never a reason to stop."""
     task = job.task
@@ -205,7 +232,11 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
     clients, missing = [], []
     for spec in task.shadows:
         try:
-            clients.append(connect(spec, task.generation, task.policy, job=task.name))
+            clients.append(
+                connect(
+                    spec, task.generation, task.policy, job=task.name, coordination=coordination
+                )
+            )
         except TaskConfigError as exc:
             missing.append(spec.name)
             log_failure("shadow", "TaskConfigError", str(exc))
@@ -217,7 +248,8 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
 
 
 async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Close the providers' HTTP sessions, then stop the loop."""
+    """Close the providers' HTTP sessions (and the coordination's client), then stop the
+    loop."""
     try:
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
     finally:
@@ -252,12 +284,16 @@ class EnrichRecords(_JobDoFn):
         self._cost_micro_usd = counter(run, "cost_micro_usd")
         self._abandoned = counter(run, "abandoned")
         self._batch_answers = counter(run, "batch_answers")
+        self._pack_calls = counter(run, "pack_calls")
+        self._pack_shares = counter(run, "pack_shares")
+        self._pack_alone = counter(run, "pack_alone")
         self._batch_failed = counter(run, "batch_failed")
         self._batches_submitted = counter(run, "batches_submitted")
         self._batches_resumed = counter(run, "batches_resumed")
         self._throttled = ThrottledTime(run)
         self._queued_ms = counter(run, "capacity_wait_ms")
         self._cache = CacheCounts(run)
+        self._cascade = CascadeCounts(run)
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
@@ -317,6 +353,7 @@ class EnrichRecords(_JobDoFn):
                 self._count_repairs(result)
                 count_safety(self._run, result)
                 self._cache.count(result)
+                self._cascade.count(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
                 count_safety(self._run, result)
@@ -335,15 +372,22 @@ class EnrichRecords(_JobDoFn):
         for attempt in attempts:
             if attempt.provider in batch_names:
                 (self._batch_failed if attempt.error else self._batch_answers).inc()
-            self._calls.inc()
+            # A call several records shared is counted once, with its first record's share
+            # (every record's share of its tokens and cost is counted below).
+            once = attempt.shared_index <= 1
+            if attempt.shared_by > 1:
+                self._pack_shares.inc()
+                self._pack_calls.inc(once)
+            self._pack_alone.inc(attempt.kind == "alone")
+            self._calls.inc(once)
             self._reasks.inc(attempt.kind == "reask")
-            self._failed_calls.inc(attempt.error is not None)
+            self._failed_calls.inc(once and attempt.error is not None)
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
             self._cached_tokens.inc(attempt.cached_tokens)
             self._reasoning_tokens.inc(attempt.reasoning_tokens)
-            self._estimated_calls.inc(attempt.usage_estimated)
+            self._estimated_calls.inc(once and attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):

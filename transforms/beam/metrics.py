@@ -110,6 +110,28 @@ class CacheCounts:
             self.micro_usd.inc(round(saved.cost_usd * 1_000_000))
 
 
+class CascadeCounts:
+    """The cascade's counters, over the records it answered: ``cascade.answered.<i>.<step>``,
+    ``cascade.escalated.<i>.<step>.<reason>`` (``i``: the step's place), their cost (every
+    step's attempts, ``cascade.cost_micro_usd``) and what the strongest step alone would cost
+    (``cascade.all_strong_micro_usd``). A cached answer counts for its step, at no cost."""
+
+    def __init__(self, run: RunHandle) -> None:
+        self._run = run
+        self.cost = counter(run, "cascade.cost_micro_usd")
+        self.all_strong = counter(run, "cascade.all_strong_micro_usd")
+
+    def count(self, enriched: Any) -> None:
+        mark = enriched.cascade
+        if mark is None:
+            return
+        counter(self._run, f"cascade.answered.{mark.index}.{mark.step}").inc()
+        for index, (step, reason) in enumerate(mark.escalated):  # every step before it
+            counter(self._run, f"cascade.escalated.{index}.{step}.{reason}").inc()
+        self.cost.inc(round(sum(a.cost_usd for a in enriched.attempts) * 1_000_000))
+        self.all_strong.inc(round(mark.all_strong_usd * 1_000_000))
+
+
 def counter(run: RunHandle, name: str) -> Count:
     return Count(run, name)
 

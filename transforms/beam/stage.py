@@ -51,7 +51,9 @@ def _worker_of(record: Any, workers: int) -> int:
 class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
     ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged; empty
-    with ``settle``, where the writers settle them in the run's ``Settlement``)."""
+    with ``settle``, where the writers settle them in the run's ``Settlement``). ``run``
+    names the run to its workers (one per process shares the run's enrich service; a shared
+    coordination keys the run's budget by its ``run_id``); copies of one run pass the same."""
 
     def __init__(
         self,
