@@ -66,6 +66,12 @@ def flink_cluster() -> Iterator[None]:
         _flink("stop")
 
 
+def _command(job: Job, *args: str, command: str = "run") -> list[str]:
+    """``llm-enrich <command> --task <the job's file> --runner flink <args>``."""
+    assert job.task.source_path is not None
+    return [*CLI, command, "--task", str(job.task.source_path), "--runner", "flink", *args]
+
+
 def _script(texts: list[str]) -> Any:
     """Every fifth review gets an answer that is not JSON, twice (a dead letter at stage
     validate); the rest a valid answer. Chosen by the review's text, so the order in which
@@ -104,7 +110,7 @@ def test_a_drain_on_flink_settles_every_offset_once(
 
     started = time.monotonic()
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job),
         capture_output=True,
         text=True,
         timeout=240,
@@ -169,17 +175,7 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     produce(job, reviews(12))
     assert job.task.source_path is not None
     run = subprocess.Popen(
-        [
-            *CLI,
-            "run",
-            "--task",
-            str(job.task.source_path),
-            "--runner",
-            "flink",
-            "--follow",
-            "--progress-every",
-            "1",
-        ],
+        _command(job, "--follow", "--progress-every", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -249,7 +245,7 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     started = time.monotonic()
     assert job.task.source_path is not None
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--no-progress"],
+        _command(job, "--no-progress"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -288,7 +284,7 @@ def test_a_replay_on_flink_enriches_every_dead_letter_once(
     started = time.monotonic()
     assert job.task.source_path is not None
     done = subprocess.run(
-        [*CLI, "replay", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job, command="replay"),
         capture_output=True,
         text=True,
         timeout=240,
@@ -332,16 +328,7 @@ def test_a_systemic_fault_seen_by_one_worker_stops_the_whole_follow_job(
     assert job.task.source_path is not None
     started = time.monotonic()
     done = subprocess.run(
-        [
-            *CLI,
-            "run",
-            "--task",
-            str(job.task.source_path),
-            "--runner",
-            "flink",
-            "--follow",
-            "--no-progress",
-        ],
+        _command(job, "--follow", "--no-progress"),
         capture_output=True,
         text=True,
         timeout=240,

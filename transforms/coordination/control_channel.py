@@ -37,15 +37,10 @@ class RedisChannel:
     def __init__(
         self, url: str, *, password: str | None, namespace: str, run_id: str, timeout_s: float
     ) -> None:
-        self.url = public_url(url)
-        self.key = f"{ROOT}{namespace}:run:{run_id}:control"
-        self._client = redis.Redis.from_url(
-            url,
-            password=password,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1),
-        )
+        self.url, self.key = public_url(url), f"{ROOT}{namespace}:run:{run_id}:control"
+        timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        retry = Retry(NoBackoff(), 1)  # one more try, at once: a read comes again in 0.2 s
+        self._client = redis.Redis.from_url(url, password=password, retry=retry, **timeouts)
         self._failed = False
 
     def post(self, name: str, text: str = "") -> None:
