@@ -66,6 +66,12 @@ def flink_cluster() -> Iterator[None]:
         _flink("stop")
 
 
+def _command(job: Job, *args: str, command: str = "run") -> list[str]:
+    """``llm-enrich <command> --task <the job's file> --runner flink <args>``."""
+    assert job.task.source_path is not None
+    return [*CLI, command, "--task", str(job.task.source_path), "--runner", "flink", *args]
+
+
 def _script(texts: list[str]) -> Any:
     """Every fifth review gets an answer that is not JSON, twice (a dead letter at stage
     validate); the rest a valid answer. Chosen by the review's text, so the order in which
@@ -104,7 +110,7 @@ def test_a_drain_on_flink_settles_every_offset_once(
 
     started = time.monotonic()
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job),
         capture_output=True,
         text=True,
         timeout=240,
@@ -169,17 +175,7 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     produce(job, reviews(12))
     assert job.task.source_path is not None
     run = subprocess.Popen(
-        [
-            *CLI,
-            "run",
-            "--task",
-            str(job.task.source_path),
-            "--runner",
-            "flink",
-            "--follow",
-            "--progress-every",
-            "1",
-        ],
+        _command(job, "--follow", "--progress-every", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -249,7 +245,7 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     started = time.monotonic()
     assert job.task.source_path is not None
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--no-progress"],
+        _command(job, "--no-progress"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -288,7 +284,7 @@ def test_a_replay_on_flink_enriches_every_dead_letter_once(
     started = time.monotonic()
     assert job.task.source_path is not None
     done = subprocess.run(
-        [*CLI, "replay", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job, command="replay"),
         capture_output=True,
         text=True,
         timeout=240,
@@ -310,3 +306,48 @@ def test_a_replay_on_flink_enriches_every_dead_letter_once(
     assert "dead letters read   6" in done.stdout
     assert "replayed            6" in done.stdout
     assert "enriched (written)  6" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_a_systemic_fault_seen_by_one_worker_stops_the_whole_follow_job(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any, redis_url: str
+) -> None:
+    """The provider answers the first 3 calls, then 401 (bad credentials). The worker that
+    meets it halts the run; the halt reaches every worker (the control folder, and Redis:
+    the task's coordination), so the readers stop and the follow job ends by itself: exit 3,
+    nothing dead-lettered for it, nothing committed past a record that has no output."""
+
+    def script(index: int, body: dict[str, Any]) -> Action:
+        return Reply.ok(delay_s=0.05) if index < 3 else Reply.status(401)
+
+    server = fault_server(script=script)
+    job = make_task(
+        [fault_provider(server, "fault")], coordination={"backend": "redis", "url": redis_url}
+    )
+    produce(job, reviews(12))
+    assert job.task.source_path is not None
+    started = time.monotonic()
+    done = subprocess.run(
+        _command(job, "--follow", "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(f"\nflink follow run halted by a 401: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "llm-enrich: stopped: systemic: " in done.stderr
+    assert "authentication failed (401)" in done.stderr
+    kafka = job.task.kafka
+    assert _count(job, kafka.dead_letter_topic) == 0
+    outputs = set(
+        _sources(
+            job, kafka.output_topic, ("llm_enrich.source.partition", "llm_enrich.source.offset")
+        )
+    )
+    assert len(outputs) == 3  # the calls answered before the fault
+    for partition, committed in committed_offsets(job).items():
+        below = {(partition, offset) for offset in range(committed or 0)}
+        assert below <= outputs, f"partition {partition} committed past a record without output"
+    summary = _summary(done.stdout)
+    assert summary["enriched (written)"] == 3 and summary["dead-lettered"] == 0
+    assert "STOPPED EARLY: systemic: " in done.stdout

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import PortableOptions
 
 from pipelines.runner import WorkerPool, in_one_process, pipeline_options
-from transforms.core.run.control import FolderChannel, RunControl
+from transforms.core.run.control import Channels, FolderChannel, RunControl
 
 
 def test_a_worker_pool_means_external_workers_not_one_process() -> None:
@@ -67,3 +67,26 @@ def test_short_ids_carry_the_worker_id() -> None:
         assert sdk_worker.SHORT_ID_CACHE.get_infos([short])[short].urn == info.urn
     finally:
         sdk_worker.SHORT_ID_CACHE = saved
+
+
+def test_a_pause_is_shared_and_taken_back(shared: Path) -> None:
+    """Every provider down, seen by one process's enricher: every process's readers wait."""
+    enricher, reader = RunControl(FolderChannel(shared)), RunControl(FolderChannel(shared))
+    enricher.set_paused(True)
+    reader.look_now()
+    assert reader.paused() and not reader.stop_requested()
+    enricher.set_paused(False)  # a provider answered
+    reader.look_now()
+    assert not reader.paused()
+
+
+def test_several_channels_carry_a_signal_as_one(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    both = Channels([FolderChannel(first), FolderChannel(second)])
+    RunControl(both).halt("systemic: bad key")
+    assert (first / "halt").read_text() == (second / "halt").read_text() == "systemic: bad key"
+    (second / "stop").touch()  # seen in either
+    only_second = RunControl(Channels([FolderChannel(tmp_path), FolderChannel(second)]))
+    assert only_second.stop_requested() and only_second.halted() == "systemic: bad key"

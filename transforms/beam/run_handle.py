@@ -7,7 +7,8 @@ is). The readers, the enricher and the writers of a run talk through it, never t
 module globals:
 
     control   stop, halt, pause and the backlog (``transforms.core.run.control``); between
-              processes through the channel the runner named (``LLM_ENRICH_CONTROL_DIR``)
+              processes through the folder the runner named (``LLM_ENRICH_CONTROL_DIR``)
+              and, where the task's coordination is Redis, through Redis
     tally     the run's counts as this process saw them (``transforms.core.run.tally``)
     readers   which readers of the run are live here (``transforms.beam.outstanding``)
 
@@ -26,7 +27,8 @@ from apache_beam.pipeline import PipelineVisitor
 from apache_beam.utils.shared import Shared
 
 from transforms.beam.outstanding import Readers
-from transforms.core.run.control import Channel, RunControl, channel_from_env
+from transforms.core.config.coordination import CoordinationSpec
+from transforms.core.run.control import Channel, Channels, RunControl, channel_from_env
 from transforms.core.run.tally import Tally
 
 __all__ = ["RunHandle", "WorkerRun", "run_of"]
@@ -42,15 +44,34 @@ class WorkerRun:
 
 
 class RunHandle:
-    """Picklable: the run's ``WorkerRun`` in whatever process unpickles it."""
+    """Picklable: the run's ``WorkerRun`` in whatever process unpickles it. ``coordination``
+    and ``task``: the task's coordination section and name (a Redis one carries the control
+    signals too)."""
 
-    def __init__(self, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str | None = None,
+        coordination: CoordinationSpec | None = None,
+        task: str = "",
+    ) -> None:
         self.run_id = run_id or uuid.uuid4().hex
+        self._coordination, self._task = coordination, task
         self._shared = Shared()
 
     def acquire(self) -> WorkerRun:
-        worker = self._shared.acquire(lambda: WorkerRun(channel_from_env()), tag=self.run_id)
+        worker = self._shared.acquire(lambda: WorkerRun(self._channel()), tag=self.run_id)
         return cast(WorkerRun, worker)
+
+    def _channel(self) -> Channel | None:
+        channels = [c for c in (channel_from_env(), self._redis()) if c is not None]
+        return channels[0] if len(channels) == 1 else (Channels(channels) if channels else None)
+
+    def _redis(self) -> Channel | None:
+        if self._coordination is None or not self._coordination.shared:
+            return None
+        from transforms.coordination.control_channel import redis_channel
+
+        return redis_channel(self._coordination, self._task, self.run_id)
 
 
 class _Runs(PipelineVisitor):

@@ -142,7 +142,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         super().__init__()
         self._task, self._follow, self._one_process = task, follow, one_process
         self._fused, self._workers = fused and one_process and workers == 1, workers
-        self.run = RunHandle()
+        self.run = RunHandle(coordination=task.coordination, task=task.name)
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -203,7 +203,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
     def __init__(self, task: TaskSpec, selection: ReplayFilter, limit: int | None) -> None:
         super().__init__()
         self._task, self._selection, self._limit = task, selection, limit
-        self.run = RunHandle()
+        self.run = RunHandle(coordination=task.coordination, task=task.name)
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka

@@ -22,6 +22,8 @@ hands down to the processes it starts and to the launcher while the run lasts; t
 stays per process. A launcher that keeps a ``heartbeat`` file there (Flink:
 ``pipelines.flink_jobs``) is gone once it is older than ``LAUNCHER_SILENCE_S``: the
 workers then stop as on SIGTERM, so a launcher killed with -9 leaves no job running.
+Where the task's coordination is Redis, the signals also go through it
+(``transforms.coordination.control_channel``), for workers on other hosts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "HEARTBEAT",
     "LAUNCHER_SILENCE_S",
     "Channel",
+    "Channels",
     "FolderChannel",
     "RunControl",
     "channel_from_env",
@@ -93,6 +96,29 @@ class FolderChannel:
             silent_s = self._clock() - (self.folder / HEARTBEAT).stat().st_mtime
             if silent_s > LAUNCHER_SILENCE_S:
                 found.setdefault("stop", f"the launcher has been silent for {silent_s:.0f} s")
+        return found
+
+
+class Channels:
+    """Several channels as one: a signal goes to each, and is seen in any (the first
+    channel's text wins)."""
+
+    def __init__(self, channels: list[Channel]) -> None:
+        self._channels = channels
+
+    def post(self, name: str, text: str = "") -> None:
+        for channel in self._channels:
+            channel.post(name, text)
+
+    def clear(self, name: str) -> None:
+        for channel in self._channels:
+            channel.clear(name)
+
+    def read(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for channel in self._channels:
+            for name, text in channel.read().items():
+                found.setdefault(name, text)
         return found
 
 
