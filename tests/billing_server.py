@@ -31,7 +31,8 @@ Usage::
         assert ledger_usd == pytest.approx(server.billed_usd)
 
 ``faults(index, body)`` may return any ``FaultServer`` action for a request (an error, or an
-``Ok`` with a chosen content: it is billed like any answer), or None for a normal answer.
+``Ok`` with a chosen content, and log-probabilities if it has them: it is billed like any
+answer), or None for a normal answer.
 
 As a process: ``python -m tests.billing_server --prices 2.0,0.5,8.0`` prints
 ``READY http://127.0.0.1:PORT/v1`` and serves until SIGTERM; ``GET /billing`` is the invoice.
@@ -263,6 +264,7 @@ class BillingServer(FaultServer):
             reasoning_tokens=self._reasoning,
             usage=self._usage,
             service_tier=tier,
+            logprobs=action.logprobs,
         )
 
     def _route(self, tokens: list[str], key: str | None, now: float) -> int:

@@ -1,6 +1,7 @@
 """The ledger matches the invoice: a drain run with re-asks, a flex lane that answers
 "resource unavailable" and falls back, cached prefixes and a token-budget stop, against
-two billing servers (``tests/billing_server.py``) that count, cache and bill on their own.
+two billing servers (``tests/billing_server.py``) that count, cache and bill on their own;
+then all of it at once with a cascade whose strong step packs four records a call.
 The summary's tokens equal the invoices' exactly and its cost equals theirs within the
 micro-dollar rounding of its counter; the records' own ledgers (output headers, dead
 letters) add up to the same.
@@ -14,6 +15,7 @@ pricing, one source); a feature that changes how records meet calls (a cascade s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -24,7 +26,7 @@ from pipelines.topics import topic_records
 from schemas import load_schema
 from tests.billing_server import BillingServer, Prices, resource_unavailable
 from tests.conftest import SCHEMAS
-from tests.fault_server import Action, Reply
+from tests.fault_server import Action, Ok, Reply
 from tests.integration.conftest import (
     MakeTask,
     committed_offsets,
@@ -130,7 +132,9 @@ def assert_reconciled(summary: RunSummary, job: Job, servers: Sequence[BillingSe
             sum(a["reasoning_tokens"] for a in attempts),
             sum(a["cost_usd"] for a in attempts),
         )
-    assert per_record.calls == calls
+    # a call shared by K records is one call, and one attempt of each of them
+    shared = summary.get("pack_shares") - summary.get("pack_calls")
+    assert per_record.calls == calls + shared, (per_record, calls, summary.counters)
     assert per_record.prompt_tokens == summary.get("prompt_tokens")
     assert per_record.cached_tokens == summary.get("cached_prompt_tokens")
     assert per_record.cost_usd == pytest.approx(invoice_usd, abs=1e-9)
@@ -199,3 +203,133 @@ def test_a_provider_without_usage_is_counted_by_an_estimate_that_says_so(
     assert 0.5 * billed < summary.get("prompt_tokens") < 1.5 * billed
     for output in topic_records(job, dead_letters=False):
         assert json.loads(output["headers"]["llm_enrich.usage"])["estimated_calls"] == 1
+
+
+# ---- a cascade (a small model that says how sure it is, then the flex lane and its
+# fallback, packing four records a call) with re-asks, cached prefixes and a budget stop
+
+SURE, UNSURE = 0.99, 0.6
+MIN_CONFIDENCE = 0.9
+_BLOCK = re.compile(r'<record-(\w+) i="(\d+)">\n(.*?)\n</record-\1>', re.DOTALL)
+
+
+def small_answers(index: int, body: dict[str, Any]) -> Action:
+    """The cheap step: sure of plain records, unsure of marked ones; never valid for
+    [budget] (its call and re-ask both fail, then the budget stops the escalation)."""
+    if marked(body, "[budget]"):
+        return INVALID
+    p = UNSURE if any(marked(body, m) for m in ("[unsure]", "[reask]", "[fallback]")) else SURE
+    return Reply.tokens(
+        [
+            '{"sentiment": ',
+            ('"positive"', p, {'"negative"': 1 - p}),
+            ', "rating": ',
+            ("4", p, {"5": 1 - p}),
+            "}",
+        ]
+    )
+
+
+def strong_answers(flex: bool) -> Callable[[int, dict[str, Any]], Action | None]:
+    """The strong step's providers. Packs: one answer per record, [reask]'s invalid; the
+    flex lane has no capacity for a pack holding a [fallback] record. Alone: [reask] is
+    invalid until re-asked; the flex lane has no capacity for [fallback]."""
+
+    def answer(index: int, body: dict[str, Any]) -> Action | None:
+        schema = body["response_format"]["json_schema"]["schema"]
+        if "answers" in schema["properties"]:
+            blocks = [
+                (int(n), text) for _, n, text in _BLOCK.findall(body["messages"][-1]["content"])
+            ]
+            if flex and any("[fallback]" in text for _, text in blocks):
+                return resource_unavailable()
+            answers = [
+                {"i": n, "sentiment": "positive", "rating": 9 if "[reask]" in text else 4}
+                for n, text in blocks
+            ]
+            return Ok(json.dumps({"answers": answers}))
+        if flex and marked(body, "[fallback]"):
+            return resource_unavailable()
+        reasked = REASK_NOTE in str(body["messages"][-1].get("content"))
+        return INVALID if marked(body, "[reask]") and not reasked else None
+
+    return answer
+
+
+def test_a_cascade_with_packing_reconciles_with_every_invoice(
+    make_task: MakeTask, billing_server: Callable[..., BillingServer]
+) -> None:
+    small = billing_server(
+        prices=Prices(prompt=0.2, cached_prompt=0.05, completion=0.8), faults=small_answers
+    )
+    flexy_prices, flexy_extra = PROVIDERS["flexy"]
+    backup_prices, _ = PROVIDERS["backup"]
+    flexy = billing_server(prices=flexy_prices, faults=strong_answers(flex=True))
+    backup = billing_server(prices=backup_prices, faults=strong_answers(flex=False))
+    providers = [
+        priced_provider("small", small),
+        priced_provider("flexy", flexy, **flexy_extra),
+        priced_provider("backup", backup),
+    ]
+    cascade = {
+        "steps": [
+            {"name": "cheap", "providers": ["small"], "min_confidence": MIN_CONFIDENCE},
+            {"name": "strong", "providers": ["flexy", "backup"]},
+        ]
+    }
+    policy = {
+        "attempts_per_provider": 2,
+        "max_reasks": 1,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.05,
+        "max_dead_letter_ratio": None,
+    }
+    texts = ["", "[unsure]", "[reask]", "", "[fallback]", "[unsure]", "", "[budget]"]
+    texts += ["[unsure]", "", "[reask]", "[fallback]", "", "[unsure]", "", ""]
+    texts += ["[unsure]", "[unsure]", "[unsure]", "[unsure]"]  # three packs or more: one free
+    padding = " It arrived." * 500  # [budget]'s calls are twice anyone else's
+    texts = [t + padding if t == "[budget]" else t for t in texts]
+    job = make_task(
+        providers,
+        cascade=cascade,
+        prompt={"system": SYSTEM, "records_per_call": 4, "pack_linger_s": 0.5},
+        policy=policy,
+    )
+    # the budget: [budget]'s call and re-ask at the cheap step fit, its strong call does not;
+    # anyone else's three calls (cheap, strong, a re-ask) fit with room to spare
+    row = {**sample_reviews(8)[7], "text": f"{sample_reviews(8)[7]['text']} {texts[7]}"}
+    one_call = estimate_tokens(job.prompt.messages(row)) + job.task.generation.max_tokens
+    budget = 2 * one_call + 500
+    task = job.task.model_copy(
+        update={"policy": job.task.policy.model_copy(update={"max_tokens_per_record": budget})}
+    )
+    produce(job, review_values(texts))
+
+    summary = run_job(task)
+
+    invoices = [small, flexy, backup]
+    print(
+        f"\ncascade+packing: {summary.get('llm_calls')} calls ({summary.get('pack_calls')} "
+        f"shared by {summary.get('pack_shares')} records), "
+        f"cost ${summary.get('cost_micro_usd') / 1e6:.6f} "
+        f"vs invoices ${sum(s.billed_usd for s in invoices):.6f}, cached "
+        f"{summary.get('cached_prompt_tokens')}/{summary.get('prompt_tokens')} prompt tokens"
+    )
+    assert_reconciled(summary, job, invoices)
+    outputs = list(topic_records(job, dead_letters=False))
+    dead = [d["value"] for d in topic_records(job, dead_letters=True)]
+    assert (len(outputs), len(dead)) == (19, 1)
+    assert (dead[0]["stage"], dead[0]["error_class"]) == ("budget", "OverBudget")
+    assert [a["kind"] for a in dead[0]["attempts"]] == ["call", "reask"]  # the cheap step's
+    steps = sorted(o["headers"]["llm_enrich.step"] for o in outputs)
+    assert steps == ["cheap"] * 7 + ["strong"] * 12
+    reasked = [o for o in outputs if '"reask"' in o["headers"]["llm_enrich.attempts"]]
+    assert len(reasked) == 2  # the two [reask] records, at whichever strong provider
+    assert summary.get("pack_calls") >= 1
+    # the flex lane answered the packs without a [fallback] record, the backup the others
+    assert flexy.billing and backup.billing
+    assert all(b.service_tier == "flex" for b in flexy.billing)
+    assert summary.get("cached_prompt_tokens") > summary.get("prompt_tokens") / 3
+    assert summary.get("cascade.answered.0.cheap") == 7
+    assert summary.get("cascade.answered.1.strong") == 12
+    assert committed_offsets(job) == end_offsets(job)
