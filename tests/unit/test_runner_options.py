@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,38 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
         assert not script.parent.exists()
         with flink_workers(["--parallelism=2"]) as args:
             assert not any(a.startswith("--parallelism") for a in args)
+
+
+def test_a_flink_worker_stops_when_its_taskmanager_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TaskManager killed with -9 leaves its SDK workers running (Beam's boot program even
+    restarts a Python worker that lost its runner): the worker script sees its parent go
+    and stops the boot program."""
+    stopped = tmp_path / "stopped"
+    boot = tmp_path / "boot"
+    boot.write_text(
+        f"#!/bin/sh\ntrap 'echo TERM > \"{stopped}\"; exit 0' TERM\nwhile :; do sleep 0.1; done\n"
+    )
+    boot.chmod(0o755)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
+        monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
+        with flink_workers() as args:
+            config = next(a for a in args if a.startswith("--environment_config="))
+            script = json.loads(config.split("=", 1)[1])["command"]
+            # the "TaskManager": a shell that starts the worker script and waits
+            taskmanager = subprocess.Popen(["sh", "-c", f'"{script}" --id=1 & wait'])
+            time.sleep(1.5)
+            assert not stopped.exists()
+            taskmanager.kill()
+            taskmanager.wait()
+            deadline = time.monotonic() + 10
+            while not stopped.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert stopped.read_text().strip() == "TERM"
 
 
 def test_flink_without_its_job_server_says_what_to_run(
