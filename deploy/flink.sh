@@ -241,6 +241,9 @@ blob.storage.directory: $STATE/tmp
 io.tmp.dirs: $STATE/tmp
 web.tmpdir: $STATE/tmp
 parallelism.default: 1
+# a job of parallelism 2 gets a slot on each TaskManager (so a Python worker on each), not both
+# on the first
+cluster.evenly-spread-out-slots: true
 heartbeat.timeout: 60000
 # TaskManagers start with the JobManager: retry the registration at once, not after 10 s (ms)
 cluster.registration.initial-timeout: 100

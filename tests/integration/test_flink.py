@@ -164,3 +164,63 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     assert _count(job, job.task.kafka.output_topic) == 21
     assert committed_offsets(job) == end_offsets(job) == {0: 7, 1: 7, 2: 7}
     assert "not settled         0" in stdout
+
+
+def _outputs_written_at(job: Job) -> dict[tuple[int, int], float]:
+    """When each output was written (its Kafka timestamp, seconds), by source coordinates."""
+    kafka = job.task.kafka
+    written = {}
+    for range_ in snapshot_ranges(kafka, kafka.output_topic, None):
+        for record in read_range(kafka, range_):
+            headers = dict(record.headers)
+            source = (
+                int(headers["llm_enrich.source.partition"] or b"-1"),
+                int(headers["llm_enrich.source.offset"] or b"-1"),
+            )
+            written[source] = (record.timestamp_ms or 0) / 1000
+    return written
+
+
+@pytest.mark.timeout(300)
+def test_no_bundle_waits_for_its_slowest_call_on_flink(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """One call of 8 s among calls of 0.2 s, on one worker with a window of 4: while it is
+    out, the window stays full (others are asked and answered) and each record asked then
+    is written long before it (a bundle that waited for its slowest call stopped asking
+    until it came back)."""
+    count, slow_row, window, latency = 200, 30, 4, 0.2
+    texts = [row["text"] for row in sample_reviews(count)]
+    asked: dict[int, float] = {}
+
+    def script(index: int, body: dict[str, Any]) -> Action:
+        content = json.dumps(body["messages"])
+        row = next(i for i, t in enumerate(texts) if json.dumps(t)[1:-1] in content)
+        asked.setdefault(row, time.time())
+        return Reply.ok(delay_s=8.0 if row == slow_row else latency)
+
+    server = fault_server(script=script)
+    job = make_task(
+        [fault_provider(server, "fault", timeout_s=30)], policy={"max_in_flight": window}
+    )
+    produce(job, reviews(count))
+    assert job.task.source_path is not None
+    done = subprocess.run(
+        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--parallelism=1"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = _outputs_written_at(job)
+    assert len(written) == count
+    start = asked[slow_row]
+    end = start + 8.0
+    meanwhile = [r for r, at in asked.items() if start < at < end - 1.0]
+    late = [r for r in meanwhile if written[(r % 3, r // 3)] > end]
+    print(
+        f"\n{len(meanwhile)} records asked while the slow call was out (ideal "
+        f"{(8.0 - 1.0) * (window - 1) / latency:.0f}); written after it: {len(late)}"
+    )
+    assert len(meanwhile) >= 0.5 * (8.0 - 1.0) * (window - 1) / latency  # the window moved
+    assert late == []  # none waited for it
