@@ -29,6 +29,7 @@ _CLUSTER_FAULTS = (
     ("remote task manager", "a Flink TaskManager was lost"),
     ("is no longer reachable", "a Flink TaskManager was lost"),
     ("heartbeat of TaskManager", "a Flink TaskManager was lost"),
+    ("NativeIoException: recvAddress(..) failed", "a Flink TaskManager was lost"),
     ("NoResourceAvailableException", "the Flink cluster has too few free task slots"),
 )
 
@@ -47,7 +48,7 @@ def cluster_fault(exc: BaseException, job_endpoint: str) -> str | None:
         return f"lost Beam's job server at {job_endpoint} ({name}: {details})"
     text = str(exc)
     for marker, meaning in _CLUSTER_FAULTS:
-        if marker in text:
+        if marker.lower() in text.lower():
             detail = text.split(" failed in state FAILED: ", 1)[-1].strip().splitlines()[0]
             return f"the Flink job failed: {meaning} ({detail[:300]})"
     return None

@@ -8,17 +8,23 @@ at the end if this session started it. It fails, never skips, when it cannot sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipelines.flink_cluster import jobs_named
+from pipelines.runner import FLINK_PARALLELISM
 from tests.conftest import REPO
 from tests.fault_server import Action, Reply
 from tests.integration.conftest import (
@@ -31,10 +37,15 @@ from tests.integration.conftest import (
     reviews,
     sample_reviews,
 )
+from transforms.beam.keyed_enrich import bundle_size
 from transforms.core.config.job import Job
+from transforms.kafka.commit_loop import COMMIT_INTERVAL_S
 from transforms.kafka.reader import read_range, snapshot_ranges
 
 FLINK_SH = REPO / "deploy" / "flink.sh"
+# the headers naming an output's and a dead letter's input (partition, offset)
+OUTPUT_SOURCE = ("llm_enrich.source.partition", "llm_enrich.source.offset")
+DEAD_SOURCE = ("__connect.errors.partition", "__connect.errors.offset")
 
 
 def _flink(action: str) -> subprocess.CompletedProcess[str]:
@@ -105,12 +116,8 @@ def test_a_drain_on_flink_settles_every_offset_once(
 
     assert done.returncode == 0, done.stdout + done.stderr
     kafka = job.task.kafka
-    outputs = _sources(
-        job, kafka.output_topic, ("llm_enrich.source.partition", "llm_enrich.source.offset")
-    )
-    dead = _sources(
-        job, kafka.dead_letter_topic, ("__connect.errors.partition", "__connect.errors.offset")
-    )
+    outputs = _sources(job, kafka.output_topic, OUTPUT_SOURCE)
+    dead = _sources(job, kafka.dead_letter_topic, DEAD_SOURCE)
     expected = sorted((p, o) for p, end in end_offsets(job).items() for o in range(end))
     assert len(expected) == count
     assert sorted(outputs + dead) == expected  # each offset once: an output or a dead letter
@@ -173,11 +180,8 @@ def _outputs_written_at(job: Job) -> dict[tuple[int, int], float]:
     for range_ in snapshot_ranges(kafka, kafka.output_topic, None):
         for record in read_range(kafka, range_):
             headers = dict(record.headers)
-            source = (
-                int(headers["llm_enrich.source.partition"] or b"-1"),
-                int(headers["llm_enrich.source.offset"] or b"-1"),
-            )
-            written[source] = (record.timestamp_ms or 0) / 1000
+            source = tuple(int(headers[name] or b"-1") for name in OUTPUT_SOURCE)
+            written[(source[0], source[1])] = (record.timestamp_ms or 0) / 1000
     return written
 
 
@@ -224,3 +228,152 @@ def test_no_bundle_waits_for_its_slowest_call_on_flink(
     )
     assert len(meanwhile) >= 0.5 * (8.0 - 1.0) * (window - 1) / latency  # the window moved
     assert late == []  # none waited for it
+
+
+# Faults on the cluster: a TaskManager or the job server killed with -9 in the middle of a
+# drain. The bound on what a crash repeats, from the code (README, "Faults on the cluster"):
+# each of the 2 SDK workers (one per TaskManager) holds at most ``2 x max_in_flight`` calls
+# unanswered plus one bundle of records per subtask it runs (``keyed_enrich``); twice that
+# (those calls, and as many completed behind the slowest of them, not committable yet),
+# plus what the workers complete in one commit interval and one Flink bundle (the settled
+# offsets of a bundle reach the commit step when it ends: at most 1 s).
+FAULT_RECORDS, FAULT_WINDOW, FAULT_LATENCY_S, WORKERS, FLINK_BUNDLE_S = 240, 4, 0.5, 2, 1.0
+
+
+def _crash_bounds(max_in_flight: int, latency_s: float) -> tuple[int, int]:
+    """(duplicate outputs, re-billed calls) a crash may cause at most."""
+    per_worker = FLINK_PARALLELISM // WORKERS
+    admitted = WORKERS * (2 * max_in_flight + bundle_size(max_in_flight) * per_worker)
+    completed = WORKERS * max_in_flight / latency_s * (COMMIT_INTERVAL_S + FLINK_BUNDLE_S)
+    duplicates = 2 * admitted + int(completed)
+    return duplicates, duplicates + admitted
+
+
+def _state_pid(role: str) -> int:
+    state = Path(os.environ.get("LLM_ENRICH_STATE", REPO / ".local")) / "flink"
+    return int((state / f"{role}.pid").read_text())
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _kill_mid_drain(
+    job: Job, victim: str, after_outputs: int
+) -> tuple[subprocess.CompletedProcess[str], set[int]]:
+    """Run a drain on Flink; once ``after_outputs`` outputs are written, kill -9 ``victim``
+    (a role of deploy/flink.sh). The finished run, and the processes the victim had started
+    (a TaskManager's SDK workers)."""
+    assert job.task.source_path is not None
+    run = subprocess.Popen(
+        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    orphans: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while _count(job, job.task.kafka.output_topic) < after_outputs:
+            assert run.poll() is None, "the drain ended before the kill"
+            assert time.monotonic() < deadline, "no outputs"
+            time.sleep(0.3)
+        pid = _state_pid(victim)
+        orphans = _descendants(pid)
+        os.kill(pid, signal.SIGKILL)
+        stdout, stderr = run.communicate(timeout=120)  # a clear exit, not a hang
+    finally:
+        if run.poll() is None:
+            run.kill()
+    return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr), orphans
+
+
+def _rerun_and_account(job: Job, server: Any, written_before: int) -> None:
+    """Restore the cluster, drain again, and check: 0 lost, everything committed, and the
+    duplicate outputs and re-billed calls within the bound."""
+    restored = _flink("start")  # starts what is missing
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert job.task.source_path is not None
+    again = subprocess.run(
+        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    kafka = job.task.kafka
+    settled = Counter(
+        _sources(job, kafka.output_topic, OUTPUT_SOURCE)
+        + _sources(job, kafka.dead_letter_topic, DEAD_SOURCE)
+    )
+    every = {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
+    assert len(every) == FAULT_RECORDS
+    assert set(settled) == every  # 0 lost
+    assert committed_offsets(job) == end_offsets(job)
+    texts = [row["text"] for row in sample_reviews(FAULT_RECORDS)]
+    calls = Counter(
+        next(i for i, t in enumerate(texts) if json.dumps(t)[1:-1] in json.dumps(b["messages"]))
+        for b in server.stats.bodies
+    )
+    duplicates = sum(n - 1 for n in settled.values())
+    rebilled = sum(n - 1 for n in calls.values())
+    most_duplicates, most_rebilled = _crash_bounds(FAULT_WINDOW, FAULT_LATENCY_S)
+    print(
+        f"\n{written_before} written before the rerun; duplicates {duplicates} (bound "
+        f"{most_duplicates}), re-billed calls {rebilled} (bound {most_rebilled})"
+    )
+    assert duplicates <= most_duplicates
+    assert rebilled <= most_rebilled
+
+
+def _fault_job(make_task: MakeTask, fault_server: Any) -> tuple[Job, Any]:
+    server = fault_server(default=Reply.ok(delay_s=FAULT_LATENCY_S))
+    job = make_task([fault_provider(server, "fault")], policy={"max_in_flight": FAULT_WINDOW})
+    produce(job, reviews(FAULT_RECORDS))
+    return job, server
+
+
+@pytest.mark.timeout(600)
+def test_a_taskmanager_killed_mid_drain_loses_nothing_and_repeats_a_bounded_few(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    job, server = _fault_job(make_task, fault_server)
+    done, workers = _kill_mid_drain(job, "taskmanager2", FAULT_RECORDS // 2)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "stopped: systemic: the Flink job failed: a Flink TaskManager was lost" in done.stderr
+    assert workers, "the TaskManager had no SDK worker to kill"
+    deadline = time.monotonic() + 15  # its workers stop on their own (pipelines.runner)
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, workers)), "SDK workers outlived their TaskManager"
+    _rerun_and_account(job, server, _count(job, job.task.kafka.output_topic))
+
+
+@pytest.mark.timeout(600)
+def test_the_job_server_killed_mid_drain_stops_the_launcher_and_its_job(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    job, server = _fault_job(make_task, fault_server)
+    done, _ = _kill_mid_drain(job, "jobserver", FAULT_RECORDS // 2)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "stopped: systemic: lost Beam's job server at" in done.stderr
+    cancelled = re.search(r"cancelled the Flink job (\S+) ", done.stderr)
+    assert cancelled, done.stderr  # the job went on running on Flink: the launcher ended it
+    assert set(jobs_named(cancelled[1]).values()) == {"CANCELED"}
+    _rerun_and_account(job, server, _count(job, job.task.kafka.output_topic))

@@ -46,8 +46,13 @@ def test_losing_the_job_server_is_a_cluster_fault() -> None:
             "a Flink TaskManager was lost",
         ),
         (
-            "java.util.concurrent.TimeoutException: The heartbeat of TaskManager with id "
+            "java.util.concurrent.TimeoutException: Heartbeat of TaskManager with id "
             "taskmanager2 timed out.",
+            "a Flink TaskManager was lost",
+        ),
+        (
+            "org.apache.flink.shaded.netty4.io.netty.channel.unix.Errors$NativeIoException: "
+            "recvAddress(..) failed: Connection reset by peer",
             "a Flink TaskManager was lost",
         ),
         (

@@ -2,20 +2,20 @@
 outlive their bundle, so that no bundle waits for its slowest call.
 
 Records are keyed by a slot (``SLOTS`` of them, by offset: the runner spreads the slots
-over its workers) only so that the step may set timers; the calls themselves are the DoFn
-instance's, in an ``Outstanding`` that each of its bundles and timers emits from:
+over its workers) only so that the step may set timers. The calls are the worker
+process's (``WorkerCalls``), and every bundle and timer of the step in that process emits
+those that have completed:
 
-- ``process`` submits the record's call to the worker's shared event loop and emits the
-  instance's calls that have completed;
+- ``process`` submits the record's call to the worker's shared event loop;
 - ``finish_bundle``, when the bundle brought records, first waits until the worker has
   fewer than ``2 x policy.max_in_flight`` calls unanswered (the window, and as many queued
   to refill it), so the runner holds the rest of the input back instead of this worker
-  queueing all of it; then emits what completed meanwhile;
-- a processing-time ``poke`` timer, one per instance at a time while calls are
-  outstanding, emits what completed when no record comes (every ``POKE_S``);
-- an event-time ``end`` timer at the end of the global window fires when the input has
-  ended (a drain read everything, a follow run was stopped): the instance emits its
-  outstanding calls as each completes, and clears its poke.
+  queueing all of it;
+- a processing-time ``poke`` timer, one per worker at a time while calls are outstanding,
+  emits what completed when no record comes (every ``POKE_S``);
+- an event-time ``end`` timer at the end of the global window fires when a subtask's input
+  has ended (a drain read everything, a follow run was stopped): it emits every call
+  outstanding in the worker, as each completes, and clears its key's poke.
 
 This relies on the runner never retrying a bundle alone. Flink does not: without
 checkpoints, a failed task fails the job (the pipeline's offsets are committed only after
@@ -58,7 +58,7 @@ from transforms.beam.outstanding import Outstanding
 from transforms.core.config.task import TaskSpec
 from transforms.core.records import Parsed
 
-__all__ = ["SLOTS", "Admission", "EnrichKeyed", "bundle_size", "slot_of"]
+__all__ = ["SLOTS", "EnrichKeyed", "WorkerCalls", "bundle_size", "slot_of"]
 
 SLOTS = 128  # keys: enough that a runner's hash spreads them evenly over its workers
 POKE_S = 0.25  # with calls outstanding and no record coming, emit what completed this often
@@ -79,17 +79,23 @@ def slot_of(parsed: Parsed) -> tuple[int, Parsed]:
     return ((source.partition * 7919 + source.offset) % SLOTS, parsed)
 
 
-class Admission:
-    """One per worker process and run: how many calls are submitted and unanswered, to hold
-    the input back by."""
+class WorkerCalls:
+    """One per worker process and run: the enrich step's outstanding calls, each emitted
+    once by whichever of its bundles or timers comes next in this process (the runner
+    hands a subtask's bundles to any of the process's DoFn instances, and a timer fires
+    in the subtask of its key); how many are unanswered, to hold the input back by; and
+    when the process's one pending poke fires."""
 
     def __init__(self) -> None:
+        self.outstanding = Outstanding()
         self._lock = threading.Condition()
         self._unanswered = 0
+        self._poke_due = 0.0  # 0: no poke pending
 
-    def submitted(self, future: Future[Any]) -> None:
+    def add(self, future: Future[Any], timestamp: Any, window: Any) -> None:
         with self._lock:
             self._unanswered += 1
+        self.outstanding.add(future, timestamp, window)
         future.add_done_callback(self._answered)
 
     def _answered(self, _: Future[Any]) -> None:
@@ -103,6 +109,20 @@ class Admission:
             while self._unanswered >= limit:
                 self._lock.wait(ADMIT_WAIT_S)
 
+    def claim_poke(self) -> bool:
+        """True when a poke should be set now: calls are outstanding and none is pending
+        (or the pending one is overdue: the runner may be slow to fire it)."""
+        with self._lock:
+            now = time.time()
+            if not len(self.outstanding) or self._poke_due > now:
+                return False
+            self._poke_due = now + POKE_S
+            return True
+
+    def poked(self) -> None:
+        with self._lock:
+            self._poke_due = 0.0
+
 
 class EnrichKeyed(EnrichRecords):
     """(slot, Parsed) in; like ``EnrichRecords`` out (enriched records, ``dead`` failures)."""
@@ -112,16 +132,14 @@ class EnrichKeyed(EnrichRecords):
 
     def __init__(self, task: TaskSpec, run_id: str, follow: bool) -> None:
         super().__init__(task, run_id, follow)
-        self._admission_shared = Shared()
+        self._worker_shared = Shared()
 
     def setup(self) -> None:
         super().setup()
-        self._admission: Admission = self._admission_shared.acquire(
-            Admission, tag=f"{self._run_id}/admission"
+        self._worker: WorkerCalls = self._worker_shared.acquire(
+            WorkerCalls, tag=f"{self._run_id}/keyed"
         )
         self._room = 2 * self.job.task.policy.max_in_flight
-        self._outstanding = Outstanding()  # this instance's, emitted by any of its bundles
-        self._poke_due = 0.0  # when this instance's pending poke fires (0: none pending)
 
     def start_bundle(self) -> None:
         self._admitted = False  # this bundle brought records (not only timers)
@@ -136,34 +154,31 @@ class EnrichKeyed(EnrichRecords):
     ) -> Iterator[Any]:
         _, parsed = element
         self._admitted = True
-        future = self._service.submit(self._service.enrich(parsed))
-        self._admission.submitted(future)
-        self._outstanding.add(future, timestamp, window)
+        self._worker.add(self._service.submit(self._service.enrich(parsed)), timestamp, window)
         end.set(GlobalWindow().max_timestamp())  # every key that holds a poke has its end
-        yield from self._emit(self._outstanding.take_done())
+        yield from self._emit(self._worker.outstanding.take_done())
         self._keep_poked(poke)
 
     def finish_bundle(self) -> Iterator[Any]:
         if self._admitted:  # hold the runner's next records back until there is room
-            self._admission.wait_for_room(self._room)
-        yield from self._emit(self._outstanding.take_done())
+            self._worker.wait_for_room(self._room)
+        yield from self._emit(self._worker.outstanding.take_done())
         self._report()
 
     @on_timer(POKE)
     def on_poke(self, poke: Any = beam.DoFn.TimerParam(POKE)) -> Iterator[Any]:
-        self._poke_due = 0.0
-        yield from self._emit(self._outstanding.take_done())
+        self._worker.poked()
+        yield from self._emit(self._worker.outstanding.take_done())
         self._keep_poked(poke)
 
     @on_timer(END)
     def on_end(self, poke: Any = beam.DoFn.TimerParam(POKE)) -> Iterator[Any]:
-        """The input has ended: every outstanding call, each as it completes."""
-        yield from self._emit(self._outstanding.take_all())
+        """This subtask's input has ended: every call outstanding in this process, each as
+        it completes (those that other subtasks submit later are theirs to emit)."""
+        yield from self._emit(self._worker.outstanding.take_all())
         poke.clear()
-        self._poke_due = 0.0
+        self._worker.poked()
 
     def _keep_poked(self, poke: Any) -> None:
-        """Set a poke on the current key unless one is pending (or nothing is outstanding)."""
-        if len(self._outstanding) and self._poke_due < time.time():
-            self._poke_due = time.time() + POKE_S
+        if self._worker.claim_poke():
             poke.set(Timestamp.now() + Duration(seconds=POKE_S))
