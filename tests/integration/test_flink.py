@@ -233,18 +233,19 @@ def test_no_bundle_waits_for_its_slowest_call_on_flink(
 # Faults on the cluster: a TaskManager or the job server killed with -9 in the middle of a
 # drain. The bound on what a crash repeats, from the code (README, "Faults on the cluster"):
 # each of the 2 SDK workers (one per TaskManager) holds at most ``2 x max_in_flight`` calls
-# unanswered plus one bundle of records per subtask it runs (``keyed_enrich``); twice that
-# (those calls, and as many completed behind the slowest of them, not committable yet),
-# plus what the workers complete in one commit interval and one Flink bundle (the settled
-# offsets of a bundle reach the commit step when it ends: at most 1 s).
-FAULT_RECORDS, FAULT_WINDOW, FAULT_LATENCY_S, WORKERS, FLINK_BUNDLE_S = 240, 4, 0.5, 2, 1.0
+# unanswered plus one bundle of records per subtask it runs (``keyed_enrich``): ``admitted``;
+# twice that (those calls, and as many completed behind the slowest of them, not yet
+# committable), plus what the workers complete in one commit interval and ``LAG_S`` more:
+# one Flink bundle (the settled offsets of a bundle reach the commit step when it ends, at
+# most 1 s) and the second or so Flink takes to stop the job's other tasks.
+FAULT_RECORDS, FAULT_WINDOW, FAULT_LATENCY_S, WORKERS, LAG_S = 240, 4, 0.5, 2, 2.0
 
 
 def _crash_bounds(max_in_flight: int, latency_s: float) -> tuple[int, int]:
     """(duplicate outputs, re-billed calls) a crash may cause at most."""
     per_worker = FLINK_PARALLELISM // WORKERS
     admitted = WORKERS * (2 * max_in_flight + bundle_size(max_in_flight) * per_worker)
-    completed = WORKERS * max_in_flight / latency_s * (COMMIT_INTERVAL_S + FLINK_BUNDLE_S)
+    completed = WORKERS * max_in_flight / latency_s * (COMMIT_INTERVAL_S + LAG_S)
     duplicates = 2 * admitted + int(completed)
     return duplicates, duplicates + admitted
 
