@@ -49,11 +49,10 @@ Script helpers: ``every_nth(n, action, otherwise)`` (requests n, 2n, ... countin
 share ``p`` of the request indexes gets ``action``).
 
 ``server.stats`` is a snapshot: ``requests``, ``in_flight``, ``max_in_flight``, ``bodies``
-(parsed request bodies, in arrival order), ``started_at`` and ``answered_at`` (wall-clock
-times of the chat requests' arrivals and answers, each in order: calls in flight over time),
-``statuses`` (a Counter of the status codes sent; hangs and resets send none) and
-``connections`` (TCP connections accepted on any route; fewer than requests means
-keep-alive). The other fields count chat requests only.
+(parsed request bodies, in arrival order), ``received_at`` and ``answered_at`` (wall-clock
+times of each chat request's arrival and answer), ``statuses`` (a Counter of the status codes sent;
+hangs and resets send none) and ``connections`` (TCP connections accepted on any route;
+fewer than requests means keep-alive). The other fields count chat requests only.
 ``server.reset_stats()`` zeroes it (the script index too).
 
 As a process, for benchmarks::
@@ -436,7 +435,7 @@ class Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     answered_at: list[float] = field(default_factory=list)  # wall clock, in order
-    started_at: list[float] = field(default_factory=list)  # arrivals, wall clock, in order
+    received_at: list[float] = field(default_factory=list)  # wall clock, in arrival order
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -445,7 +444,7 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "answered_at": self.answered_at,
-            "started_at": self.started_at,
+            "received_at": self.received_at,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
         }
 
@@ -496,7 +495,7 @@ class FaultServer:
         self._bodies: list[dict[str, Any]] = []
         self._statuses: Counter[int] = Counter()
         self._answered_at: list[float] = []
-        self._started_at: list[float] = []
+        self._received_at: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -531,7 +530,7 @@ class FaultServer:
                 bodies=list(self._bodies),
                 statuses=Counter(self._statuses),
                 answered_at=list(self._answered_at),
-                started_at=list(self._started_at),
+                received_at=list(self._received_at),
             )
 
     def reset_stats(self) -> None:
@@ -542,7 +541,7 @@ class FaultServer:
             self._bodies = []
             self._statuses = Counter()
             self._answered_at = []
-            self._started_at = []
+            self._received_at = []
 
     def start(self) -> str:
         if self._thread is not None:
@@ -682,7 +681,7 @@ class FaultServer:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self._bodies.append(body)
-            self._started_at.append(time.time())
+            self._received_at.append(time.time())
         finished = False
 
         def finish(code: int | None) -> None:

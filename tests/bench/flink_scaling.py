@@ -115,7 +115,7 @@ def mean_in_flight(stats: dict[str, Any]) -> float:
     if len(answers) < 10:
         return 0.0
     low, high = answers[len(answers) // 10], answers[len(answers) * 9 // 10 - 1]
-    events = sorted([(t, 1) for t in stats["started_at"]] + [(t, -1) for t in answers])
+    events = sorted([(t, 1) for t in stats["received_at"]] + [(t, -1) for t in answers])
     level, area, last = 0, 0.0, low
     for t, step in events:
         if t > last:
