@@ -43,6 +43,12 @@ def result_lines(result: dict[str, Any]) -> list[str]:
                 f"{card['per_record']['prompt_tokens']:.0f}",
                 f"prompt, {card['per_record']['completion_tokens']:.0f} completion",
             ),
+            _row(
+                "cache-hit share",
+                f"{card.get('cache_hit_share', 0.0):.1%}",
+                f"{card['per_record'].get('cached_prompt_tokens', 0):.0f} cached prompt tokens"
+                " per record",
+            ),
             _row("cost per record", f"${card['per_record']['cost_usd']:.6f}"),
         ]
         missed = card["gate"]["missed"]

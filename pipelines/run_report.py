@@ -77,10 +77,10 @@ def write_run_report(
         wall_time_s=summary.wall_time_s,
         stop_reasons=summary.stop_reasons,
         summary_lines=lines,
-        batch_discounts={
-            p.name: p.pricing.batch_discount if p.pricing else 0.0
+        discounts={
+            p.name: {"batch": p.pricing.batch_discount, "flex": p.pricing.flex_discount}
             for p in job.task.providers
-            if p.mode == "batch"
+            if p.pricing is not None
         },
     )
     Path(path).write_text(run_report_html(info, facts), encoding="utf-8")

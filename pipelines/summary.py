@@ -8,6 +8,7 @@ from typing import Any
 from pipelines import exit_codes
 from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
+from transforms.core.ledger.record import cache_hit_share
 from transforms.core.run import tally
 
 __all__ = ["RunSummary", "summarize"]
@@ -88,9 +89,8 @@ class RunSummary:
             f"not settled         {self.unaccounted}  (offsets not committed; re-read next run)",
             f"LLM calls           {self.get('llm_calls')}  (failed {self.get('llm_failed_calls')},"
             f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
-            f"tokens              prompt {self.get('prompt_tokens')},"
-            f" completion {self.get('completion_tokens')}",
-            f"cost                ${self.get('cost_micro_usd') / 1_000_000:.6f}",
+            *self.token_lines(),
+            self.cost_line(),
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
             *self.capacity_lines(),
         ]
@@ -115,6 +115,31 @@ class RunSummary:
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
+
+    def cost_line(self) -> str:
+        """The run's cost, and per record settled (written or dead-lettered)."""
+        usd = self.get("cost_micro_usd") / 1_000_000
+        settled = self.get("written.output") + self.get("written.dead_letter")
+        per_record = f"  (${usd / settled:.6f} per record settled)" if settled else ""
+        return f"cost                ${usd:.6f}{per_record}"
+
+    def token_lines(self) -> list[str]:
+        """Tokens over every attempt: prompt (cached apart, and the cache-hit share),
+        completion (reasoning apart), and calls whose usage is an estimate."""
+        prompt, cached = self.get("prompt_tokens"), self.get("cached_prompt_tokens")
+        share = cache_hit_share(cached, prompt)
+        lines = [
+            f"tokens              prompt {prompt} (cached {cached}, cache-hit share "
+            f"{share:.1%}), completion {self.get('completion_tokens')} (reasoning "
+            f"{self.get('reasoning_tokens')})"
+        ]
+        estimated = self.get("usage_estimated_calls")
+        if estimated:
+            lines.append(
+                f"usage estimated     {estimated} calls  (the provider reported no usage: "
+                "their tokens and cost are ESTIMATES, about 4 characters a token)"
+            )
+        return lines
 
     def capacity_lines(self) -> list[str]:
         """How long calls queued for provider capacity (not counted in record deadlines)."""

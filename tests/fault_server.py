@@ -31,7 +31,9 @@ before acting:
     A ``chat.completion``. With ``content=None`` the content is a valid answer synthesised
     from the request's ``response_format.json_schema.schema`` (see ``answer_for_schema``),
     or ``{}`` without one. A dict content is sent as its JSON text. Token counts default to
-    about a quarter of the characters of the messages / of the content.
+    about a quarter of the characters of the messages / of the content. Keywords:
+    ``cached_tokens`` and ``reasoning_tokens`` (sent as ``usage.prompt_tokens_details`` /
+    ``completion_tokens_details``), ``usage=False`` (no usage at all), ``service_tier``.
 ``Reply.status(code, body=None, headers=None)``
     An error in OpenAI's shape ``{"error": {"message", "type", "code"}}``. ``body`` may be
     the message (str) or the whole JSON body (dict). ``Reply.context_length_exceeded()`` is
@@ -83,7 +85,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "Action",
@@ -116,6 +118,10 @@ class Ok:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     delay_s: float = 0.0
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    usage: bool = True  # False: the answer carries no usage (some gateways and servers)
+    service_tier: str | None = None  # the tier the answer says it was served in
 
 
 @dataclass(frozen=True)
@@ -158,10 +164,24 @@ class Reply:
         completion_tokens: int | None = None,
         *,
         delay_s: float = 0.0,
+        cached_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        usage: bool = True,
+        service_tier: str | None = None,
     ) -> Ok:
         if isinstance(content, dict):
             content = json.dumps(content)
-        return Ok(content, finish_reason, prompt_tokens, completion_tokens, delay_s)
+        return Ok(
+            content,
+            finish_reason,
+            prompt_tokens,
+            completion_tokens,
+            delay_s,
+            cached_tokens,
+            reasoning_tokens,
+            usage,
+            service_tier,
+        )
 
     @staticmethod
     def status(
@@ -352,7 +372,9 @@ def _message_chars(body: dict[str, Any]) -> int:
     return total
 
 
-def _synthesised_content(body: dict[str, Any]) -> str:
+def synthesised_content(body: dict[str, Any]) -> str:
+    """The answer ``Reply.ok()`` sends without a content: valid against the request's
+    response schema, or ``{}``."""
     response_format = body.get("response_format") or {}
     schema = (response_format.get("json_schema") or {}).get("schema")
     if not isinstance(schema, dict):
@@ -361,14 +383,14 @@ def _synthesised_content(body: dict[str, Any]) -> str:
 
 
 def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
-    content = action.content if action.content is not None else _synthesised_content(body)
+    content = action.content if action.content is not None else synthesised_content(body)
     prompt_tokens = action.prompt_tokens
     if prompt_tokens is None:
         prompt_tokens = (_message_chars(body) + 3) // 4
     completion_tokens = action.completion_tokens
     if completion_tokens is None:
         completion_tokens = _count_tokens(content)
-    return {
+    answer: dict[str, Any] = {
         "id": f"chatcmpl-fault-{index}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -381,12 +403,21 @@ def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": action.finish_reason,
             }
         ],
-        "usage": {
+    }
+    if action.service_tier is not None:
+        answer["service_tier"] = action.service_tier
+    if action.usage:
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+        }
+        if action.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": action.cached_tokens}
+        if action.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": action.reasoning_tokens}
+        answer["usage"] = usage
+    return answer
 
 
 _ERROR_DEFAULTS: dict[int, tuple[str, str, str | None]] = {
@@ -482,9 +513,11 @@ class FaultServer:
         script: Script | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        routes: dict[str, Callable[[], dict[str, Any]]] | None = None,
     ) -> None:
         self._default: Action = default if default is not None else Ok()
         self._script = script
+        self._routes = dict(routes or {})  # GET path -> JSON, for servers built on this one
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -595,7 +628,7 @@ class FaultServer:
         self._loop = self._thread = None
         self._server = None
 
-    def __enter__(self) -> FaultServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -664,6 +697,8 @@ class FaultServer:
         if path == "/stats/reset" and request.method == "POST":
             self.reset_stats()
             return await _send_json(writer, 200, self.stats.as_json(), keep_alive)
+        if path in self._routes and request.method == "GET":
+            return await _send_json(writer, 200, self._routes[path](), keep_alive)
         body = _error_body(404, f"no route for {request.method} {path}")
         return await _send_json(writer, 404, body, keep_alive)
 
@@ -839,7 +874,16 @@ def main(argv: list[str] | None = None) -> int:
         help="log-normal latencies: --latency is the median, this the 99th percentile",
     )
     args = parser.parse_args(argv)
+    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
+    if args.tail_p99:
+        server.set_script(lognormal_latency(args.latency, args.tail_p99))
+    serve_until_signal(server, lambda: server.stats.as_json())
+    return 0
 
+
+def serve_until_signal(server: FaultServer, report: Callable[[], dict[str, Any]]) -> None:
+    """Start ``server``, print ``READY <base url>``, serve until SIGTERM or SIGINT, stop,
+    and print ``STOPPED <report as JSON>`` on stderr."""
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -847,18 +891,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    server = FaultServer(default=Reply.ok(delay_s=args.latency), host=args.host, port=args.port)
-    if args.tail_p99:
-        server.set_script(lognormal_latency(args.latency, args.tail_p99))
-    base_url = server.start()
-    print(f"READY {base_url}", flush=True)
+    print(f"READY {server.start()}", flush=True)
     try:
         while not stopping.wait(0.5):
             pass
     finally:
         server.stop()
-    print(f"STOPPED {json.dumps(server.stats.as_json())}", file=sys.stderr, flush=True)
-    return 0
+    print(f"STOPPED {json.dumps(report())}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

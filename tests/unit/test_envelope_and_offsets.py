@@ -81,12 +81,22 @@ def test_output_carries_source_coordinates_provider_and_prompt_hash() -> None:
             "status": 503,
             "error": "InternalServerError",
             "latency_ms": 0.0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "lane": "sync",
         }
     ]
     assert json.loads(headers["llm_enrich.usage"]) == {
         "prompt_tokens": 0,
         "completion_tokens": 0,
         "cost_usd": 0.0,
+        "calls": 1,
+        "cached_prompt_tokens": 0,
+        "uncached_prompt_tokens": 0,
+        "reasoning_tokens": 0,
+        "estimated_calls": 0,
     }
 
 
@@ -98,9 +108,31 @@ def test_dead_letters_written_with_the_v1_schema_stay_readable() -> None:
     current = dead_letter_envelope(JOB, failure)
     old_value = read_dead_letter(current.value)
     for attempt in old_value["attempts"]:
-        del attempt["cost_usd"]  # v1 had no cost
+        for name in ("cost_usd", *V3_ATTEMPT_FIELDS):
+            del attempt[name]  # v1 had no cost
     old_bytes = framing.encode(old_value, v1, "single-object")
     assert old_bytes[2:10] == v1.fingerprint != current.value[2:10]  # v1 is not current
     decoded = read_dead_letter(old_bytes)
     assert decoded["attempts"][0]["cost_usd"] == 0.0  # filled from the reader's default
     assert decoded["original"]["value"] == SOURCE.value and decoded["stage"] == "llm"
+
+
+V3_ATTEMPT_FIELDS = ("cached_tokens", "reasoning_tokens", "usage_estimated", "lane", "shared_by")
+
+
+def test_dead_letters_written_with_the_v2_schema_read_with_ledger_defaults() -> None:
+    from schemas import SCHEMA_DIR, load_schema
+
+    v2 = load_schema(SCHEMA_DIR / "history" / "llm_enrich.DeadLetter.v2.avsc")
+    costly = Attempt("p", "m", status=200, prompt_tokens=2000, cached_tokens=1024, cost_usd=0.5)
+    failure = Failure(SOURCE, "llm", "ProvidersExhausted", "down", (costly,), None, (), None, 5)
+    current = read_dead_letter(dead_letter_envelope(JOB, failure).value)
+    assert current["attempts"][0]["cached_tokens"] == 1024
+    for attempt in current["attempts"]:
+        for name in V3_ATTEMPT_FIELDS:
+            del attempt[name]
+    decoded = read_dead_letter(framing.encode(current, v2, "single-object"))
+    attempt = decoded["attempts"][0]
+    assert (attempt["prompt_tokens"], attempt["cost_usd"]) == (2000, 0.5)
+    assert (attempt["cached_tokens"], attempt["lane"], attempt["shared_by"]) == (0, "sync", 1)
+    assert attempt["usage_estimated"] is False

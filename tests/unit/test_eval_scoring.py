@@ -154,7 +154,13 @@ def _card() -> dict[str, object]:
     kinds = {"mood": "exact", "stars": "integer"}
     outcomes = [
         Outcome({"mood": "up", "stars": 3}, latency_ms=100, prompt_tokens=10, cost_usd=0.01),
-        Outcome({"mood": "up", "stars": 1}, repairs=("fence",), latency_ms=300),
+        Outcome(
+            {"mood": "up", "stars": 1},
+            repairs=("fence",),
+            latency_ms=300,
+            prompt_tokens=30,
+            cached_tokens=20,
+        ),
         Outcome({"mood": "up", "stars": 5}, reasked=True, latency_ms=200),
         Outcome(None, stage="validate", error="OutputInvalid: x", latency_ms=400),
     ]
@@ -172,10 +178,13 @@ def test_scorecard_counts_a_failed_record_as_zero_on_every_field() -> None:
     assert card["failed_by_stage"] == {"validate": 1}
     assert card["latency_ms"]["p50"] == 200 and card["latency_ms"]["p95"] == 400
     assert card["per_record"] == {
-        "prompt_tokens": 2.5,
+        "prompt_tokens": 10.0,
         "completion_tokens": 0.0,
         "cost_usd": 0.0025,
+        "cached_prompt_tokens": 5.0,
+        "reasoning_tokens": 0.0,
     }
+    assert card["cache_hit_share"] == 0.5  # 20 cached of 40 prompt tokens
     assert card["results"][3]["scores"] == {"mood": 0.0, "stars": 0.0}
 
 

@@ -234,6 +234,9 @@ class EnrichRecords(_JobDoFn):
         self._failed_calls = counter("llm_failed_calls")
         self._prompt_tokens = counter("prompt_tokens")
         self._completion_tokens = counter("completion_tokens")
+        self._cached_tokens = counter("cached_prompt_tokens")
+        self._reasoning_tokens = counter("reasoning_tokens")
+        self._estimated_calls = counter("usage_estimated_calls")
         self._repaired = counter("repaired")
         self._defaulted = counter("defaulted")
         self._cost_micro_usd = counter("cost_micro_usd")
@@ -327,6 +330,9 @@ class EnrichRecords(_JobDoFn):
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
+            self._cached_tokens.inc(attempt.cached_tokens)
+            self._reasoning_tokens.inc(attempt.reasoning_tokens)
+            self._estimated_calls.inc(attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):

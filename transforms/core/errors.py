@@ -9,6 +9,8 @@ EnrichError                      base of everything this project raises
     ├── DecodeError              stage "decode": bytes are not a valid input record
     ├── PromptError              stage "prompt": the template cannot render this record
     ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+    ├── OverBudget               stage "budget": the next call would take the record over
+    │                            policy.max_tokens_per_record
     ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
     ├── OutputInvalid            stage "validate": the answer does not fit the output schema
     ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
@@ -37,6 +39,7 @@ __all__ = [
     "ModerationFlagged",
     "OutputInvalid",
     "OutputRuleViolated",
+    "OverBudget",
     "PromptError",
     "ProvidersExhausted",
     "RecordError",
@@ -68,10 +71,15 @@ class Attempt:
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # every input token, cached included
+    completion_tokens: int = 0  # every output token, reasoning included
     finish_reason: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # at the provider's prices, in the lane it was served in
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prefix cache
+    reasoning_tokens: int = 0  # of completion_tokens, hidden reasoning
+    usage_estimated: bool = False  # the provider reported no usage: tokens are estimates
+    lane: str = "sync"  # sync, batch or flex: which price applied (``ledger.prices``)
+    shared_by: int = 1  # records that shared this call; tokens and cost are this one's share
 
 
 class EnrichError(Exception):
@@ -130,6 +138,13 @@ class PromptError(RecordError):
 
 class ProvidersExhausted(RecordError):
     stage = "llm"
+
+
+class OverBudget(RecordError):
+    """The record's attempts have used (or the next would use) more tokens than
+    ``policy.max_tokens_per_record`` allows: dead-lettered instead of asked again."""
+
+    stage = "budget"
 
 
 class OutputInvalid(RecordError):

@@ -1,7 +1,7 @@
 """A provider with ``mode: batch``: the same ``complete()`` as a synchronous provider, but
 the request joins a batch (``BatchQueue``) and the call returns when the batch answers.
 
-    answer in the output file      -> Completion (cost with pricing.batch_discount)
+    answer in the output file      -> Completion (lane "batch": cost with pricing.batch_discount)
     error line, expired or failed  -> CallFailed(BatchItemFailed): the next provider
     waited batch.deadline_s        -> CallFailed(BatchWaitExceeded): the next provider
     upload or creation refused     -> CallFailed(the SDK's error): 401/403/404 are systemic
@@ -91,6 +91,7 @@ class BatchProviderClient(ProviderClient):
     ) -> None:
         super().__init__(spec, generation, policy, _NoChat(), secrets=secrets, **options)
         self.queue = queue
+        self.lane = "batch"
         self._close = close
 
     async def aclose(self) -> None:
@@ -114,8 +115,3 @@ class BatchProviderClient(ProviderClient):
         if choice is None:
             raise CallFailed(ContentFiltered(REFUSED), [attempt])
         return Completion(choice.message.content or "", choice.finish_reason, (attempt,))
-
-    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        pricing = self.spec.pricing
-        discount = pricing.batch_discount if pricing else 0.0
-        return super()._cost(prompt_tokens, completion_tokens) * (1 - discount)

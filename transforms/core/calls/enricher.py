@@ -6,6 +6,10 @@ for each provider in order:
     re-ask with the field errors, at most policy.max_reasks times
 all providers failed or stayed invalid       -> Failure (stage "llm" or "validate")
 
+Before every call (first call, re-ask, fallback) the record's token budget is checked
+(``policy.max_tokens_per_record``, ``ledger.budget``): a call that would take the record
+over it is not made, and the record is a Failure with stage "budget" (``OverBudget``).
+
 A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
 asked once: an invalid batch answer is re-asked on the next synchronous provider (the
 re-ask conversation carried over), never in another batch. While a record waits for its
@@ -47,11 +51,13 @@ from transforms.core.errors import (
     ModerationFlagged,
     OutputInvalid,
     OutputRuleViolated,
+    OverBudget,
     ProvidersExhausted,
     RecordError,
     SystemicFault,
     UnexpectedError,
 )
+from transforms.core.ledger.budget import over_budget
 from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
 from transforms.core.run import control
@@ -226,6 +232,7 @@ class Enricher:
             answered = False
             for turn in range(turns):
                 kind = "call" if turn == 0 and carried is None else "reask"
+                self._within_budget(attempts, conversation, last_invalid)
                 try:
                     completion = await provider.complete(
                         conversation, self._job.shape.json_schema, kind=kind
@@ -285,6 +292,23 @@ class Enricher:
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
+    def _within_budget(
+        self,
+        attempts: list[Attempt],
+        conversation: list[Message],
+        last_invalid: tuple[str, list[FieldError]] | None,
+    ) -> None:
+        """Raises ``OverBudget`` when the next call would take the record over
+        ``policy.max_tokens_per_record`` (with the last invalid answer, if any)."""
+        task = self._job.task
+        reason = over_budget(
+            attempts, conversation, task.generation.max_tokens, task.policy.max_tokens_per_record
+        )
+        if reason is None:
+            return
+        raw, errors = last_invalid if last_invalid else (None, [])
+        raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
+
     def _reasker(self, index: int) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
@@ -311,6 +335,7 @@ class Enricher:
             raise _rule_violation(problems, attempts, raw)
         if problems and provider is not None:
             again = reask_messages(conversation, raw, problems, RULES_NOTE)
+            self._within_budget(attempts, again, (raw, list(problems)))
             try:
                 completion = await provider.complete(
                     again, self._job.shape.json_schema, kind="reask"

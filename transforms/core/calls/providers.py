@@ -38,6 +38,8 @@ from transforms.core.calls.policy import (
 )
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.errors import Attempt
+from transforms.core.ledger.prices import Lane, call_cost_usd, served_lane
+from transforms.core.ledger.usage import reported_usage
 
 __all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient", "response_format"]
 
@@ -105,6 +107,7 @@ class ProviderClient:
         self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
         # Everything in a request body but the messages, serialised once per response schema.
         self._body_heads: dict[int, tuple[dict[str, Any], bytes]] = {}
+        self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
 
     @property
     def throttled_s(self) -> float:
@@ -115,20 +118,25 @@ class ProviderClient:
         await self._endpoint.aclose()
 
     def _body(self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any]) -> bytes:
-        """The request's JSON. Its fixed part (model, generation parameters, the response
-        format with the schema) is encoded once per schema; only the messages per call."""
+        """The request's JSON. Its fixed part (model, generation parameters, cache key and
+        service tier, the response format with the schema) is encoded once per schema and
+        comes first; then the messages, whose own fixed part (system, few shots) precedes
+        the record. Everything before the record's turn is byte-identical across records,
+        so a provider's prefix cache can serve it (``ledger.prices``: cached tokens)."""
         cached = self._body_heads.get(id(response_schema))
         if cached is None or cached[0] is not response_schema:
-            head = json.dumps(
-                {
-                    "model": self.spec.model,
-                    "temperature": self._generation.temperature,
-                    "seed": self._generation.seed,
-                    "max_tokens": self._generation.max_tokens,
-                    "response_format": response_format(response_schema),
-                },
-                separators=(",", ":"),
-            ).encode()
+            fixed: dict[str, Any] = {
+                "model": self.spec.model,
+                "temperature": self._generation.temperature,
+                "seed": self._generation.seed,
+                "max_tokens": self._generation.max_tokens,
+            }
+            if self.spec.prompt_cache_key is not None:
+                fixed["prompt_cache_key"] = self.spec.prompt_cache_key
+            if self.spec.service_tier is not None:
+                fixed["service_tier"] = self.spec.service_tier
+            fixed["response_format"] = response_format(response_schema)
+            head = json.dumps(fixed, separators=(",", ":")).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
             self._body_heads[id(response_schema)] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
@@ -199,19 +207,23 @@ class ProviderClient:
         """The attempt an answer makes, and its first choice; no choice (None, the attempt
         marked as refused) when the provider gave no answer (content filter)."""
         choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        prompt_tokens = usage.prompt_tokens if usage else prompt_estimate
-        completion_tokens = usage.completion_tokens if usage else 0
+        text = (choice.message.content or "") if choice and choice.message else ""
+        usage = reported_usage(response.usage, prompt_estimate, text)
+        lane = served_lane(self.lane, getattr(response, "service_tier", None))
         attempt = Attempt(
             provider=self.spec.name,
             model=self.spec.model,
             kind=kind,
             status=200,
             latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
             finish_reason=choice.finish_reason if choice else None,
-            cost_usd=self._cost(prompt_tokens, completion_tokens),
+            cost_usd=call_cost_usd(usage, self.spec.pricing, lane),
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            usage_estimated=usage.estimated,
+            lane=lane,
         )
         if choice is None or choice.finish_reason == "content_filter":
             return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
@@ -238,15 +250,6 @@ class ProviderClient:
             self.breaker.record_failure()
         return exc
 
-    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        pricing = self.spec.pricing
-        if pricing is None:
-            return 0.0
-        return (
-            prompt_tokens * pricing.prompt_per_million
-            + completion_tokens * pricing.completion_per_million
-        ) / 1_000_000
-
     def _failed(
         self, kind: str, exc: BaseException, started: float, cause: BaseException | None = None
     ) -> Attempt:
@@ -259,6 +262,7 @@ class ProviderClient:
             status=status,
             error=self.describe(exc),
             latency_ms=(time.perf_counter() - started) * 1000,
+            lane=self.lane,
         )
 
     def systemic_reason(self, exc: BaseException) -> str | None:

@@ -17,6 +17,7 @@ from transforms.core.config.feedback import feedback_problems
 from transforms.core.config.task import TaskSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import eval_problems, field_kinds
+from transforms.core.ledger.budget import budget_problem
 from transforms.core.prompting.copied import copy_problems
 from transforms.core.prompting.prompt import PromptRenderer, prompt_definition
 from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
@@ -127,6 +128,11 @@ def compile_job(task: TaskSpec) -> Job:
             task.feedback, list(shape.generated_fields), [f["name"] for f in output_schema.fields]
         )
     )
+    budget = budget_problem(
+        prompt.fixed_messages, task.generation.max_tokens, task.policy.max_tokens_per_record
+    )
+    if budget:
+        problems.append(budget)
     if problems:
         raise TaskConfigError(f"{where}: {problems[0]}")
     for index, example in enumerate(task.prompt.examples):

@@ -169,10 +169,16 @@ class PromptSpec(_Strict):
 
 
 class PricingSpec(_Strict):
+    """USD per million tokens (``transforms.core.ledger.prices``)."""
+
     prompt_per_million: float = Field(default=0.0, ge=0)
+    # prompt tokens the provider served from its prefix cache (unset: prompt_per_million)
+    cached_prompt_per_million: float | None = Field(default=None, ge=0)
     completion_per_million: float = Field(default=0.0, ge=0)
     # mode: batch: the share of the price a batch answer saves (OpenAI, Anthropic: half)
     batch_discount: float = Field(default=0.5, ge=0, le=1)
+    # service_tier: flex: the share a flex answer saves (OpenAI: Batch API rates, half)
+    flex_discount: float = Field(default=0.5, ge=0, le=1)
 
 
 class ProviderSpec(_Strict):
@@ -195,11 +201,19 @@ class ProviderSpec(_Strict):
     # llama-server only: reuse the fixed few-shot prefix's KV cache so that answers stay
     # byte-identical whatever record came before (``transforms.llm.chat_http.ExactPrefix``)
     prefix_cache: Literal["off", "exact"] = "off"
+    # Sent as OpenAI's ``prompt_cache_key``: requests with the same key and prefix are
+    # routed to the same cache. Not a secret and not per record: one value per provider.
+    prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=256)
+    # Sent as OpenAI's ``service_tier``; ``flex``: cheaper (pricing.flex_discount), slower,
+    # may answer 429 "resource unavailable" (retried, then the next provider, as any 429)
+    service_tier: Literal["auto", "default", "flex"] | None = None
 
     @model_validator(mode="after")
     def _batch_section(self) -> ProviderSpec:
         if self.prefix_cache != "off" and self.mode == "batch":
             raise ValueError("prefix_cache applies only to a provider with mode: sync")
+        if self.service_tier is not None and self.mode == "batch":
+            raise ValueError("service_tier applies only to a provider with mode: sync")
         if self.shadow is not None and self.mode == "batch":
             raise ValueError("a shadow provider answers synchronously: mode: batch is not allowed")
         if self.mode == "sync":
@@ -234,6 +248,9 @@ class PolicySpec(_Strict):
     max_dead_letter_ratio: float | None = Field(default=0.5, gt=0, le=1)
     dead_letter_window: int = Field(default=100, ge=1)
     budget_usd: float | None = Field(default=None, gt=0)
+    # Tokens (prompt + completion) one record may use over all its attempts, re-asks and
+    # fallbacks; a record whose next call would go over is dead-lettered (OverBudget).
+    max_tokens_per_record: int | None = Field(default=None, gt=0)
     # What a fault that is not the record's does (every provider answering 401/403/404, or
     # every circuit open): stop the run (a follow run waits out an outage), or dead-letter
     # the records as any other failure, for replay later.

@@ -38,6 +38,7 @@ def eval_report_html(result: dict[str, Any]) -> str:
             "p50 s",
             "p95 s",
             "tokens/record",
+            "cache-hit share",
             "cost/record $",
             "gate",
         ],
@@ -54,6 +55,7 @@ def eval_report_html(result: dict[str, Any]) -> str:
                 round(
                     card["per_record"]["prompt_tokens"] + card["per_record"]["completion_tokens"]
                 ),
+                f"{card.get('cache_hit_share', 0.0):.0%}",
                 card["per_record"]["cost_usd"],
                 "passed"
                 if card["gate"]["passed"]

@@ -19,6 +19,7 @@ from transforms.core.config.eval import OVERALL
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import Kind
 from transforms.core.eval.measures import measure
+from transforms.core.ledger.record import RecordUsage, cache_hit_share
 from transforms.core.records import Enriched, Failure
 
 __all__ = ["Outcome", "gate", "outcome", "percentile", "scorecard"]
@@ -37,17 +38,22 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 def outcome(result: Enriched | Failure) -> Outcome:
     attempts = result.attempts
+    ledger = RecordUsage.of(attempts)
     usage = Outcome(
         None,
         reasked=any(a.kind == "reask" for a in attempts),
         latency_ms=sum(a.latency_ms for a in attempts),
-        prompt_tokens=sum(a.prompt_tokens for a in attempts),
-        completion_tokens=sum(a.completion_tokens for a in attempts),
-        cost_usd=sum(a.cost_usd for a in attempts),
+        prompt_tokens=ledger.prompt_tokens,
+        completion_tokens=ledger.completion_tokens,
+        cost_usd=ledger.cost_usd,
+        cached_tokens=ledger.cached_tokens,
+        reasoning_tokens=ledger.reasoning_tokens,
     )
     if isinstance(result, Enriched):
         return replace(usage, answer=result.output, repairs=result.repairs)
@@ -136,7 +142,14 @@ def scorecard(
             "prompt_tokens": _r(_mean([o.prompt_tokens for o in outcomes])),
             "completion_tokens": _r(_mean([o.completion_tokens for o in outcomes])),
             "cost_usd": round(_mean([o.cost_usd for o in outcomes]), 8),
+            "cached_prompt_tokens": _r(_mean([o.cached_tokens for o in outcomes])),
+            "reasoning_tokens": _r(_mean([o.reasoning_tokens for o in outcomes])),
         },
+        "cache_hit_share": _r(
+            cache_hit_share(
+                sum(o.cached_tokens for o in outcomes), sum(o.prompt_tokens for o in outcomes)
+            )
+        ),
         "cost_usd": round(sum(o.cost_usd for o in outcomes), 8),
         "results": records,
     }

@@ -24,6 +24,7 @@ from transforms.core.config.job import Job
 from transforms.core.errors import Attempt
 from transforms.core.formats import framing
 from transforms.core.formats.codec import encode_output
+from transforms.core.ledger.record import RecordUsage
 from transforms.core.records import Enriched, Failure, Headers, KafkaRecord
 
 __all__ = [
@@ -93,7 +94,7 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         ("llm_enrich.prompt_hash", job.prompt.hash.encode()),
         ("llm_enrich.output_schema", job.output_schema.identity.encode()),
         ("llm_enrich.attempts", _attempts_json(enriched.attempts).encode()),
-        ("llm_enrich.usage", _usage_json(enriched.attempts).encode()),
+        ("llm_enrich.usage", RecordUsage.of(enriched.attempts).header().encode()),
     ]
     if enriched.source.replay_count:
         headers.append(("llm_enrich.replay_count", str(enriched.source.replay_count).encode()))
@@ -126,7 +127,8 @@ def copied_input_headers(headers: Headers, allowed: str | Sequence[str]) -> list
 
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
-    """Every attempt, compactly: provider, kind, status, error class, latency."""
+    """Every attempt, compactly: provider, kind, status, error class, latency, and its
+    line of the ledger (tokens, cached tokens, cost, lane)."""
     return json.dumps(
         [
             {
@@ -135,21 +137,14 @@ def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
                 "status": a.status,
                 "error": (a.error or "").split(" ", 1)[0] or None,
                 "latency_ms": round(a.latency_ms, 1),
+                "prompt_tokens": a.prompt_tokens,
+                "cached_tokens": a.cached_tokens,
+                "completion_tokens": a.completion_tokens,
+                "cost_usd": round(a.cost_usd, 8),
+                "lane": a.lane,
             }
             for a in attempts
         ],
-        separators=(",", ":"),
-    )
-
-
-def _usage_json(attempts: tuple[Attempt, ...]) -> str:
-    """Tokens and cost of this record, failed attempts and re-asks included."""
-    return json.dumps(
-        {
-            "prompt_tokens": sum(a.prompt_tokens for a in attempts),
-            "completion_tokens": sum(a.completion_tokens for a in attempts),
-            "cost_usd": round(sum(a.cost_usd for a in attempts), 8),
-        },
         separators=(",", ":"),
     )
 

@@ -68,6 +68,12 @@ class PromptRenderer:
             messages.append({"role": "assistant", "content": json.dumps(answer)})
         return messages
 
+    @property
+    def fixed_messages(self) -> list[Message]:
+        """What every record's conversation starts with: the system message and the few
+        shots, byte-identical across records (so a provider's prefix cache can serve it)."""
+        return list(self._preamble)
+
     def messages(self, record: Mapping[str, Any]) -> list[Message]:
         """The full conversation for one record; raises ``PromptError`` if it cannot render."""
         try:

@@ -39,7 +39,11 @@ class RunFacts:
     latency: dict[str, list[int]] = field(default_factory=dict)  # provider -> bin counts
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, ok|failed)
     tokens: Counter[str] = field(default_factory=Counter)  # provider -> tokens
+    prompt_tokens: Counter[str] = field(default_factory=Counter)  # provider -> prompt tokens
+    cached_tokens: Counter[str] = field(default_factory=Counter)  # provider -> of those, cached
     cost_usd: dict[str, float] = field(default_factory=dict)  # provider -> $
+    # (provider, lane) -> $, for what the batch and flex discounts saved
+    cost_by_lane: dict[tuple[str, str], float] = field(default_factory=dict)
     answered_by: Counter[str] = field(default_factory=Counter)  # provider -> outputs
     dead_by_class: Counter[str] = field(default_factory=Counter)  # "stage: ErrorClass"
 
@@ -69,8 +73,20 @@ class RunFacts:
         row = self.latency.setdefault(provider, _latency_row())
         row[latency_bin(float(attempt.get("latency_ms") or 0.0))] += 1
 
-    def _cost(self, provider: str, usd: float) -> None:
+    def _cost(self, provider: str, usd: float, lane: str = "sync") -> None:
         self.cost_usd[provider] = self.cost_usd.get(provider, 0.0) + usd
+        key = (provider, lane)
+        self.cost_by_lane[key] = self.cost_by_lane.get(key, 0.0) + usd
+
+    def _ledger(self, attempt: Mapping[str, Any]) -> None:
+        """One attempt's line of the ledger (outputs' attempts header, dead letters)."""
+        provider = str(attempt.get("provider") or "?")
+        prompt = int(attempt.get("prompt_tokens") or 0)
+        self.prompt_tokens[provider] += prompt
+        self.cached_tokens[provider] += int(attempt.get("cached_tokens") or 0)
+        self.tokens[provider] += prompt + int(attempt.get("completion_tokens") or 0)
+        lane = str(attempt.get("lane") or "sync")
+        self._cost(provider, float(attempt.get("cost_usd") or 0.0), lane)
 
     def add_output(self, timestamp_ms: int | None, headers: Mapping[str, str]) -> None:
         """One output record: its Kafka timestamp and its ``llm_enrich.*`` headers."""
@@ -83,10 +99,13 @@ class RunFacts:
             usage = json.loads(headers.get("llm_enrich.usage", "{}"))
             for attempt in attempts:
                 self._attempt(attempt)
-            self.tokens[provider] += int(usage.get("prompt_tokens", 0)) + int(
-                usage.get("completion_tokens", 0)
-            )
-            self._cost(provider, float(usage.get("cost_usd", 0.0)))
+                if "cost_usd" in attempt:  # each attempt's own line of the ledger
+                    self._ledger(attempt)
+            if not any("cost_usd" in a for a in attempts):  # written before the ledger
+                self.tokens[provider] += int(usage.get("prompt_tokens", 0)) + int(
+                    usage.get("completion_tokens", 0)
+                )
+                self._cost(provider, float(usage.get("cost_usd", 0.0)))
         except (ValueError, TypeError, AttributeError):
             self.unreadable += 1
 
@@ -97,8 +116,4 @@ class RunFacts:
         self.dead_by_class[f"{letter.get('stage')}: {letter.get('error_class')}"] += 1
         for attempt in letter.get("attempts") or []:
             self._attempt(attempt)
-            provider = str(attempt.get("provider") or "?")
-            self.tokens[provider] += int(attempt.get("prompt_tokens") or 0) + int(
-                attempt.get("completion_tokens") or 0
-            )
-            self._cost(provider, float(attempt.get("cost_usd") or 0.0))
+            self._ledger(attempt)

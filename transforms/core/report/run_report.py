@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from transforms.core.ledger.record import cache_hit_share
 from transforms.core.report.bins import latency_labels
 from transforms.core.report.page import page, section, table
 from transforms.core.report.run_facts import RunFacts
@@ -26,7 +27,8 @@ class RunInfo:
     wall_time_s: float
     stop_reasons: Sequence[str]
     summary_lines: Sequence[str]
-    batch_discounts: Mapping[str, float]  # batch provider -> pricing.batch_discount
+    # provider -> lane ("batch", "flex") -> pricing.batch_discount / flex_discount
+    discounts: Mapping[str, Mapping[str, float]]
 
 
 def _grouped(counters: Mapping[str, int], prefix: str) -> list[tuple[str, float]]:
@@ -53,6 +55,10 @@ def _outcomes(info: RunInfo) -> list[tuple[str, float]]:
     return rows
 
 
+def _settled(info: RunInfo) -> int:
+    return info.counters.get("written.output", 0) + info.counters.get("written.dead_letter", 0)
+
+
 def _over_time(facts: RunFacts) -> str:
     labels = [f"+{i * facts.bin_ms / 1000:.0f}s" for i in range(len(facts.output_bins))]
     series = {"enriched": facts.output_bins, "dead-lettered": facts.dead_bins}
@@ -69,15 +75,31 @@ def _latency(facts: RunFacts) -> list[str]:
     ]
 
 
+def _saved(info: RunInfo, facts: RunFacts, lane: str) -> float:
+    """What a lane's discount saved against the same tokens at the sync price."""
+    saved = 0.0
+    for (provider, used), usd in facts.cost_by_lane.items():
+        d = info.discounts.get(provider, {}).get(lane, 0.0)
+        if used == lane and d < 1:
+            saved += usd * d / (1 - d)
+    return saved
+
+
 def _money(info: RunInfo, facts: RunFacts) -> list[str]:
     get = info.counters.get
-    batch_saved = sum(
-        facts.cost_usd.get(p, 0.0) * d / (1 - d) for p, d in info.batch_discounts.items() if d < 1
-    )
+    prompt, cached = get("prompt_tokens", 0), get("cached_prompt_tokens", 0)
     rows: list[list[object]] = [
-        ["prompt tokens", get("prompt_tokens", 0)],
+        ["prompt tokens", prompt],
+        ["  of which cached (provider prefix cache)", cached],
+        ["cache-hit share (cached / prompt tokens)", f"{cache_hit_share(cached, prompt):.1%}"],
         ["completion tokens", get("completion_tokens", 0)],
+        ["  of which reasoning", get("reasoning_tokens", 0)],
+        ["calls whose usage is an ESTIMATE (no usage reported)", get("usage_estimated_calls", 0)],
         ["cost", _usd(get("cost_micro_usd", 0) / 1e6)],
+        [
+            "cost per record (written or dead-lettered)",
+            _usd(get("cost_micro_usd", 0) / 1e6 / max(1, _settled(info))),
+        ],
         ["response cache: hits / misses", f"{get('cache_hits', 0)} / {get('cache_misses', 0)}"],
         ["saved by the cache", _usd(get("cache_saved_micro_usd", 0) / 1e6)],
         [
@@ -85,9 +107,13 @@ def _money(info: RunInfo, facts: RunFacts) -> list[str]:
             f"{get('cache_saved_calls', 0)} / {get('cache_saved_tokens', 0)}",
         ],
         ["batch answers", get("batch_answers", 0)],
-        ["saved by batch mode (vs the sync price)", _usd(batch_saved)],
+        ["saved by batch mode (vs the sync price)", _usd(_saved(info, facts, "batch"))],
+        ["saved by the flex lane (vs the sync price)", _usd(_saved(info, facts, "flex"))],
     ]
     providers = sorted(set(facts.tokens) | set(facts.cost_usd))
+    shares = [
+        (p, cache_hit_share(facts.cached_tokens[p], facts.prompt_tokens[p])) for p in providers
+    ]
     return [
         table(["", "value"], rows),
         grouped(
@@ -97,6 +123,9 @@ def _money(info: RunInfo, facts: RunFacts) -> list[str]:
             fmt=_count,
         )
         if providers
+        else "",
+        bars(shares, "cache-hit share by provider", fmt=lambda v: f"{v:.0%}")
+        if any(facts.cached_tokens.values())
         else "",
         bars([(p, facts.cost_usd.get(p, 0.0)) for p in providers], "cost by provider", fmt=_usd)
         if any(facts.cost_usd.values())
