@@ -5,10 +5,16 @@ Keyed by partition. Events: ``begin`` (where this run starts reading the partiti
 settled spans from the start decides the commit point (``PartitionProgress``); a commit is
 made every ``COMMIT_INTERVAL_S`` or ``COMMIT_EVERY`` records, when a drained partition is
 complete, and by a timer for a chain that stopped moving (and that retries a commit the
-broker did not answer, up to ``KAFKA_OUTAGE_S``). A commit that leaves nothing due clears
-the timer: Beam's Flink runner (2.62) waits for pending processing-time timers before an
-operator finishes, but Flink fires none after the end of input, so a timer left set kept a
-finished drain's job running forever.
+broker did not answer, up to ``KAFKA_OUTAGE_S``).
+
+The end of the input (every reader drained or stopped) commits what is due at once: an
+event-time timer at the end of the global window fires when the watermark reaches it, and
+it clears the processing-time timer. Beam's Flink runner (2.62) does not let an operator
+finish while a processing-time timer is set (the timer holds its output watermark), and
+Flink fires none after the end of input: a timer left set kept the job running forever,
+busy in ``DoFnOperator.finish`` and deaf to a cancel. A follow run stopped by SIGTERM met it
+whenever its last records settled less than ``COMMIT_INTERVAL_S`` after a commit (the
+commit was left to the timer); a drain whenever its last commit left a timer set.
 
 Used where the writers do not share a process with the readers (worker pools, remote
 runners); fused runs settle and commit where the writes are acknowledged instead
@@ -25,6 +31,7 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import broker_failed, counter
@@ -46,6 +53,7 @@ Key = tuple[str, int]
 class CommitProgress(beam.DoFn):
     PROGRESS = ReadModifyWriteStateSpec("progress", PickleCoder())
     FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
+    END = TimerSpec("end", TimeDomain.WATERMARK)  # the input ended
 
     def __init__(self, spec: KafkaSpec, group: str) -> None:
         self._spec, self._group = spec, group
@@ -61,11 +69,13 @@ class CommitProgress(beam.DoFn):
         element: tuple[Key, tuple[str, Any]],
         state: Any = beam.DoFn.StateParam(PROGRESS),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
+        end: Any = beam.DoFn.TimerParam(END),
     ) -> Iterator[dict[str, Any]]:
         key, (kind, value) = element
         progress: PartitionProgress = state.read() or PartitionProgress()
         if kind == "begin":
             progress.begin(value.start, value.end)
+            end.set(GlobalWindow().max_timestamp())
         else:
             self._spans_settled.inc(progress.settle(*value))
         now = time.time()
@@ -93,9 +103,28 @@ class CommitProgress(beam.DoFn):
             yield from self._commit(key, progress, offset, time.time(), flush)
             state.write(progress)
 
-    def _commit(
-        self, key: Key, progress: PartitionProgress, offset: int, now: float, flush: Any
+    @on_timer(END)
+    def on_end(
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        state: Any = beam.DoFn.StateParam(PROGRESS),
+        flush: Any = beam.DoFn.TimerParam(FLUSH),
     ) -> Iterator[dict[str, Any]]:
+        """Every reader ended: commit what is due now and leave no processing-time timer
+        set (none would fire). A commit the broker does not answer now is not retried:
+        those records are read again next run (the summary counts them not committed)."""
+        flush.clear()
+        progress: PartitionProgress | None = state.read()
+        offset = progress.due() if progress is not None else None
+        if progress is not None and offset is not None:
+            yield from self._commit(key, progress, offset, time.time(), None)
+            state.write(progress)
+
+    def _commit(
+        self, key: Key, progress: PartitionProgress, offset: int, now: float, flush: Any | None
+    ) -> Iterator[dict[str, Any]]:
+        """``flush``: the timer that retries a commit the broker did not answer (None: no
+        retry)."""
         topic, partition = key
         try:
             forward = commit_forward(self._spec, self._group, topic, partition, offset)
@@ -103,7 +132,7 @@ class CommitProgress(beam.DoFn):
             if not broker_away(exc):
                 raise
             # the broker is away (a restart?): the timer tries again, until the run halts
-            if not broker_failed(self._outage, "commit offsets", exc):
+            if not broker_failed(self._outage, "commit offsets", exc) and flush is not None:
                 flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
             return
         self._outage.recovered()

@@ -24,7 +24,8 @@ from transforms.beam.metrics import (
     halt,
     note_stop,
 )
-from transforms.beam.outstanding import Outstanding, Submitted, readers
+from transforms.beam.outstanding import Outstanding, Submitted
+from transforms.beam.run_handle import RunHandle
 from transforms.cache.open import answer_cache
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
@@ -223,11 +224,11 @@ class EnrichRecords(_JobDoFn):
     waits for its own calls at its end."""
 
     def __init__(
-        self, task: TaskSpec, run_id: str, follow: bool, reader_run: str | None = None
+        self, task: TaskSpec, run: RunHandle, follow: bool, reader_run: str | None = None
     ) -> None:
         super().__init__(task)
         self._shared = Shared()
-        self._run_id, self._follow, self._reader_run = run_id, follow, reader_run
+        self._run, self._follow, self._reader_run = run, follow, reader_run
         self._enriched = counter("enriched")
         self._calls = counter("llm_calls")
         self._reasks = counter("llm_reasks")
@@ -250,8 +251,9 @@ class EnrichRecords(_JobDoFn):
         self._cache = CacheCounts()
 
     def setup(self) -> None:
+        self._worker = self._run.acquire()
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job, self._follow), tag=self._run_id
+            lambda: EnrichService(self.job, self._follow), tag=self._run.run_id
         )
 
     def start_bundle(self) -> None:
@@ -269,6 +271,7 @@ class EnrichRecords(_JobDoFn):
         yield from self._emit(self._pending.take_done())
 
     def finish_bundle(self) -> Iterator[Any]:
+        readers = self._worker.readers
         if self._reader_run and readers.live(self._reader_run):  # a later bundle will come
             yield from self._emit(self._pending.take_done())
         else:

@@ -55,6 +55,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.enrich import EnrichRecords
 from transforms.beam.outstanding import Outstanding
+from transforms.beam.run_handle import RunHandle
 from transforms.core.config.task import TaskSpec
 from transforms.core.records import Parsed
 
@@ -130,14 +131,14 @@ class EnrichKeyed(EnrichRecords):
     POKE = TimerSpec("poke", TimeDomain.REAL_TIME)
     END = TimerSpec("end", TimeDomain.WATERMARK)
 
-    def __init__(self, task: TaskSpec, run_id: str, follow: bool) -> None:
-        super().__init__(task, run_id, follow)
-        self._worker_shared = Shared()
+    def __init__(self, task: TaskSpec, run: RunHandle, follow: bool) -> None:
+        super().__init__(task, run, follow)
+        self._calls_shared = Shared()
 
     def setup(self) -> None:
         super().setup()
-        self._worker: WorkerCalls = self._worker_shared.acquire(
-            WorkerCalls, tag=f"{self._run_id}/keyed"
+        self._worker_calls: WorkerCalls = self._calls_shared.acquire(
+            WorkerCalls, tag=f"{self._run.run_id}/keyed"
         )
         self._room = 2 * self.job.task.policy.max_in_flight
 
@@ -154,31 +155,33 @@ class EnrichKeyed(EnrichRecords):
     ) -> Iterator[Any]:
         _, parsed = element
         self._admitted = True
-        self._worker.add(self._service.submit(self._service.enrich(parsed)), timestamp, window)
+        self._worker_calls.add(
+            self._service.submit(self._service.enrich(parsed)), timestamp, window
+        )
         end.set(GlobalWindow().max_timestamp())  # every key that holds a poke has its end
-        yield from self._emit(self._worker.outstanding.take_done())
+        yield from self._emit(self._worker_calls.outstanding.take_done())
         self._keep_poked(poke)
 
     def finish_bundle(self) -> Iterator[Any]:
         if self._admitted:  # hold the runner's next records back until there is room
-            self._worker.wait_for_room(self._room)
-        yield from self._emit(self._worker.outstanding.take_done())
+            self._worker_calls.wait_for_room(self._room)
+        yield from self._emit(self._worker_calls.outstanding.take_done())
         self._report()
 
     @on_timer(POKE)
     def on_poke(self, poke: Any = beam.DoFn.TimerParam(POKE)) -> Iterator[Any]:
-        self._worker.poked()
-        yield from self._emit(self._worker.outstanding.take_done())
+        self._worker_calls.poked()
+        yield from self._emit(self._worker_calls.outstanding.take_done())
         self._keep_poked(poke)
 
     @on_timer(END)
     def on_end(self, poke: Any = beam.DoFn.TimerParam(POKE)) -> Iterator[Any]:
         """This subtask's input has ended: every call outstanding in this process, each as
         it completes (those that other subtasks submit later are theirs to emit)."""
-        yield from self._emit(self._worker.outstanding.take_all())
+        yield from self._emit(self._worker_calls.outstanding.take_all())
         poke.clear()
-        self._worker.poked()
+        self._worker_calls.poked()
 
     def _keep_poked(self, poke: Any) -> None:
-        if self._worker.claim_poke():
+        if self._worker_calls.claim_poke():
             poke.set(Timestamp.now() + Duration(seconds=POKE_S))

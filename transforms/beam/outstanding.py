@@ -8,7 +8,8 @@ Where the readers and the processing steps run fused in one process (Prism's LOO
 workers: one bundle, on one thread, from the reader's fetch to the write), a bundle may
 instead leave its unfinished calls in the process's ``Outstanding``, for later bundles to
 emit as they complete, as long as a later bundle is sure to come: some reader of the run
-is still reading or will be resumed (``Readers``). The last reader to end waits for
+is still reading or will be resumed (``Readers``: one per worker process and run, in the
+run's ``transforms.beam.run_handle.WorkerRun``). The last reader to end waits for
 everything outstanding, so nothing is left behind when the run ends. Elsewhere (a
 Reshuffle before the step, remote runners, worker pools) a bundle only ever waits for its
 own calls: a runner may retry a bundle, and must never lose a result another bundle took.
@@ -26,7 +27,7 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Outstanding", "Readers", "Submitted", "readers"]
+__all__ = ["Outstanding", "Readers", "Submitted"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,3 @@ class Readers:
         """Some reader of ``run`` will run again: a bundle may leave calls behind."""
         with self._lock:
             return run in self._live
-
-
-readers = Readers()

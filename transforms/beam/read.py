@@ -27,7 +27,7 @@ from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.utils.timestamp import Duration
 
 from transforms.beam.metrics import broker_failed, counter, halt
-from transforms.beam.outstanding import readers
+from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
 from transforms.core.run import control
@@ -81,14 +81,15 @@ class _Ranges(RestrictionProvider):
 class ReadPartitions(beam.DoFn):
     """PartitionRange in, KafkaRecords out; ``gaps``: ``Settled`` spans the consumer
     skipped with no record in them (transaction markers at the end of what was read).
-    ``reader_run``: tell ``transforms.beam.outstanding.readers`` which readers of this
-    run are live (the processing steps are fused after the reader, in this process).
+    ``reader_run``: tell the run's ``Readers`` (``run``) which readers of this run are
+    live (the processing steps are fused after the reader, in this process).
     ``settle``: begin each partition and settle gaps in the run's ``Settlement`` instead
     of emitting them (``transforms.beam.settle``)."""
 
     def __init__(
         self,
         spec: KafkaSpec,
+        run: RunHandle,
         counter_name: str,
         slice_records: int,
         max_backlog: int | None,
@@ -97,9 +98,10 @@ class ReadPartitions(beam.DoFn):
     ) -> None:
         self._spec, self._slice_records, self._max_backlog = spec, slice_records, max_backlog
         self._read = counter(counter_name)
-        self._reader_run, self._settle = reader_run, settle
+        self._run, self._reader_run, self._settle = run, reader_run, settle
 
     def setup(self) -> None:
+        self._worker = self._run.acquire()
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
         self._outage = Outage(KAFKA_OUTAGE_S)
 
@@ -115,6 +117,7 @@ class ReadPartitions(beam.DoFn):
         if run is None:
             yield from self._read_slice(part, tracker)
             return
+        readers = self._worker.readers
         readers.reading(run, part.key)  # for the steps fused after the reader
         deferred = False
         try:
@@ -281,6 +284,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
         spec: KafkaSpec,
         topic: str,
         group: str | None,
+        run: RunHandle,
         *,
         follow: bool = False,
         limit: int | None = None,
@@ -291,7 +295,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
         settle: SettleHandle | None = None,
     ) -> None:
         super().__init__()
-        self._spec, self._topic, self._group = spec, topic, group
+        self._spec, self._topic, self._group, self._run = spec, topic, group, run
         self._follow, self._limit, self._counter_name = follow, limit, counter_name
         self._slice_records, self._max_backlog = slice_records, max_backlog
         self._reader_run, self._settle = reader_run, settle
@@ -309,6 +313,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
         read = ranges | "ReadPartitions" >> beam.ParDo(
             ReadPartitions(
                 self._spec,
+                self._run,
                 self._counter_name,
                 self._slice_records,
                 self._max_backlog,

@@ -4,7 +4,6 @@ offsets only after the writes."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import apache_beam as beam
@@ -27,6 +26,7 @@ from transforms.beam.replay import (
     by_source,
     source_coordinates,
 )
+from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle
 from transforms.beam.write import FAILED, WriteEnvelopes
 from transforms.core.config.task import TaskSpec
@@ -57,13 +57,14 @@ class ProcessRecords(beam.PTransform[Any, Any]):
     def __init__(
         self,
         task: TaskSpec,
+        run: RunHandle,
         follow: bool = False,
         reader_run: str | None = None,
         settle: SettleHandle | None = None,
         keyed: bool = False,
     ) -> None:
         super().__init__()
-        self._task, self._follow, self._reader_run = task, follow, reader_run
+        self._task, self._run, self._follow, self._reader_run = task, run, follow, reader_run
         self._settle, self._keyed = settle, keyed
 
     def expand(self, records: Any) -> dict[str, Any]:
@@ -71,15 +72,12 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
             DEAD, main="ok"
         )
-        run_id = uuid.uuid4().hex
         if self._keyed:  # calls outlive their bundle (transforms.beam.keyed_enrich)
-            enrich: beam.DoFn = EnrichKeyed(task, run_id, self._follow)
+            enrich: beam.DoFn = EnrichKeyed(task, self._run, self._follow)
             to_enrich = decoded.ok | "Slot" >> beam.Map(slot_of)
         else:
-            enrich, to_enrich = (
-                EnrichRecords(task, run_id, self._follow, self._reader_run),
-                decoded.ok,
-            )
+            enrich = EnrichRecords(task, self._run, self._follow, self._reader_run)
+            to_enrich = decoded.ok
         enriched = to_enrich | "Enrich" >> beam.ParDo(enrich).with_outputs(DEAD, main="ok")
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
             DEAD, main="ok"
@@ -88,6 +86,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             WriteEnvelopes(
                 kafka,
                 kafka.output_topic,
+                self._run,
                 kind="output",
                 failures_to_dead_letter=True,
                 settle=self._settle,
@@ -108,6 +107,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
                 WriteEnvelopes(
                     kafka,
                     kafka.dead_letter_topic,
+                    self._run,
                     kind="dead_letter",
                     failures_to_dead_letter=False,
                     settle=self._settle,
@@ -133,7 +133,8 @@ class EnrichStage(beam.PTransform[Any, Any]):
     commits them as acknowledgements arrive (``transforms.beam.settle``); otherwise a
     stateful step commits the settled coordinates (``transforms.beam.commit``).
     Returns every intermediate PCollection by name, so tests can assert on them: records,
-    enriched, dead, settled, and (unless fused) commits."""
+    enriched, dead, settled, and (unless fused) commits. ``run``: what each worker process
+    keeps for the run (``transforms.beam.run_handle``)."""
 
     def __init__(
         self,
@@ -149,15 +150,17 @@ class EnrichStage(beam.PTransform[Any, Any]):
         self._task, self._follow, self._one_process = task, follow, one_process
         self._fused, self._workers = fused and one_process and workers == 1, workers
         self._keyed = keyed and not one_process and workers == 1
+        self.run = RunHandle()
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        reader_run = uuid.uuid4().hex if self._fused else None
+        reader_run = self.run.run_id if self._fused else None
         settle = SettleHandle(kafka, task.consumer_group, reader_run) if reader_run else None
         read = pbegin | "Read" >> ReadTopic(
             kafka,
             kafka.input_topic,
             task.consumer_group,
+            self.run,
             follow=self._follow,
             slice_records=2 * task.policy.max_in_flight,  # a bundle: twice the window
             # readers and enrichment in one process: readers wait for enrichment
@@ -176,7 +179,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
             if not self._one_process and not self._keyed:  # spread over every worker
                 records = records | "Spread" >> beam.Reshuffle()
             processed = records | "Process" >> ProcessRecords(
-                task, self._follow, reader_run, settle, keyed=self._keyed
+                task, self.run, self._follow, reader_run, settle, keyed=self._keyed
             )
         if settle is not None:  # settled and committed where the writes are acknowledged
             return {"records": read["records"], **processed}
@@ -193,7 +196,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         shares = records | "Deal" >> beam.Partition(deal, self._workers)
         branches = []
         for index in range(self._workers):
-            process: beam.PTransform[Any, Any] = ProcessRecords(self._task, self._follow)
+            process: beam.PTransform[Any, Any] = ProcessRecords(self._task, self.run, self._follow)
             if index:  # the first stays in the default environment, with the readers
                 process = process.with_resource_hints(**{WORKER_HINT: str(index)})
             branches.append(shares[index] | f"Process{index}" >> process)
@@ -211,15 +214,16 @@ class ReplayStage(beam.PTransform[Any, Any]):
     def __init__(self, task: TaskSpec, selection: ReplayFilter, limit: int | None) -> None:
         super().__init__()
         self._task, self._selection, self._limit = task, selection, limit
+        self.run = RunHandle()
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         group = replay_group(task)
         drained = pbegin | "DrainDeadLetters" >> ReadTopic(
-            kafka, kafka.dead_letter_topic, group, limit=self._limit
+            kafka, kafka.dead_letter_topic, group, self.run, limit=self._limit
         )
         outputs = pbegin | "DrainOutputs" >> ReadTopic(
-            kafka, kafka.output_topic, None, counter_name="replay.outputs_scanned"
+            kafka, kafka.output_topic, None, self.run, counter_name="replay.outputs_scanned"
         )
         already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
             source_coordinates
@@ -233,7 +237,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
             | "GroupBySource" >> beam.GroupByKey()
             | "OnePerSource" >> beam.ParDo(OnePerSource()).with_outputs(SKIPPED, main="replay")
         )
-        processed = unique.replay | "Process" >> ProcessRecords(task)
+        processed = unique.replay | "Process" >> ProcessRecords(task, self.run)
         settled = (
             processed["settled"],
             selected[SKIPPED],

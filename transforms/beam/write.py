@@ -20,7 +20,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.beam.failures import log_failure
 from transforms.beam.metrics import LaterCounts, counter, dead_letter_counter, halt
-from transforms.beam.outstanding import readers
+from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
 from transforms.core.errors import WriteError
@@ -43,18 +43,20 @@ class WriteEnvelopes(beam.DoFn):
         self,
         spec: KafkaSpec,
         topic: str,
+        run: RunHandle,
         *,
         kind: str,
         failures_to_dead_letter: bool,
         settle: SettleHandle | None = None,
         reader_run: str | None = None,
     ):
-        self._spec, self._topic, self._kind = spec, topic, kind
+        self._spec, self._topic, self._kind, self._run = spec, topic, kind, run
         self._failures_to_dead_letter = failures_to_dead_letter
         self._settle, self._reader_run = settle, reader_run
         self._refused = counter(f"write_refused.{kind}")
 
     def setup(self) -> None:
+        self._worker = self._run.acquire()
         self._producer = producer(self._spec)
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
         self._acked = LaterCounts()  # counted on the producer's thread, as each ack comes
@@ -89,7 +91,7 @@ class WriteEnvelopes(beam.DoFn):
             if failure is not None:
                 yield beam.pvalue.TaggedOutput(FAILED, WindowedValue(failure, timestamp, (window,)))
         if self._settlement is not None:
-            if self._reader_run is None or not readers.live(self._reader_run):
+            if self._reader_run is None or not self._worker.readers.live(self._reader_run):
                 self._settlement.loop.commit_all()  # the run's last bundles: commit it all
             self._settlement.report()
         self._acked.report()
