@@ -17,8 +17,13 @@ Each run reads a fresh input topic. For each it prints:
 - ratios against Prism.
 
     deploy/kafka.sh start && deploy/flink.sh start
-    .venv/bin/python -m tests.bench.flink_scaling [--instant 200] [--slow 100 --latency 1]
-        [--in-flight 16] [--parallelism 1 2 4]
+    .venv/bin/python -m tests.bench.flink_scaling [--instant 200] [--slow 300 --latency 1]
+        [--tail 300 --tail-latency 0.5 8] [--in-flight 16] [--parallelism 1 2 4]
+        [--waiting 2 4]
+
+``--waiting``: with the slow and the heavy-tailed server, also run at those parallelisms the
+way the stage ran on Flink before calls outlived their bundle (records reshuffled, each
+bundle of the enrich step waiting for its own calls): the window's occupancy before/after.
 
 Not a test: it takes minutes, and its numbers depend on the machine's load.
 """
@@ -31,9 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apache_beam as beam
+
 from pipelines.enrich_pipeline import build_pipeline
 from pipelines.execute import execute
-from pipelines.runner import flink_workers
+from pipelines.runner import flink_workers, pipeline_options
 from tests.bench.concurrency import (
     bench_job,
     pipeline_run,
@@ -43,6 +50,7 @@ from tests.bench.concurrency import (
     start_server,
 )
 from tests.bench.cpu import cpu_seconds
+from transforms.beam.stage import EnrichStage
 
 ROLES = ("taskmanager1", "taskmanager2", "jobserver", "jobmanager")
 
@@ -127,12 +135,25 @@ def mean_in_flight(stats: dict[str, Any]) -> float:
     return area / (high - low) if high > low else 0.0
 
 
-def flink_run(job: Any, parallelism: int) -> dict[str, Any]:
+def _waiting_pipeline(task: Any, args: list[str]) -> Any:
+    """The pipeline as before calls outlived their bundle on Flink: records reshuffled over
+    the workers, each bundle of the enrich step waiting for its own calls, Flink's default
+    bundles."""
+    pipeline = beam.Pipeline(options=pipeline_options(args, streaming=True))
+    _ = pipeline | f"Enrich[{task.name}]" >> EnrichStage(task, keyed=False)
+    return pipeline
+
+
+def flink_run(job: Any, parallelism: int, waiting: bool = False) -> dict[str, Any]:
     pids = _pids()
     before = _cluster_cpu(pids)
     launcher = time.process_time()
     with flink_workers([f"--parallelism={parallelism}"]) as args:
-        pipeline, _ = build_pipeline(job.task, [*args, f"--parallelism={parallelism}"])
+        args = [*args, f"--parallelism={parallelism}"]
+        if waiting:
+            pipeline = _waiting_pipeline(job.task, args)
+        else:
+            pipeline, _ = build_pipeline(job.task, args)
         summary = execute(pipeline)
     launcher = time.process_time() - launcher
     after = _cluster_cpu(pids)
@@ -151,11 +172,20 @@ def flink_run(job: Any, parallelism: int) -> dict[str, Any]:
     }
 
 
-def measure(records: int, latency: float, in_flight: int, parallelisms: list[int]) -> None:
-    server, base_url = start_server(latency, None)
+def measure(
+    records: int,
+    latency: float,
+    tail_p99: float | None,
+    in_flight: int,
+    parallelisms: list[int],
+    waiting: list[int],
+) -> None:
+    server, base_url = start_server(latency, tail_p99)
     try:
         rows: list[tuple[str, dict[str, Any]]] = []
-        for name in ["prism", *(f"flink p{p}" for p in parallelisms)]:
+        names = ["prism", *(f"flink p{p}" for p in parallelisms)]
+        names += [f"flink p{p}, bundles wait" for p in waiting]
+        for name in names:
             job = bench_job(base_url, in_flight, "127.0.0.1:19092")
             produce_records(job.task.kafka, records)
             server_stats(base_url, reset=True)
@@ -163,13 +193,19 @@ def measure(records: int, latency: float, in_flight: int, parallelisms: list[int
                 result = pipeline_run(job, profile=False)
                 result["cpu_total_ms"] = result["cpu_ms"] + result["prism_ms"]
             else:
-                result = flink_run(job, int(name.removeprefix("flink p")))
+                parallelism = int(name.removeprefix("flink p").split(",")[0])
+                result = flink_run(job, parallelism, waiting=name.endswith("wait"))
                 result["cpu_total_ms"] = result["cluster_ms"]
             result.update(seen_by_server(base_url))
             result["mean_in_flight"] = mean_in_flight(server_stats(base_url))
             rows.append((name, result))
             print(f"  {name}: {_line(result)}", flush=True)
-        _table(records, latency, in_flight, rows)
+        latencies = (
+            f"log-normal, median {latency:g} s, p99 {tail_p99:g} s"
+            if tail_p99
+            else (f"{latency:g} s")
+        )
+        _table(records, latencies, in_flight, rows)
     finally:
         server.terminate()
         server.wait()
@@ -180,11 +216,11 @@ def _line(r: dict[str, Any]) -> str:
 
 
 def _table(
-    records: int, latency: float, in_flight: int, rows: list[tuple[str, dict[str, Any]]]
+    records: int, latency: str, in_flight: int, rows: list[tuple[str, dict[str, Any]]]
 ) -> None:
     base = rows[0][1]
     print(
-        f"\n{records} records, latency {latency:g} s, max_in_flight {in_flight} per worker\n"
+        f"\n{records} records, latency {latency}, max_in_flight {in_flight} per worker\n"
         "| runner | records/s (steady) | vs Prism | CPU ms/record | vs Prism | window "
         "(mean in flight, peak) | wall s |\n|---|---|---|---|---|---|---|"
     )
@@ -206,15 +242,35 @@ def _table(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instant", type=int, default=200, help="records, instant server")
-    parser.add_argument("--slow", type=int, default=100, help="records, slow server")
+    parser.add_argument("--slow", type=int, default=300, help="records, slow server")
     parser.add_argument("--latency", type=float, default=1.0, help="the slow server's latency")
+    parser.add_argument("--tail", type=int, default=300, help="records, heavy-tailed server")
+    parser.add_argument(
+        "--tail-latency",
+        type=float,
+        nargs=2,
+        default=[0.5, 8.0],
+        metavar=("MEDIAN", "P99"),
+        help="the heavy-tailed server's log-normal latency",
+    )
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--waiting",
+        type=int,
+        nargs="*",
+        default=[2, 4],
+        help="with a slow server, also run at these parallelisms as before calls outlived "
+        "their bundle (each bundle waits for its own calls)",
+    )
     args = parser.parse_args()
     if args.instant:
-        measure(args.instant, 0.0, args.in_flight, args.parallelism)
+        measure(args.instant, 0.0, None, args.in_flight, args.parallelism, [])
     if args.slow:
-        measure(args.slow, args.latency, args.in_flight, args.parallelism)
+        measure(args.slow, args.latency, None, args.in_flight, args.parallelism, args.waiting)
+    if args.tail:
+        median, p99 = args.tail_latency
+        measure(args.tail, median, p99, args.in_flight, args.parallelism, args.waiting)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         )
         if self._keyed:  # calls outlive their bundle (transforms.beam.keyed_enrich)
             enrich: beam.DoFn = EnrichKeyed(task, self._run, self._follow)
-            to_enrich = decoded.ok | "Slot" >> beam.Map(slot_of)
+            to_enrich = decoded.ok | "Slot" >> beam.Map(slot_of).with_output_types(
+                beam.typehints.Tuple[int, Any]  # an int key: a deterministic coder
+            )
         else:
             enrich = EnrichRecords(task, self._run, self._follow, self._reader_run)
             to_enrich = decoded.ok
