@@ -365,30 +365,31 @@ def _fault_job(make_task: MakeTask, fault_server: Any) -> tuple[Job, Any]:
 
 
 @pytest.mark.timeout(600)
-def test_a_taskmanager_killed_mid_drain_loses_nothing_and_repeats_a_bounded_few(
-    flink_cluster: None, make_task: MakeTask, fault_server: Any
+@pytest.mark.parametrize(
+    ("victim", "cause"),
+    [
+        ("taskmanager2", "the Flink job failed: a Flink TaskManager was lost"),
+        ("jobserver", "lost Beam's job server at"),
+    ],
+)
+def test_a_cluster_process_killed_mid_drain_loses_nothing_and_repeats_a_bounded_few(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any, victim: str, cause: str
 ) -> None:
+    """The launcher exits 3 with the cause, leaving nothing running (a dead TaskManager's
+    SDK workers stop on their own; a job whose job server died is cancelled through Flink's
+    REST API); ``deploy/flink.sh start`` restores the cluster and a rerun settles the rest."""
     job, server = _fault_job(make_task, fault_server)
-    done, workers = _kill_mid_drain(job, "taskmanager2", FAULT_RECORDS // 2)
+    done, workers = _kill_mid_drain(job, victim, FAULT_RECORDS // 2)
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "stopped: systemic: the Flink job failed: a Flink TaskManager was lost" in done.stderr
-    assert workers, "the TaskManager had no SDK worker to kill"
-    deadline = time.monotonic() + 15  # its workers stop on their own (pipelines.runner)
-    while any(map(_alive, workers)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(map(_alive, workers)), "SDK workers outlived their TaskManager"
-    _rerun_and_account(job, server, _count(job, job.task.kafka.output_topic))
-
-
-@pytest.mark.timeout(600)
-def test_the_job_server_killed_mid_drain_stops_the_launcher_and_its_job(
-    flink_cluster: None, make_task: MakeTask, fault_server: Any
-) -> None:
-    job, server = _fault_job(make_task, fault_server)
-    done, _ = _kill_mid_drain(job, "jobserver", FAULT_RECORDS // 2)
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert "stopped: systemic: lost Beam's job server at" in done.stderr
-    cancelled = re.search(r"cancelled the Flink job (\S+) ", done.stderr)
-    assert cancelled, done.stderr  # the job went on running on Flink: the launcher ended it
-    assert set(jobs_named(cancelled[1]).values()) == {"CANCELED"}
+    assert f"stopped: systemic: {cause}" in done.stderr
+    if victim == "jobserver":  # the job went on running on Flink: the launcher ended it
+        cancelled = re.search(r"cancelled the Flink job (\S+) ", done.stderr)
+        assert cancelled, done.stderr
+        assert set(jobs_named(cancelled[1]).values()) == {"CANCELED"}
+    else:
+        assert workers, "the TaskManager had no SDK worker to kill"
+        deadline = time.monotonic() + 15
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, workers)), "SDK workers outlived their TaskManager"
     _rerun_and_account(job, server, _count(job, job.task.kafka.output_topic))
