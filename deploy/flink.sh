@@ -11,11 +11,15 @@
 # server is Beam's with an invoker that ships no jars with a job (deploy/flink/
 # StageNothingJobServer.java, compiled at install): a job no longer uploads 152 MB.
 #
-#   deploy/flink.sh install|start|stop|status|path
+#   deploy/flink.sh install|start|stop|status|path|jobs|cancel ID
 #
 # `start` also fills in what is missing from a running cluster (a TaskManager or the job
 # server that died: the others keep running; a dead JobManager restarts everything).
-# `path` prints the boot program's location. Ports (env): LLM_ENRICH_FLINK_REST_PORT (18091,
+# `path` prints the boot program's location. `jobs` lists the jobs that have not ended (id,
+# state, minutes, name: `llm-enrich run --runner flink` names its jobs llm-enrich:run:<task>:<run>,
+# and says whether the run's launcher is alive); `cancel ID` cancels one through the REST API
+# and waits up to 60 s for it to end (see pipelines/flink_jobs.py for how a run finds and
+# cancels the jobs of its task that a killed launcher left behind). Ports (env): LLM_ENRICH_FLINK_REST_PORT (18091,
 # Flink's REST API and web UI), LLM_ENRICH_FLINK_JOB_PORT (18099, Beam's job service: what
 # --job_endpoint points at), LLM_ENRICH_FLINK_ARTIFACT_PORT (18098, Beam's artifact service),
 # LLM_ENRICH_FLINK_RPC_PORT (18093, the JobManager's RPC), LLM_ENRICH_FLINK_BLOB_PORT (18094).
@@ -355,6 +359,43 @@ running_any() {
   return 1
 }
 
+jobs() {  # the jobs that have not ended, with their launcher's state for ours
+  local answer
+  answer=$(curl -sf --max-time 5 "http://127.0.0.1:$REST_PORT/jobs/overview") ||
+    { echo "flink: no REST API at 127.0.0.1:$REST_PORT" >&2; exit 1; }
+  RUNS=$STATE/runs "$PYTHON" -c '
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from pipelines.flink_jobs import launcher_gone
+jobs = [j for j in json.load(sys.stdin)["jobs"] if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]
+for j in jobs:
+    parts = j["name"].split(":")
+    note = ""
+    if len(parts) == 4 and parts[0] == "llm-enrich":
+        folder = Path(os.environ["RUNS"]) / parts[3]
+        note = ("  (launcher: " + (launcher_gone(folder) or "alive") + ")") if folder.is_dir() else "  (not started from here)"
+    minutes = (time.time() * 1000 - j["start-time"]) / 60000
+    print("%s  %-10s %6.1f min  %s%s" % (j["jid"], j["state"], minutes, j["name"], note))
+if not jobs:
+    print("no running jobs")
+' "$REPO" <<<"$answer"
+}
+
+cancel() {  # $1: a job id
+  [[ -n ${1:-} ]] || { echo "usage: $0 cancel JOB_ID (deploy/flink.sh jobs lists them)" >&2; exit 2; }
+  curl -sf --max-time 5 -X PATCH "http://127.0.0.1:$REST_PORT/jobs/$1?mode=cancel" >/dev/null ||
+    { echo "flink: could not cancel $1 (no such job, or no REST API at 127.0.0.1:$REST_PORT)" >&2; exit 1; }
+  local state="" _
+  for _ in $(seq 120); do
+    state=$(curl -sf --max-time 2 "http://127.0.0.1:$REST_PORT/jobs/$1" | sed -n 's/.*"state":"\([A-Z]*\)".*/\1/p' | head -1)
+    [[ $state == CANCELED || $state == FINISHED || $state == FAILED ]] && { echo "$1: $state"; return; }
+    sleep 0.5
+  done
+  echo "$1 still ${state:-unknown} after 60 s: restart the cluster (deploy/flink.sh stop; deploy/flink.sh start)" >&2
+  exit 1
+}
+
 status() {
   if running && ready 10; then
     echo "running: REST http://127.0.0.1:$REST_PORT ($(taskmanagers) TaskManagers), job server 127.0.0.1:$JOB_PORT"
@@ -365,7 +406,8 @@ status() {
 }
 
 case ${1:-} in
-  install | start | stop | status) "$1" ;;
+  install | start | stop | status | jobs) "$1" ;;
+  cancel) cancel "${2:-}" ;;
   path) echo "$BOOT" ;;
-  *) echo "usage: $0 install|start|stop|status|path" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|status|path|jobs|cancel ID" >&2; exit 2 ;;
 esac

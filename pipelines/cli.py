@@ -21,7 +21,7 @@ import click
 from pipelines import exit_codes
 from transforms.core.config.cache import CacheSpec
 from transforms.core.config.job import Job, compile_job
-from transforms.core.config.task import load_task
+from transforms.core.config.task import load_task, with_records_per_call
 from transforms.core.errors import TaskConfigError
 from transforms.core.run.replay import ReplayFilter
 
@@ -47,14 +47,18 @@ def _execute(
     beam_args: tuple[str, ...],
     progress_every_s: float | None,
     workers: int = 1,
-    flink: bool = False,
+    flink: str | None = None,
 ) -> Any:
     """Run a pipeline on our own Prism job server, unless the user chose a runner; with
-    ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``,
-    on the local Flink cluster (``pipelines.runner.flink_workers``). ``build(endpoint,
-    pool, extra_args)`` builds the pipeline; ``extra_args`` go before the user's."""
+    ``workers`` > 1, its SDK workers are processes of a local worker pool; with ``flink``
+    (the job's family, ``pipelines.flink_jobs.job_family``), on the local Flink cluster
+    (``pipelines.runner.flink_workers``), after cancelling the family's jobs whose launcher
+    is gone.
+    ``build(endpoint, pool, extra_args)`` builds the pipeline; ``extra_args`` go before the
+    user's."""
     from pipelines.execute import execute
-    from pipelines.flink_cluster import cluster_fault
+    from pipelines.flink_faults import cluster_fault
+    from pipelines.flink_jobs import LiveCounts, OrphanError, clear_orphans
     from pipelines.runner import (
         FlinkNotReady,
         PrismNotInstalled,
@@ -67,11 +71,14 @@ def _execute(
     _quiet_job_message_stream()
     try:
         if flink:
-            with flink_workers(beam_args) as flink_args:
+            with flink_workers(beam_args, flink) as flink_args:
+                clear_orphans(flink, lambda line: click.echo(f"llm-enrich: {line}", err=True))
+                pipeline = build(None, None, flink_args)[0]
                 return execute(
-                    build(None, None, flink_args)[0],
+                    pipeline,
                     stop_on_signals=True,
                     progress_every_s=progress_every_s,
+                    live_counts=LiveCounts(_job_name(pipeline)),
                 )
         if any(arg.startswith("--runner") for arg in beam_args):
             return execute(
@@ -85,7 +92,7 @@ def _execute(
                     stop_on_signals=True,
                     progress_every_s=progress_every_s,
                 )
-    except (PrismNotInstalled, FlinkNotReady) as exc:
+    except (PrismNotInstalled, FlinkNotReady, OrphanError) as exc:
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
         log.debug("pipeline failed", exc_info=True)
@@ -116,9 +123,15 @@ def _quiet_job_message_stream() -> None:
     threading.excepthook = hook
 
 
-def _job(task_path: str, no_cache: bool = False) -> Job:
+def _job_name(pipeline: Any) -> str:
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return str(pipeline.options.view_as(GoogleCloudOptions).job_name)
+
+
+def _job(task_path: str, no_cache: bool = False, calibrating: bool = False) -> Job:
     try:
-        task = load_task(task_path)
+        task = load_task(task_path, calibrating=calibrating)
         if no_cache:
             task = task.model_copy(update={"cache": CacheSpec(backend="off")})
         return compile_job(task)
@@ -167,6 +180,24 @@ REPORT = click.option(
 )
 
 
+RUNNER = click.option(
+    "--runner",
+    metavar="NAME",
+    help="Where the pipeline runs. prism (the default): a Prism job server of its own. "
+    "flink: the local Flink cluster started by deploy/flink.sh (Beam's job server on "
+    "127.0.0.1:$LLM_ENRICH_FLINK_JOB_PORT, default 18099; Python workers on the "
+    "TaskManagers). Any other name goes to Beam as --runner=NAME.",
+)
+
+
+def _runner(runner: str | None, beam_args: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """``--runner``: whether it is the local Flink cluster; else the Beam arguments with it."""
+    flink = (runner or "").lower() == "flink"
+    if runner and not flink and runner.lower() != "prism":
+        beam_args = (f"--runner={runner}", *beam_args)
+    return flink, beam_args
+
+
 NO_CACHE = click.option(
     "--no-cache",
     is_flag=True,
@@ -198,14 +229,7 @@ def main(verbose: bool) -> None:
     help="Local worker processes (Prism only): records are dealt over this many Python "
     "processes, for more than one core. 1: everything runs in this process.",
 )
-@click.option(
-    "--runner",
-    metavar="NAME",
-    help="Where the pipeline runs. prism (the default): a Prism job server of its own. "
-    "flink: the local Flink cluster started by deploy/flink.sh (Beam's job server on "
-    "127.0.0.1:$LLM_ENRICH_FLINK_JOB_PORT, default 18099; Python workers on the "
-    "TaskManagers). Any other name goes to Beam as --runner=NAME.",
-)
+@RUNNER
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -239,10 +263,9 @@ def run(
         )
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_pipeline  # Beam import is slow: after checks
+    from pipelines.flink_jobs import job_family
 
-    flink = (runner or "").lower() == "flink"
-    if runner and not flink and runner.lower() != "prism":
-        beam_args = (f"--runner={runner}", *beam_args)
+    flink, beam_args = _runner(runner, beam_args)
     if workers > 1 and (flink or any(arg.startswith("--runner") for arg in beam_args)):
         _fail("--workers is for the local runner (Prism); a runner's own options set its workers")
     report = _report_start(job, report_path)
@@ -258,7 +281,7 @@ def run(
         beam_args,
         None if no_progress else progress_every,
         workers,
-        flink,
+        job_family("run", job.name) if flink else None,
     )
     click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
     for line in summary.lines():
@@ -280,6 +303,7 @@ def run(
 @click.option("--max-replays", type=int, help="Skip dead letters replayed this often already.")
 @click.option("--limit", type=int, help="Read at most this many dead letters.")
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@RUNNER
 @NO_CACHE
 @_progress_options
 @REPORT
@@ -293,6 +317,7 @@ def replay(
     max_replays: int | None,
     limit: int | None,
     dry_run: bool,
+    runner: str | None,
     no_cache: bool,
     progress_every: float,
     no_progress: bool,
@@ -321,14 +346,26 @@ def replay(
         return
     _launch_checks(job)
     from pipelines.enrich_pipeline import build_replay_pipeline
+    from pipelines.flink_jobs import job_family
 
+    flink, beam_args = _runner(runner, beam_args)
+    if flink and not any(a.startswith("--parallelism") for a in beam_args):
+        from pipelines.runner import FLINK_REPLAY_ARGS
+
+        beam_args = (*FLINK_REPLAY_ARGS, *beam_args)
     report = _report_start(job, report_path)
     summary = _execute(
-        lambda endpoint, _pool: build_replay_pipeline(
-            job.task, selection, limit, beam_args, job_endpoint=endpoint
+        lambda endpoint, _pool, extra=(): build_replay_pipeline(
+            job.task,
+            selection,
+            limit,
+            (*extra, *beam_args),
+            job_endpoint=endpoint,
+            streaming=flink,
         ),
         beam_args,
         None if no_progress else progress_every,
+        flink=job_family("replay", job.name) if flink else None,
     )
     click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
     for line in summary.replay_lines():
@@ -380,6 +417,35 @@ def _utc_millis(moment: datetime | None) -> int | None:
 @click.option(
     "--baseline", type=click.Path(dir_okay=False), help="An earlier --json result to compare."
 )
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Choose the cascade's thresholds on part of the golden set, report on the rest.",
+)
+@click.option(
+    "--target-within",
+    type=click.FloatRange(0, 1),
+    default=0.02,
+    show_default=True,
+    help="--calibrate: the cascade's overall score may fall this far below the last step's.",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="--calibrate: the share of the golden set held back to report on.",
+)
+@click.option(
+    "--thresholds-out",
+    type=click.Path(dir_okay=False),
+    help="--calibrate: write the thresholds here (default: the task's cascade.thresholds).",
+)
+@click.option(
+    "--records-per-call",
+    type=click.IntRange(1, 256),
+    help="Ask this many records per call instead of the task's prompt.records_per_call.",
+)
 def eval_(
     task_path: str,
     golden: str,
@@ -388,19 +454,33 @@ def eval_(
     report_path: str | None,
     json_path: str | None,
     baseline: str | None,
+    calibrate: bool,
+    target_within: float,
+    holdout: float,
+    thresholds_out: str | None,
+    records_per_call: int | None,
 ) -> None:
     """Score the task's prompt, validation and repair on a golden set, per provider.
 
     Exit 0 when every evaluated provider meets eval.min_scores, 1 when one misses a
     threshold, 2 for a bad task, golden set, baseline or option, 3 when a provider fails
     for a reason that is not the records' (unreachable, bad credentials, no such model).
+
+    With --calibrate: ask each cascade step every golden record, choose per step the
+    confidence threshold that keeps the overall score within --target-within of the last
+    step's at the lowest cost (on the records not held back), print the cost/quality table
+    of both parts and write the thresholds file. Exit 0, or 2/3 as above.
     """
     from pipelines.eval_files import load_baseline, load_cases, write_outputs
     from pipelines.eval_table import result_lines
     from pipelines.evaluate import EvalSystemic, chosen_providers, evaluate
 
+    if calibrate:
+        _calibrate(task_path, golden, limit, json_path, target_within, holdout, thresholds_out)
     job = _job(task_path, no_cache=True)
     try:
+        if records_per_call is not None:
+            job = compile_job(with_records_per_call(job.task, records_per_call))
         chosen = chosen_providers(job, providers)
         cases = load_cases(job, golden, limit)
         before = load_baseline(baseline) if baseline else None
@@ -414,6 +494,42 @@ def eval_(
     for line in result_lines(result):
         click.echo(line)
     sys.exit(exit_codes.OK if result["passed"] else exit_codes.UNSETTLED)
+
+
+def _calibrate(
+    task_path: str,
+    golden: str,
+    limit: int | None,
+    json_path: str | None,
+    target_within: float,
+    holdout: float,
+    thresholds_out: str | None,
+) -> NoReturn:
+    """``eval --calibrate``: see ``pipelines.calibrate``."""
+    from pipelines.calibrate import calibrate, thresholds_path, write_thresholds
+    from pipelines.calibrate_table import calibration_lines
+    from pipelines.eval_files import load_cases
+    from pipelines.evaluate import EvalSystemic
+
+    job = _job(task_path, no_cache=True, calibrating=True)
+    try:
+        out = thresholds_path(job, thresholds_out)
+        cases = load_cases(job, golden, limit)
+        result = calibrate(job, cases, golden, target_within=target_within, holdout=holdout)
+    except (TaskConfigError, ValueError) as exc:
+        _fail(str(exc))
+    except EvalSystemic as exc:
+        _fail(str(exc), exit_codes.SYSTEMIC)
+    try:
+        write_thresholds(result, out)
+        if json_path:
+            Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        _fail(f"cannot write the thresholds: {exc}")
+    for line in calibration_lines(result):
+        click.echo(line)
+    click.echo(f"thresholds: {out}")
+    sys.exit(exit_codes.OK)
 
 
 @main.command()

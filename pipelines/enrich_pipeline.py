@@ -52,7 +52,10 @@ def build_replay_pipeline(
     beam_args: Sequence[str] = (),
     *,
     job_endpoint: str | None = None,
+    streaming: bool = False,
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
-    options = pipeline_options(beam_args, streaming=False, job_endpoint=job_endpoint)
+    """Replay runs in batch where the runner's batch mode suits it (Prism); ``streaming``
+    on Flink (see ``FLINK_REPLAY_ARGS``)."""
+    options = pipeline_options(beam_args, streaming=streaming, job_endpoint=job_endpoint)
     pipeline = beam.Pipeline(options=options)
     return pipeline, pipeline | f"Replay[{task.name}]" >> ReplayStage(task, selection, limit)

@@ -13,9 +13,11 @@ def _row(label: str, value: str, note: str = "") -> str:
 
 
 def result_lines(result: dict[str, Any]) -> list[str]:
+    pack = result.get("records_per_call", 1)
+    shared = f", up to {pack} records a call" if pack > 1 else ""
     lines = [
         f"== {result['task']}: eval of {result['golden']['records']} golden records "
-        f"(prompt {result['prompt_hash']})"
+        f"(prompt {result['prompt_hash']}{shared})"
     ]
     comparison = result.get("baseline", {})
     for name, card in result["providers"].items():
@@ -33,6 +35,7 @@ def result_lines(result: dict[str, Any]) -> list[str]:
             _row("schema-valid", f"{card['valid_share']:.1%}", f"failed by stage: {failed}"),
             _row("repaired", f"{card['repaired_share']:.1%}"),
             _row("re-asked", f"{card['reask_share']:.1%}"),
+            *_pack_rows(result, card),
             _row(
                 "latency p50 / p95",
                 f"{card['latency_ms']['p50'] / 1000:.2f} s",
@@ -54,6 +57,19 @@ def result_lines(result: dict[str, Any]) -> list[str]:
         missed = card["gate"]["missed"]
         lines.append(f"  gate: {'passed' if not missed else 'MISSED ' + '; '.join(missed)}")
     return lines
+
+
+def _pack_rows(result: dict[str, Any], card: dict[str, Any]) -> list[str]:
+    """Calls per record and records asked alone, when records shared calls."""
+    if result.get("records_per_call", 1) == 1:
+        return []
+    calls = card["per_record"].get("calls", 0.0)
+    return [
+        _row("calls per record", f"{calls:.2f}", "(a call k records shared counts 1/k)"),
+        _row(
+            "asked alone", f"{card.get('alone_share', 0.0):.1%}", "(no usable answer in the pack)"
+        ),
+    ]
 
 
 def _delta(change: dict[str, Any] | None) -> str:

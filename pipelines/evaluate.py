@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from transforms.core.calls.cascade import Step
 from transforms.core.calls.enricher import Enricher
+from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import SystemicFault, TaskConfigError
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
-from transforms.core.records import KafkaRecord, Parsed
+from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
 from transforms.llm.connect import connect
 from transforms.llm.moderation import Moderator
 
-__all__ = ["EvalSystemic", "chosen_providers", "evaluate"]
+__all__ = ["EvalSystemic", "ask_all", "chosen_providers", "evaluate"]
 
 FORMAT = "llm-enrich.eval/1"
 
@@ -52,33 +54,48 @@ def _parsed(job: Job, case: GoldenCase) -> Parsed:
     return Parsed(source, case.input, job.input_schema.identity)
 
 
-async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> list[Outcome]:
+async def ask_all(
+    job: Job,
+    specs: Sequence[ProviderSpec],
+    cases: Sequence[GoldenCase],
+    label: str,
+    gate: Callable[[list[ProviderClient]], list[Step]] | None = None,
+) -> list[Enriched | Failure]:
+    """Every golden record through the chain of ``specs`` (``label`` names it in errors);
+    ``gate`` turns the clients into the one cascade step to ask them as."""
     task = job.task
-    client = connect(spec, task.generation, task.policy, job=task.name)
+    clients = [connect(spec, task.generation, task.policy, job=task.name) for spec in specs]
     moderation = task.safety.moderation
     moderator = Moderator(moderation) if moderation else None
-    enricher = Enricher(job, [client], moderator=moderator)
-    window = asyncio.Semaphore(min(spec.max_concurrency, task.policy.max_in_flight))
+    steps = gate(clients) if gate else None
+    enricher = Enricher(job, clients, moderator=moderator, steps=steps)
+    # records in flight: enough to fill max_concurrency calls of up to records_per_call each
+    pack = task.prompt.records_per_call
+    window = asyncio.Semaphore(min(specs[0].max_concurrency * pack, task.policy.max_in_flight))
 
-    async def one(case: GoldenCase) -> Outcome:
+    async def one(case: GoldenCase) -> Enriched | Failure:
         async with window:
             try:
-                return outcome(await enricher.enrich(_parsed(job, case)))
+                return await enricher.enrich(_parsed(job, case))
             except SystemicFault as fault:
-                raise EvalSystemic(f"provider {spec.name!r}: {fault.reason}") from None
+                raise EvalSystemic(f"{label}: {fault.reason}") from None
 
     try:
-        outcomes = list(await asyncio.gather(*(one(c) for c in cases)))
+        results = list(await asyncio.gather(*(one(c) for c in cases)))
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
         if moderator is not None:
             await moderator.aclose()
-    if all(o.stage == "llm" for o in outcomes):  # not one call answered: not the records
-        raise EvalSystemic(
-            f"provider {spec.name!r} answered none of the {len(outcomes)} records: "
-            f"{outcomes[0].error}"
-        )
-    return outcomes
+    if all(isinstance(r, Failure) and r.stage == "llm" for r in results):  # not the records
+        first = outcome(results[0])
+        raise EvalSystemic(f"{label} answered none of the {len(results)} records: {first.error}")
+    return results
+
+
+async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> list[Outcome]:
+    results = await ask_all(job, [spec], cases, f"provider {spec.name!r}")
+    return [outcome(r) for r in results]
 
 
 def evaluate(
@@ -101,6 +118,7 @@ def evaluate(
         "format": FORMAT,
         "task": job.name,
         "prompt_hash": job.prompt.hash,
+        "records_per_call": job.task.prompt.records_per_call,
         "output_schema": job.output_schema.identity,
         "golden": {"path": golden, "records": len(cases)},
         "thresholds": {"min_scores": dict(spec.min_scores), "tolerance": dict(spec.tolerance)},

@@ -4,7 +4,8 @@
 1   some records were not settled (a write failed, or a second signal); read again next run
 2   the task file or the command line is wrong, or a launch check failed; nothing was read
 3   stopped by a systemic fault (credentials, permissions, a missing topic or model, an
-    unreachable registry or broker, every provider down); fix it and run again
+    unreachable registry, broker or coordination store, every provider down); fix it
+    and run again
 4   stopped by a guard (policy.budget_usd, policy.max_dead_letter_ratio)
 70  an internal error (a defect, or the pipeline failed): never one of the above
 """

@@ -38,6 +38,10 @@ def preflight(task: TaskSpec, *, dead_letter_topic_needed: bool = True) -> list[
         from transforms.cache.open import cache_problems
 
         problems += cache_problems(task.cache)
+    if task.coordination.shared:
+        from transforms.coordination.open import coordination_problems
+
+        problems += coordination_problems(task)
     return problems
 
 

@@ -1,4 +1,4 @@
-"""The progress of a running ``run`` or ``replay``, from the process's tally.
+"""The progress of a running ``run`` or ``replay``, from the run's counts.
 
 On a terminal (stdout and stderr are TTYs): a live line drawn by ``rich`` on stderr, redrawn twice a
 second. Otherwise: a plain line on stderr every ``every_s`` seconds (logs, CI). Either way:
@@ -6,10 +6,11 @@ records read, enriched, dead-lettered, in flight (read, not yet written), the ra
 settled records over the last 30 s, and in drain mode, where the end offsets were
 snapshotted at start, the share done and an ETA.
 
-The counts are the launcher's own tally (``transforms.core.run.tally``), so this works
-where the workers run in the launcher's process (Prism LOOPBACK, the default). On a remote
-runner (Dataflow, Flink) there is no live line: the runner's UI shows the same counters
-(Beam metrics, namespace ``llm_enrich``); ``execute`` says so once.
+The counts come from a callable: the run's tally where the workers run in the launcher's
+process (Prism LOOPBACK, the default), the running job's metrics on Flink
+(``pipelines.flink_jobs.LiveCounts``: Flink's REST API). On other remote runners there is no
+live line: the runner's UI shows the same counters (Beam metrics, namespace
+``llm_enrich``); ``execute`` says so once.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 __all__ = [
     "BEAM_BOOT_VERSION",
     "FLINK_PARALLELISM",
+    "FLINK_REPLAY_ARGS",
     "PRISM_VERSION",
     "FlinkNotReady",
     "PrismNotInstalled",
@@ -175,9 +176,10 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
     """Start Beam's worker pool (``apache_beam.runners.worker.worker_pool_main``) in its
     own session, for Prism's EXTERNAL environments: Prism asks it for one SDK worker per
     environment of the pipeline, and it starts each as a Python process of its own
-    (``pipelines.worker_boot``, which says why not the pool's default command). Stop and
-    halt reach the workers through a shared folder (``transforms.core.run.control``).
-    Stopped (with its workers) when the block ends."""
+    (``pipelines.worker_boot``, which says why not the pool's default command). Stop, halt
+    and pause reach the workers through a shared folder (``transforms.core.run.control``),
+    named for the launcher too while the block lasts. Stopped (with its workers) when the
+    block ends."""
     from transforms.core.run import control
 
     port = _free_port()
@@ -200,12 +202,11 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
             start_new_session=True,
             preexec_fn=_die_with_parent_gently,
         )
-        control.share(Path(folder))
         try:
             _wait_for_port(process, port, "the Beam worker pool", timeout_s)
-            yield WorkerPool(f"localhost:{port}", process.pid)
+            with control_folder(Path(folder)):
+                yield WorkerPool(f"localhost:{port}", process.pid)
         finally:
-            control.share(None)
             process.send_signal(signal.SIGINT)  # it stops its workers (atexit), then exits
             try:
                 process.wait(timeout=15)
@@ -215,6 +216,14 @@ def worker_pool(timeout_s: float = 30.0) -> Iterator[WorkerPool]:
 
 
 FLINK_PARALLELISM = 4  # deploy/flink.sh: two TaskManagers with two slots each
+# Replay on the local cluster runs streaming, like run: Flink's batch mode needs shuffle
+# buffers and off-heap memory the small TaskManagers of deploy/flink.sh do not have (512
+# network buffers per sort-shuffle; a 64 MB batch-shuffle pool), while the streaming path
+# drains the bounded ranges the same way and fires the GroupByKey and the side input when
+# the watermark passes the end of input. At parallelism 4 its graph (two readers, a side
+# input, a GroupByKey) ran a TaskManager out of direct memory (128 MB: the gRPC buffers of
+# the SDK workers' data channels); 2 is enough for a replay.
+FLINK_REPLAY_ARGS = ("--parallelism=2",)
 
 
 class FlinkNotReady(RuntimeError):
@@ -254,7 +263,9 @@ wait "$worker"
 
 
 @contextlib.contextmanager
-def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
+def flink_workers(
+    beam_args: Sequence[str] = (), family: str = "llm-enrich:run:task"
+) -> Iterator[list[str]]:
     """The Beam arguments that run a pipeline on the local Flink cluster
         (``deploy/flink.sh start``): its job server, a parallelism over both TaskManagers
         (unless ``beam_args`` sets one) and PROCESS SDK workers. Each worker is the boot
@@ -264,8 +275,13 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
     (its working folder too: the boot program writes the job's options file there),
         and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
         workers (``transforms.core.run.control``), as for a local worker pool. The script
-        stops its worker when the TaskManager that started it dies. Valid until the block
-        ends (the folder is removed)."""
+        stops its worker when the TaskManager that started it dies. The folder is the run's
+        folder (``pipelines.flink_jobs.RunFolder``: the launcher's pid and heartbeat), and the
+        job is named for its ``family`` and the run (``--job_name``), so that a job whose
+        launcher is gone stops itself and is found by the next run; a launcher that stops
+        waiting for its job (it lost the job server, or was interrupted) cancels it through
+        Flink's REST API. Valid until the block ends (the folder is removed)."""
+    from pipelines.flink_jobs import RunFolder, job_name
     from transforms.core.run import control
 
     boot = boot_location()
@@ -281,7 +297,9 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
             "run deploy/flink.sh start"
         ) from exc
     checkout = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="llm-enrich-flink-") as folder:
+    run_id = uuid.uuid4().hex[:12]
+    with RunFolder(run_id) as run_folder:
+        folder = str(run_folder.path)
         exports = {
             "PATH": f"{Path(sys.executable).parent}:${{PATH}}",
             "PYTHONPATH": str(checkout),
@@ -308,18 +326,34 @@ def flink_workers(beam_args: Sequence[str] = ()) -> Iterator[list[str]]:
         ]
         if not any(a.startswith("--parallelism") for a in beam_args):
             args.append(f"--parallelism={FLINK_PARALLELISM}")
-        job_name = _option(beam_args, "--job_name")
-        if job_name is None:  # a name of its own, to find the job on Flink by
-            job_name = f"llm-enrich-{uuid.uuid4().hex[:12]}"
-            args.append(f"--job_name={job_name}")
-        control.share(Path(folder))
-        try:
-            yield args
-        except BaseException:
-            _cancel_on_flink(job_name)
-            raise
-        finally:
-            control.share(None)
+        name = _option(beam_args, "--job_name")
+        if name is None:
+            name = job_name(family, run_id)
+            args.append(f"--job_name={name}")
+        with control_folder(Path(folder)):
+            try:
+                yield args
+            except BaseException:
+                _cancel_on_flink(name)
+                raise
+
+
+@contextlib.contextmanager
+def control_folder(folder: Path) -> Iterator[None]:
+    """Name ``folder`` as this process's control folder while the block lasts (the
+    launcher's ``RunControl`` then shares stop, halt and pause through it with the workers
+    the runner started with the same folder)."""
+    from transforms.core.run.control import CONTROL_DIR_ENV
+
+    before = os.environ.get(CONTROL_DIR_ENV)
+    os.environ[CONTROL_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CONTROL_DIR_ENV, None)
+        else:
+            os.environ[CONTROL_DIR_ENV] = before
 
 
 def _option(args: Sequence[str], name: str) -> str | None:
@@ -337,7 +371,7 @@ def _cancel_on_flink(job_name: str) -> None:
     """The launcher stopped waiting for its job (it lost the job server, or was interrupted):
     a job that goes on running on Flink would race the next run for the same records, so
     cancel it through Flink's REST API."""
-    from pipelines.flink_cluster import cancel_jobs_named, rest_url
+    from pipelines.flink_jobs import cancel_jobs_named, rest_url
 
     try:
         cancelled = cancel_jobs_named(job_name)

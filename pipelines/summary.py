@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import exit_codes
+from pipelines.cascade_summary import cascade_lines
 from pipelines.shadow_summary import shadow_lines
 from transforms.beam.metrics import NAMESPACE, STOP_REASONS
 from transforms.core.ledger.record import cache_hit_share
-from transforms.core.run import tally
+from transforms.core.run.tally import Tally
 
-__all__ = ["RunSummary", "summarize"]
+__all__ = ["RunSummary", "counts_of", "summarize"]
 
 GUARDS = {
     "budget": "policy.budget_usd was reached",
@@ -97,7 +98,9 @@ class RunSummary:
         lines += self.answer_lines()
         lines += self.safety_lines()
         lines += self.cache_lines()
+        lines += cascade_lines(self)
         lines += self.batch_lines()
+        lines += self.pack_lines()
         lines += shadow_lines(self.counters)
         if self.uncommitted:
             lines.append(
@@ -202,6 +205,19 @@ class RunSummary:
             f" batches submitted {submitted}, resumed {resumed}"
         ]
 
+    def pack_lines(self) -> list[str]:
+        """Calls several records shared (prompt.records_per_call), and records asked alone
+        because their pack held no usable answer for them."""
+        calls, shares = self.get("pack_calls"), self.get("pack_shares")
+        alone = self.get("pack_alone")
+        if not (calls or alone):
+            return []
+        mean = shares / calls if calls else 0.0
+        return [
+            f"shared calls        {calls} for {shares} record answers ({mean:.1f} a call);"
+            f" asked alone {alone} (no usable answer for them in their pack)"
+        ]
+
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"
         return [
@@ -212,12 +228,19 @@ class RunSummary:
         ]
 
 
-def summarize(result: Any, wall_time_s: float, *, in_process: bool = False) -> RunSummary:
-    """The run's counts: the process's own tally when the whole pipeline ran in this
-    process (exact), else the runner's Beam metrics."""
-    if in_process:
+def summarize(result: Any, wall_time_s: float, *, tally: Tally | None = None) -> RunSummary:
+    """The run's counts: the run's tally in this process when the whole pipeline ran here
+    (exact), else the runner's Beam metrics."""
+    if tally is not None:
         return RunSummary(tally.counts(), wall_time_s, tally.reasons())
-    metrics = result.metrics().query()
+    counters, reasons = counts_of(result.metrics())
+    return RunSummary(counters, wall_time_s, reasons)
+
+
+def counts_of(results: Any) -> tuple[dict[str, int], list[str]]:
+    """The ``llm_enrich`` counters (summed over steps) and stop reasons in Beam's
+    ``MetricResults`` (committed values where the runner has them, else attempted)."""
+    metrics = results.query()
     counters: dict[str, int] = {}
     for metric in metrics["counters"]:
         if metric.key.metric.namespace != NAMESPACE:
@@ -230,4 +253,4 @@ def summarize(result: Any, wall_time_s: float, *, in_process: bool = False) -> R
         if (metric.key.metric.namespace, metric.key.metric.name) == (NAMESPACE, STOP_REASONS):
             value = metric.committed if metric.committed is not None else metric.attempted
             reasons |= set(value or ())
-    return RunSummary(counters, wall_time_s, sorted(reasons))
+    return counters, sorted(reasons)

@@ -42,6 +42,11 @@ before acting:
     Reads the request, sends nothing for ``seconds`` (client timeouts fire), then closes.
 ``Reply.reset()``
     Closes the TCP connection abruptly (SO_LINGER 0, so the client sees a reset).
+``Reply.tokens(pieces)``
+    An answer written token by token with the log-probabilities OpenAI's ``logprobs``
+    return (``choices[0].logprobs.content``: token, logprob, bytes, top_logprobs), sent
+    when the request asks ``logprobs: true`` (``null`` otherwise, as OpenAI does). A piece
+    is a string (probability 1, no alternative) or ``(text, p, {alternative: p})``.
 ``Reply.fenced(obj)``, ``Reply.trailing_comma(obj)``, ``Reply.truncated(obj)``, ``Reply.text(s)``
     Broken answers: the JSON in a markdown fence; with a trailing comma before the closing
     brace; cut in half with ``finish_reason="length"``; any content string.
@@ -100,6 +105,7 @@ __all__ = [
     "answer_for_schema",
     "every_nth",
     "fraction",
+    "logprobs_content",
 ]
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
@@ -122,6 +128,8 @@ class Ok:
     reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
     usage: bool = True  # False: the answer carries no usage (some gateways and servers)
     service_tier: str | None = None  # the tier the answer says it was served in
+    # OpenAI's ``logprobs.content``, sent when the request asks for log-probabilities
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +230,17 @@ class Reply:
         return Ok(s, finish_reason, delay_s=delay_s)
 
     @staticmethod
+    def tokens(
+        pieces: list[str | tuple[str, float, dict[str, float]]],
+        *,
+        prompt_tokens: int | None = None,
+        delay_s: float = 0.0,
+    ) -> Ok:
+        content = logprobs_content(pieces)
+        text = "".join(item["token"] for item in content)
+        return Ok(text, "stop", prompt_tokens, len(content), delay_s, logprobs=tuple(content))
+
+    @staticmethod
     def fenced(obj: dict[str, Any], *, delay_s: float = 0.0) -> Ok:
         return Ok(f"```json\n{json.dumps(obj, indent=2)}\n```", delay_s=delay_s)
 
@@ -236,6 +255,22 @@ class Reply:
     def truncated(obj: dict[str, Any], *, delay_s: float = 0.0) -> Ok:
         text = json.dumps(obj)
         return Ok(text[: len(text) // 2], "length", delay_s=delay_s)
+
+
+def _token(text: str, p: float) -> dict[str, Any]:
+    return {"token": text, "logprob": math.log(p), "bytes": list(text.encode())}
+
+
+def logprobs_content(
+    pieces: list[str | tuple[str, float, dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """OpenAI's ``choices[0].logprobs.content`` for an answer written as ``pieces``."""
+    content = []
+    for piece in pieces:
+        text, p, others = (piece, 1.0, {}) if isinstance(piece, str) else piece
+        top = [_token(text, p)] + [_token(t, q) for t, q in others.items()]
+        content.append({**_token(text, p), "top_logprobs": top})
+    return content
 
 
 def every_nth(n: int, action: Action, otherwise: Action) -> Script:
@@ -399,7 +434,9 @@ def _completion(action: Ok, index: int, body: dict[str, Any]) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
+                "logprobs": {"content": list(action.logprobs), "refusal": None}
+                if action.logprobs is not None and body.get("logprobs")
+                else None,
                 "finish_reason": action.finish_reason,
             }
         ],

@@ -61,6 +61,57 @@ def llm_server() -> None:
         pytest.fail(f"no llama-server at {health} ({exc}); run deploy/llm.sh start")
 
 
+REDIS = os.environ.get("LLM_ENRICH_REDIS", "redis://127.0.0.1:16379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The shared Redis (``deploy/redis.sh``); the tests fail, not skip, without it."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"no Redis at {REDIS} ({exc}); run deploy/redis.sh start")
+    return REDIS
+
+
+def start_redis(folder: Path, password: str | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """A redis-server of a test's own (the shared one must never be killed): its URL (no
+    password in it) and its process."""
+    import shutil
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed; run deploy/redis.sh install"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--dir", str(folder), *(["--requirepass", password] if password else [])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, password=password)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            return url, process
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own, killed at the end."""
+    url, process = start_redis(tmp_path)
+    yield url, process
+    process.kill()
+    process.wait()
+
+
 def closed_port_url() -> str:
     """An OpenAI base URL on which nothing listens: connection refused."""
     with socket.socket() as sock:

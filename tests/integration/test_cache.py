@@ -7,15 +7,11 @@ before anything is read; a Redis gone mid-run costs nothing but the savings."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import sqlite3
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +42,9 @@ from transforms.core.config.task import TaskSpec
 from transforms.core.records import KafkaRecord
 from transforms.kafka.reader import read_range, snapshot_ranges
 
-REDIS = os.environ.get("LLM_ENRICH_REDIS", "redis://127.0.0.1:16379/0")
 PRICING = {"prompt_per_million": 3.0, "completion_per_million": 15.0}
 # what describes this run's calls, so differs between a miss and a hit of the same answer
 PER_RUN = {"llm_enrich.cache", "llm_enrich.attempts", "llm_enrich.usage"}
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS, socket_connect_timeout=5).ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"no Redis at {REDIS} ({exc}); run deploy/redis.sh start")
-    return REDIS
 
 
 def a_prompt() -> dict[str, str]:
@@ -278,33 +264,6 @@ def compile(task: TaskSpec) -> Any:
     from transforms.core.config.job import compile_job
 
     return compile_job(task)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own (the shared one must not be killed)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed; run deploy/redis.sh install"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield url, process
-    process.kill()
-    process.wait()
 
 
 def test_redis_killed_mid_run_costs_only_the_savings(

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from pipelines.flink_cluster import jobs_named
+from pipelines.flink_jobs import job_state, running_jobs
 from pipelines.runner import FLINK_PARALLELISM
 from tests.conftest import REPO
 from tests.fault_server import Action, Reply
@@ -37,9 +38,13 @@ from tests.integration.conftest import (
     fault_provider,
     produce,
     reviews,
+    run_job,
     sample_reviews,
+    start_run,
+    wait_for,
 )
 from transforms.beam.keyed_enrich import bundle_size
+from transforms.beam.stage import replay_group
 from transforms.core.config.job import Job
 from transforms.kafka.commit_loop import COMMIT_INTERVAL_S
 from transforms.kafka.reader import read_range, snapshot_ranges
@@ -68,6 +73,12 @@ def flink_cluster() -> Iterator[None]:
     yield
     if not already:
         _flink("stop")
+
+
+def _command(job: Job, *args: str, command: str = "run") -> list[str]:
+    """``llm-enrich <command> --task <the job's file> --runner flink <args>``."""
+    assert job.task.source_path is not None
+    return [*CLI, command, "--task", str(job.task.source_path), "--runner", "flink", *args]
 
 
 def _script(texts: list[str]) -> Any:
@@ -108,7 +119,7 @@ def test_a_drain_on_flink_settles_every_offset_once(
 
     started = time.monotonic()
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job),
         capture_output=True,
         text=True,
         timeout=240,
@@ -126,8 +137,17 @@ def test_a_drain_on_flink_settles_every_offset_once(
     assert len(dead) == sum(1 for t in texts if texts.index(t) % 5 == 0)
     assert outputs
     assert committed_offsets(job) == end_offsets(job)
-    assert f"records read        {count}" in done.stdout
-    assert "not settled         0" in done.stdout
+    # the summary, from the job's metrics (GetJobMetrics), says what the topics hold
+    summary = _summary(done.stdout)
+    assert summary["records read"] == count and summary["not settled"] == 0
+    assert summary["enriched (written)"] == len(outputs)
+    assert summary["dead-lettered"] == len(dead)
+
+
+def _summary(stdout: str) -> dict[str, int]:
+    """The summary's counts by label (``records read``, ``enriched (written)``, ...)."""
+    found = re.findall(r"^  ([a-z][a-z ()-]*?) +(\d+)", stdout, re.MULTILINE)
+    return {label: int(value) for label, value in found}
 
 
 def _count(job: Job, topic: str) -> int:
@@ -153,21 +173,28 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     flink_cluster: None, make_task: MakeTask, fault_server: Any
 ) -> None:
     """The stop reaches the workers on the TaskManagers through the run's control folder
-    (``LLM_ENRICH_CONTROL_DIR``: they share this machine): the readers stop, the job ends."""
+    (``LLM_ENRICH_CONTROL_DIR``: they share this machine): the readers stop, the job ends.
+    While it runs, the progress line shows the job's metrics (Flink's REST API)."""
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task([fault_provider(server, "fault")])
     produce(job, reviews(12))
     assert job.task.source_path is not None
     run = subprocess.Popen(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--follow"],
+        _command(job, "--follow", "--progress-every", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert run.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(run.stderr or ()), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 180
         while _count(job, job.task.kafka.output_topic) < 12 and time.monotonic() < deadline:
             time.sleep(1)
+        # the metrics reach the JobManager with the TaskManagers' heartbeats (every 10 s)
+        wait_for(lambda: any("enriched 12 " in line for line in lines), 60, "live progress")
         produce(job, reviews(9))  # records that arrive while it follows
         # the signal follows the last write closely: its commit is then still due (this
         # is what left a timer set on the commit step and the job running forever)
@@ -176,15 +203,157 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
         assert run.poll() is None, "a follow run ended by itself"
         run.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-        stdout, stderr = run.communicate(timeout=120)
+        stdout, _ = run.communicate(timeout=120)
         print(f"\nflink follow run: exit {time.monotonic() - signalled:.1f} s after SIGTERM")
     finally:
         if run.poll() is None:
             run.kill()
+    reader.join(10)
+    stderr = "".join(lines)
     assert run.returncode == 0, stdout + stderr
     assert _count(job, job.task.kafka.output_topic) == 21
     assert committed_offsets(job) == end_offsets(job) == {0: 7, 1: 7, 2: 7}
-    assert "not settled         0" in stdout
+    summary = _summary(stdout)
+    assert summary["records read"] == summary["enriched (written)"] == 21
+    assert summary["dead-lettered"] == summary["not settled"] == 0
+
+
+@pytest.mark.timeout(420)
+def test_a_launcher_killed_with_9_leaves_no_job_behind(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """kill -9 takes the launcher, not its job. The next run of the task finds the job (named
+    ``llm-enrich:run:<task>:<run>``, its launcher's pid gone), cancels it through Flink's
+    REST API, and reads what the job had not committed: every offset written, all committed,
+    nothing committed before the kill written twice."""
+    server = fault_server(default=Reply.ok(delay_s=0.05))
+    job = make_task([fault_provider(server, "fault", timeout_s=120)])
+    produce(job, reviews(6))
+    run = start_run(job, "--runner", "flink", "--follow", "--no-progress")
+    try:
+        wait_for(lambda: _written(job) == 6, 180, "the first outputs")
+        wait_for(lambda: committed_offsets(job) == end_offsets(job), 30, "their commits")
+        server.set_default(Reply.hang(120))  # the next records stay in flight on the job
+        asked = server.stats.requests
+        produce(job, reviews(6))
+        # a bundle waits for its calls: the others queue behind the first that hangs
+        wait_for(lambda: server.stats.requests > asked, 60, "the job to ask for them")
+        os.killpg(run.pid, signal.SIGKILL)  # start_run: a session of its own
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    named = f"llm-enrich:run:{job.task.name}:"
+    orphans = [j for j in running_jobs() if j.name.startswith(named)]
+    assert len(orphans) == 1, running_jobs()
+    server.set_default(Reply.ok(delay_s=0.05))
+
+    started = time.monotonic()
+    assert job.task.source_path is not None
+    done = subprocess.run(
+        _command(job, "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(f"\nflink rerun after kill -9 (cancel included): {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"cancelling Flink job {orphans[0].jid}" in done.stderr, done.stderr
+    assert job_state(orphans[0].jid) == "CANCELED"
+    assert not [j for j in running_jobs() if j.name.startswith(named)]
+    kafka = job.task.kafka
+    outputs = _sources(job, kafka.output_topic, OUTPUT_SOURCE)
+    settled = Counter(outputs)
+    every = {(p, o) for p, end in end_offsets(job).items() for o in range(end)}
+    assert set(settled) == every and len(every) == 12  # none lost
+    # at least once: the orphan may have written some of the 6 it held before its cancel,
+    # uncommitted behind the call that hung, and the rerun writes them again; what was
+    # committed before the kill (the first 6) is never repeated
+    assert all(n == 1 for (p, o), n in settled.items() if o < 2), settled
+    assert committed_offsets(job) == end_offsets(job)
+
+
+@pytest.mark.timeout(300)
+def test_a_replay_on_flink_enriches_every_dead_letter_once(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """Dead letters made by a run on Prism (the provider down, dead-lettered on purpose),
+    replayed on the cluster once it is back: one output per original, the replay group
+    committed to the dead-letter topic's end, and the summary's counts what the topics hold."""
+    server = fault_server(default=Reply.status(503))
+    policy = {"on_systemic_fault": "dead_letter", "max_dead_letter_ratio": None}
+    job = make_task(
+        [fault_provider(server, "fault")],
+        policy={"attempts_per_provider": 1, "circuit_failure_threshold": 10_000, **policy},
+    )
+    produce(job, reviews(6))
+    assert run_job(job.task).dead_by_stage == {"llm": 6}
+    server.set_default(Reply.ok(delay_s=0.05))
+
+    started = time.monotonic()
+    assert job.task.source_path is not None
+    done = subprocess.run(
+        _command(job, command="replay"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(f"\nflink replay of 6 dead letters: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    kafka = job.task.kafka
+    outputs = _sources(job, kafka.output_topic, OUTPUT_SOURCE)
+    expected = sorted((p, o) for p, end in end_offsets(job).items() for o in range(end))
+    assert sorted(outputs) == expected  # each original once
+    assert _count(job, kafka.dead_letter_topic) == 6  # the originals' only, none new
+    replayed = KafkaConsumer(bootstrap_servers=KAFKA, group_id=replay_group(job.task))
+    try:
+        assert replayed.committed(TopicPartition(kafka.dead_letter_topic, 0)) == 6
+    finally:
+        replayed.close()
+    assert "dead letters read   6" in done.stdout
+    assert "replayed            6" in done.stdout
+    assert "enriched (written)  6" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_a_systemic_fault_seen_by_one_worker_stops_the_whole_follow_job(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any, redis_url: str
+) -> None:
+    """The provider answers the first 3 calls, then 401 (bad credentials). The worker that
+    meets it halts the run; the halt reaches every worker (the control folder, and Redis:
+    the task's coordination), so the readers stop and the follow job ends by itself: exit 3,
+    nothing dead-lettered for it, nothing committed past a record that has no output."""
+
+    def script(index: int, body: dict[str, Any]) -> Action:
+        return Reply.ok(delay_s=0.05) if index < 3 else Reply.status(401)
+
+    server = fault_server(script=script)
+    job = make_task(
+        [fault_provider(server, "fault")], coordination={"backend": "redis", "url": redis_url}
+    )
+    produce(job, reviews(12))
+    assert job.task.source_path is not None
+    started = time.monotonic()
+    done = subprocess.run(
+        _command(job, "--follow", "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    print(f"\nflink follow run halted by a 401: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "llm-enrich: stopped: systemic: " in done.stderr
+    assert "authentication failed (401)" in done.stderr
+    kafka = job.task.kafka
+    assert _count(job, kafka.dead_letter_topic) == 0
+    outputs = set(_sources(job, kafka.output_topic, OUTPUT_SOURCE))
+    assert len(outputs) == 3  # the calls answered before the fault
+    for partition, committed in committed_offsets(job).items():
+        below = {(partition, offset) for offset in range(committed or 0)}
+        assert below <= outputs, f"partition {partition} committed past a record without output"
+    summary = _summary(done.stdout)
+    assert summary["enriched (written)"] == 3 and summary["dead-lettered"] == 0
+    assert "STOPPED EARLY: systemic: " in done.stdout
 
 
 def _outputs_written_at(job: Job) -> dict[tuple[int, int], float]:
@@ -224,7 +393,7 @@ def test_no_bundle_waits_for_its_slowest_call_on_flink(
     produce(job, reviews(count))
     assert job.task.source_path is not None
     done = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink", "--parallelism=1"],
+        _command(job, "--parallelism=1"),
         capture_output=True,
         text=True,
         timeout=240,
@@ -297,7 +466,7 @@ def _kill_mid_drain(
     (a TaskManager's SDK workers)."""
     assert job.task.source_path is not None
     run = subprocess.Popen(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -326,7 +495,7 @@ def _rerun_and_account(job: Job, server: Any, written_before: int) -> None:
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert job.task.source_path is not None
     again = subprocess.run(
-        [*CLI, "run", "--task", str(job.task.source_path), "--runner", "flink"],
+        _command(job),
         capture_output=True,
         text=True,
         timeout=240,
@@ -383,9 +552,9 @@ def test_a_cluster_process_killed_mid_drain_loses_nothing_and_repeats_a_bounded_
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"stopped: systemic: {cause}" in done.stderr
     if victim == "jobserver":  # the job went on running on Flink: the launcher ended it
-        cancelled = re.search(r"cancelled the Flink job (\S+) ", done.stderr)
+        cancelled = re.search(r"cancelled the Flink job \S+ \((\S+)\)", done.stderr)
         assert cancelled, done.stderr
-        assert set(jobs_named(cancelled[1]).values()) == {"CANCELED"}
+        assert job_state(cancelled[1]) == "CANCELED"
     else:
         assert workers, "the TaskManager had no SDK worker to kill"
         deadline = time.monotonic() + 15

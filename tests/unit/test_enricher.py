@@ -20,7 +20,7 @@ from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import Attempt, SystemicFault
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
-from transforms.core.run import control
+from transforms.core.run.control import RunControl
 
 JOB = compile_job(load_task(EXAMPLE_TASK))
 RECORD = Parsed(
@@ -153,13 +153,6 @@ def test_an_unexpected_error_dead_letters_the_record_instead_of_crashing_the_run
     assert "unexpected RuntimeError" in result.message
 
 
-@pytest.fixture(autouse=True)
-def _fresh_control() -> Any:
-    control.reset()
-    yield
-    control.reset()
-
-
 def _status_error(status: int) -> openai.APIStatusError:
     request = httpx.Request("POST", "http://provider/v1/chat/completions")
     response = httpx.Response(status, request=request)
@@ -182,7 +175,9 @@ def test_every_provider_refusing_us_is_a_systemic_fault_not_a_dead_letter(status
 
 def test_a_systemic_fault_halts_the_run_and_skips_every_record() -> None:
     providers = [Scripted("a", [_status_error(401)] * 3)]
-    results = asyncio.run(Enricher(JOB, providers).enrich_all([RECORD] * 3))  # type: ignore[arg-type]
+    enricher = Enricher(JOB, providers)  # type: ignore[arg-type]
+    results = asyncio.run(enricher.enrich_all([RECORD] * 3))
+    control = enricher.control
     assert all(isinstance(r, Skipped) for r in results)
     assert control.halted() is not None and control.halted().startswith("systemic: ")  # type: ignore[union-attr]
     assert control.stop_requested()
@@ -225,7 +220,8 @@ def test_a_follow_run_waits_out_an_outage_and_probes_until_a_provider_is_back() 
         slept.append(seconds)
         paused_while_waiting.append(control.paused())
 
-    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep)  # type: ignore[list-item]
+    control = RunControl()
+    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep, control=control)  # type: ignore[list-item]
     results = asyncio.run(enricher.enrich_all([RECORD]))
     assert isinstance(results[0], Enriched)
     assert sum(slept) == 2 * JOB.task.policy.circuit_cooldown_s and all(paused_while_waiting)
@@ -239,7 +235,8 @@ def test_a_stop_while_waiting_out_an_outage_abandons_the_record_at_once() -> Non
     async def sleep(seconds: float) -> None:
         control.request_stop()  # SIGTERM arrives during the wait
 
-    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep)  # type: ignore[list-item]
+    control = RunControl()
+    enricher = Enricher(JOB, [provider], follow=True, sleep=sleep, control=control)  # type: ignore[list-item]
     results = asyncio.run(enricher.enrich_all([RECORD]))
     assert isinstance(results[0], Skipped) and results[0].reason == ABANDONED
     assert len(provider.conversations) == 1  # no probe after the stop

@@ -153,7 +153,9 @@ def _card() -> dict[str, object]:
     )
     kinds = {"mood": "exact", "stars": "integer"}
     outcomes = [
-        Outcome({"mood": "up", "stars": 3}, latency_ms=100, prompt_tokens=10, cost_usd=0.01),
+        Outcome(
+            {"mood": "up", "stars": 3}, latency_ms=100, prompt_tokens=10, cost_usd=0.01, calls=1
+        ),
         Outcome(
             {"mood": "up", "stars": 1},
             repairs=("fence",),
@@ -161,7 +163,7 @@ def _card() -> dict[str, object]:
             prompt_tokens=30,
             cached_tokens=20,
         ),
-        Outcome({"mood": "up", "stars": 5}, reasked=True, latency_ms=200),
+        Outcome({"mood": "up", "stars": 5}, reasked=True, latency_ms=200, calls=0.5, alone=True),
         Outcome(None, stage="validate", error="OutputInvalid: x", latency_ms=400),
     ]
     return scorecard(cases, outcomes, kinds, {"stars": 1})  # type: ignore[arg-type]
@@ -183,7 +185,9 @@ def test_scorecard_counts_a_failed_record_as_zero_on_every_field() -> None:
         "cost_usd": 0.0025,
         "cached_prompt_tokens": 5.0,
         "reasoning_tokens": 0.0,
+        "calls": 0.375,  # a shared call counts 1/k for each of its k records
     }
+    assert card["alone_share"] == 0.25
     assert card["cache_hit_share"] == 0.5  # 20 cached of 40 prompt tokens
     assert card["results"][3]["scores"] == {"mood": 0.0, "stars": 0.0}
 

@@ -164,3 +164,32 @@ def test_a_request_specific_422_does_not_open_the_circuit(server: FaultServer) -
     with pytest.raises(CallFailed):
         _complete(client)
     assert client.breaker.state == "open"  # a bad key: the provider is unusable
+
+
+def test_the_request_body_is_unchanged_unless_a_shared_call_raises_max_tokens(
+    server: FaultServer,
+) -> None:
+    """``prompt.records_per_call: 1`` sends the bytes it always sent; a pack only raises
+    max_tokens."""
+    client = _client(server, [])
+    expected = (
+        '{"model":"m","temperature":0.0,"seed":42,"max_tokens":512,"response_format":'
+        '{"type":"json_schema","json_schema":{"name":"answer","strict":true,"schema":'
+        '{"type":"object","properties":{"rating":{"type":"integer"}},"required":["rating"],'
+        '"additionalProperties":false}}},"messages":[{"role":"user","content":"Rate: fine"}]}'
+    )
+    assert client._body(MESSAGES, SCHEMA) == expected.encode()
+    assert client._body(MESSAGES, SCHEMA, None) == expected.encode()
+    raised = expected.replace('"max_tokens":512', '"max_tokens":2720').encode()
+    assert client._body(MESSAGES, SCHEMA, 2720) == raised
+    assert client._body(MESSAGES, SCHEMA) == expected.encode()  # each head kept apart
+
+    async def go() -> None:
+        try:
+            await client.complete(MESSAGES, SCHEMA, kind="call")
+            await client.complete(MESSAGES, SCHEMA, kind="call", max_tokens=2720)
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert [b["max_tokens"] for b in server.stats.bodies] == [512, 2720]

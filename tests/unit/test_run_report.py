@@ -118,6 +118,17 @@ def test_facts_fold_outputs_and_dead_letters_in_bounded_bins() -> None:
     assert len(long_run.output_bins) == MAX_BINS
 
 
+def test_a_call_records_shared_counts_once_over_them() -> None:
+    facts = RunFacts(started_ms=0, ended_ms=10_000)
+    shared = {"provider": "a", "status": 200, "latency_ms": 900}
+    for index in (1, 2):
+        attempts = [{**shared, "shared": [index, 3]}]
+        facts.add_output(500, {"llm_enrich.attempts": json.dumps(attempts)})
+    facts.add_dead_letter(600, {"attempts": [{**shared, "shared_by": 3}]})
+    assert facts.calls[("a", "ok")] == pytest.approx(1.0)
+    assert facts.latency["a"] == latency_counts([900, 900, 900])  # as each record saw it
+
+
 def test_latency_bins_cover_every_value() -> None:
     assert latency_counts([0, 99.9, 100, 59_999, 60_000, 1e9]) == [2, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2]
     assert len(latency_labels()) == 11 and latency_labels()[0] == "<0.1s"

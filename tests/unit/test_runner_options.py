@@ -25,7 +25,7 @@ from pipelines.runner import (
     in_one_process,
     pipeline_options,
 )
-from transforms.core.run import control
+from transforms.core.run.control import CONTROL_DIR_ENV
 
 
 def test_defaults_and_a_deadline_longer_than_any_run() -> None:
@@ -56,6 +56,7 @@ def _job_server(
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
+        monkeypatch.setenv("LLM_ENRICH_STATE", str(boot.parent / "state"))
         monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
         yield server
 
@@ -75,12 +76,12 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
             assert portable.job_endpoint == f"127.0.0.1:{server.getsockname()[1]}"
             assert portable.environment_type == "PROCESS"
             assert f"--parallelism={FLINK_PARALLELISM}" in args
-            assert any(a.startswith("--job_name=llm-enrich-") for a in args)  # found by REST
             assert not fused(options) and not in_one_process(options)
             script = Path(json.loads(portable.environment_config)["command"])
+            assert "--job_name=llm-enrich:run:task:" + script.parent.name in args  # found by REST
             text = script.read_text()
             assert f'PATH="{Path(sys.executable).parent}:' in text
-            assert f'{control.CONTROL_DIR_ENV}="{script.parent}"' in text
+            assert f'{CONTROL_DIR_ENV}="{script.parent}"' in text
             boot.write_text('#!/bin/sh\necho "$(pwd) $@"\n')
             ran = subprocess.run([str(script), "--id=1"], capture_output=True, text=True)
             scratch = ran.stdout.split()[0]  # its own working folder, inside the run's

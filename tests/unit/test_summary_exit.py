@@ -31,3 +31,10 @@ def test_a_clean_stop_behind_an_abandoned_record_is_ok() -> None:
     counters = {**ALL_WRITTEN, "read": 11, "abandoned": 1}
     summary = RunSummary({**counters, "commit.spans_settled": 10, "commit.spans_committed": 4})
     assert summary.exit_code == exit_codes.OK
+
+
+def test_shared_calls_get_a_line_and_none_without_them() -> None:
+    assert not any(line.startswith("shared calls") for line in RunSummary(ALL_WRITTEN).lines())
+    counters = {**ALL_WRITTEN, "pack_calls": 3, "pack_shares": 10, "pack_alone": 1}
+    [line] = [line for line in RunSummary(counters).lines() if line.startswith("shared calls")]
+    assert "3 for 10 record answers (3.3 a call); asked alone 1" in line

@@ -35,6 +35,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import broker_failed, counter
+from transforms.beam.run_handle import RunHandle
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled
 from transforms.core.run.offsets import PartitionRange
@@ -55,13 +56,13 @@ class CommitProgress(beam.DoFn):
     FLUSH = TimerSpec("flush", TimeDomain.REAL_TIME)
     END = TimerSpec("end", TimeDomain.WATERMARK)  # the input ended
 
-    def __init__(self, spec: KafkaSpec, group: str) -> None:
-        self._spec, self._group = spec, group
-        self._commits = counter("commits")
-        self._behind = counter("commits_behind_another_run")
+    def __init__(self, spec: KafkaSpec, group: str, run: RunHandle) -> None:
+        self._spec, self._group, self._run = spec, group, run
+        self._commits = counter(run, "commits")
+        self._behind = counter(run, "commits_behind_another_run")
         # a drain's exit code checks that every settled span ended up below a commit
-        self._spans_settled = counter("commit.spans_settled")
-        self._spans_committed = counter("commit.spans_committed")
+        self._spans_settled = counter(run, "commit.spans_settled")
+        self._spans_committed = counter(run, "commit.spans_committed")
         self._outage = Outage(KAFKA_OUTAGE_S)
 
     def process(
@@ -132,7 +133,10 @@ class CommitProgress(beam.DoFn):
             if not broker_away(exc):
                 raise
             # the broker is away (a restart?): the timer tries again, until the run halts
-            if not broker_failed(self._outage, "commit offsets", exc) and flush is not None:
+            if (
+                not broker_failed(self._run, self._outage, "commit offsets", exc)
+                and flush is not None
+            ):
                 flush.set(Timestamp.now() + Duration(seconds=COMMIT_INTERVAL_S))
             return
         self._outage.recovered()
@@ -153,9 +157,9 @@ def _settled(settled: Settled) -> tuple[Key, tuple[str, Any]]:
 class CommitAfterWrites(beam.PTransform[Any, Any]):
     """Input: a dict of ``ranges`` (PartitionRange) and ``settled`` (Settled)."""
 
-    def __init__(self, spec: KafkaSpec, group: str) -> None:
+    def __init__(self, spec: KafkaSpec, group: str, run: RunHandle) -> None:
         super().__init__()
-        self._spec, self._group = spec, group
+        self._spec, self._group, self._run = spec, group, run
 
     def expand(self, inputs: dict[str, Any]) -> Any:
         begins = inputs["ranges"] | "Begin" >> beam.Map(_begin)
@@ -163,5 +167,5 @@ class CommitAfterWrites(beam.PTransform[Any, Any]):
         return (
             (begins, settles)
             | "Events" >> beam.Flatten()
-            | "Commit" >> beam.ParDo(CommitProgress(self._spec, self._group))
+            | "Commit" >> beam.ParDo(CommitProgress(self._spec, self._group, self._run))
         )

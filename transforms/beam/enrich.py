@@ -16,6 +16,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.beam.failures import log_defect, log_failure
 from transforms.beam.metrics import (
     CacheCounts,
+    CascadeCounts,
     ThrottledTime,
     count_halted,
     count_safety,
@@ -27,18 +28,21 @@ from transforms.beam.metrics import (
 from transforms.beam.outstanding import Outstanding, Submitted
 from transforms.beam.run_handle import RunHandle
 from transforms.cache.open import answer_cache
+from transforms.coordination.open import open_coordination
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
+from transforms.core.calls.cascade import cascade_steps
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.shadow import ShadowRunner
 from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
+from transforms.core.coordination.in_process import InProcess
+from transforms.core.coordination.interface import Coordination, CoordinationLost
 from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
 from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
-from transforms.core.run import control
 from transforms.kafka.shadow_writer import ShadowWriter
 from transforms.llm.connect import connect
 from transforms.llm.moderation import Moderator
@@ -47,9 +51,11 @@ from transforms.registry.client import RegistryClient, registry_lookup, topic_su
 DEAD = "dead"
 
 
-def _dead(failure: Failure | WindowedValue, exc: BaseException | None = None) -> Any:
+def _dead(
+    run: RunHandle, failure: Failure | WindowedValue, exc: BaseException | None = None
+) -> Any:
     plain = failure.value if isinstance(failure, WindowedValue) else failure
-    dead_letter_counter(plain.stage).inc()
+    dead_letter_counter(run, plain.stage).inc()
     log_failure(plain.stage, plain.error_class, plain.message, exc)
     return beam.pvalue.TaggedOutput(DEAD, failure)
 
@@ -59,10 +65,10 @@ def _now_ms() -> int:
 
 
 class _JobDoFn(beam.DoFn):
-    """Holds the picklable task; compiles it on the worker."""
+    """Holds the picklable task (compiled on the worker) and the run's handle."""
 
-    def __init__(self, task: TaskSpec) -> None:
-        self._task = task
+    def __init__(self, task: TaskSpec, run: RunHandle) -> None:
+        self._task, self._run = task, run
         self._job: Job | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # the compiled job is rebuilt on the worker
@@ -77,6 +83,7 @@ class _JobDoFn(beam.DoFn):
 
 class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
+        self._control = self._run.acquire().control
         spec = self.job.task.input
         by_id = registry_lookup(spec.framing, spec.registry_url)
         self._decoder = InputDecoder(
@@ -92,11 +99,12 @@ class DecodeRecords(_JobDoFn):
         try:
             yield self._decoder.decode(record)
         except RecordError as error:
-            control.records_done()
-            yield _dead(Failure.from_error(record, error, failed_at_ms=_now_ms()), error)
+            self._control.records_done()
+            failure = Failure.from_error(record, error, failed_at_ms=_now_ms())
+            yield _dead(self._run, failure, error)
         except SystemicFault as fault:  # e.g. the registry is unreachable: stop the run
-            control.records_done()
-            halt(f"systemic: {fault.reason}")
+            self._control.records_done()
+            halt(self._run, f"systemic: {fault.reason}")
 
 
 T = TypeVar("T")
@@ -105,20 +113,33 @@ T = TypeVar("T")
 class EnrichService:
     """One per worker process and run: an event loop on its own thread, the provider
     clients, and the enricher, so that every DoFn instance of the process shares the
-    in-flight window, rate limits, circuit breakers and guards."""
+    in-flight window, rate limits, circuit breakers and guards. With a shared coordination
+    (``coordination: {backend: redis}``) the limits, breakers and budget are the job's, in
+    Redis, keyed by ``run_id`` (the same in every worker of the run)."""
 
-    def __init__(self, job: Job, follow: bool) -> None:
+    def __init__(self, job: Job, follow: bool, run: RunHandle) -> None:
+        self._run = run
+        self.control = run.acquire().control
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="llm-enrich-loop", daemon=True
         )
         self._thread.start()
         task = job.task
+        self.coordination = self._coordination(task, run.run_id)
         self.providers = [
-            connect(p, task.generation, task.policy, job=task.name) for p in task.chain
+            connect(
+                p,
+                task.generation,
+                task.policy,
+                job=task.name,
+                coordination=self.coordination,
+                stopping=self.control.stop_requested,
+            )
+            for p in task.chain
         ]
         self.batch_names = frozenset(p.name for p in task.chain if p.mode == "batch")
-        self.shadows = _shadow_runner(job)
+        self.shadows = _shadow_runner(job, self.coordination)
         self._shadow_clients = list(self.shadows.clients) if self.shadows else []
         self._batches_reported = (0, 0)
         moderation = task.safety.moderation
@@ -127,13 +148,31 @@ class EnrichService:
             self.cache = answer_cache(job, lambda ping: self.submit(ping).result())
         except CacheUnavailable as fault:  # no record is read while the cache is missing
             self.cache = None
-            halt(f"systemic: {fault.reason}")
+            halt(run, f"systemic: {fault.reason}")
         self.enricher = Enricher(
-            job, self.providers, follow=follow, moderator=self.moderator, cache=self.cache
+            job,
+            self.providers,
+            follow=follow,
+            moderator=self.moderator,
+            cache=self.cache,
+            steps=cascade_steps(job, self.providers),
+            budget=self.coordination.budget(),
+            control=self.control,
         )
         self.outstanding = Outstanding()  # calls bundles left behind (``reader_run``)
         self._lock = threading.Lock()
         self._throttled_reported = self._queued_reported = 0.0
+
+    def _coordination(self, task: TaskSpec, run_id: str) -> Coordination:
+        """The run's limits, breakers and budget: this process's, or the job's in Redis. One
+        that cannot be used stops the run before any record is attempted."""
+        try:
+            coordination = open_coordination(task, run_id)
+            self.submit(coordination.ping()).result()
+            return coordination
+        except CoordinationLost as fault:
+            halt(self._run, f"systemic: {fault.reason}")
+            return InProcess()
 
     def cache_errors_since_last(self) -> int:
         with self._lock:
@@ -180,10 +219,11 @@ class EnrichService:
         loop = getattr(self, "loop", None)
         if loop is not None and loop.is_running():
             clients = [*getattr(self, "providers", []), *getattr(self, "_shadow_clients", [])]
+            clients += [c for c in [getattr(self, "coordination", None)] if c is not None]
             asyncio.run_coroutine_threadsafe(_close(clients, loop), loop)
 
 
-def _shadow_runner(job: Job) -> ShadowRunner | None:
+def _shadow_runner(job: Job, coordination: Coordination) -> ShadowRunner | None:
     """The shadow providers' runner, or None without any. A shadow provider that cannot be
     built (its key variable unset) is left out and counted, never a reason to stop."""
     task = job.task
@@ -192,7 +232,11 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
     clients, missing = [], []
     for spec in task.shadows:
         try:
-            clients.append(connect(spec, task.generation, task.policy, job=task.name))
+            clients.append(
+                connect(
+                    spec, task.generation, task.policy, job=task.name, coordination=coordination
+                )
+            )
         except TaskConfigError as exc:
             missing.append(spec.name)
             log_failure("shadow", "TaskConfigError", str(exc))
@@ -204,15 +248,12 @@ def _shadow_runner(job: Job) -> ShadowRunner | None:
 
 
 async def _close(providers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Close the providers' HTTP sessions, then stop the loop."""
+    """Close the providers' HTTP sessions (and the coordination's client), then stop the
+    loop."""
     try:
         await asyncio.gather(*(p.aclose() for p in providers), return_exceptions=True)
     finally:
         loop.stop()
-
-
-def _answered(_: Future[Any]) -> None:
-    control.records_done()
 
 
 class EnrichRecords(_JobDoFn):
@@ -226,34 +267,38 @@ class EnrichRecords(_JobDoFn):
     def __init__(
         self, task: TaskSpec, run: RunHandle, follow: bool, reader_run: str | None = None
     ) -> None:
-        super().__init__(task)
+        super().__init__(task, run)
         self._shared = Shared()
-        self._run, self._follow, self._reader_run = run, follow, reader_run
-        self._enriched = counter("enriched")
-        self._calls = counter("llm_calls")
-        self._reasks = counter("llm_reasks")
-        self._failed_calls = counter("llm_failed_calls")
-        self._prompt_tokens = counter("prompt_tokens")
-        self._completion_tokens = counter("completion_tokens")
-        self._cached_tokens = counter("cached_prompt_tokens")
-        self._reasoning_tokens = counter("reasoning_tokens")
-        self._estimated_calls = counter("usage_estimated_calls")
-        self._repaired = counter("repaired")
-        self._defaulted = counter("defaulted")
-        self._cost_micro_usd = counter("cost_micro_usd")
-        self._abandoned = counter("abandoned")
-        self._batch_answers = counter("batch_answers")
-        self._batch_failed = counter("batch_failed")
-        self._batches_submitted = counter("batches_submitted")
-        self._batches_resumed = counter("batches_resumed")
-        self._throttled = ThrottledTime()
-        self._queued_ms = counter("capacity_wait_ms")
-        self._cache = CacheCounts()
+        self._follow, self._reader_run = follow, reader_run
+        self._enriched = counter(run, "enriched")
+        self._calls = counter(run, "llm_calls")
+        self._reasks = counter(run, "llm_reasks")
+        self._failed_calls = counter(run, "llm_failed_calls")
+        self._prompt_tokens = counter(run, "prompt_tokens")
+        self._completion_tokens = counter(run, "completion_tokens")
+        self._cached_tokens = counter(run, "cached_prompt_tokens")
+        self._reasoning_tokens = counter(run, "reasoning_tokens")
+        self._estimated_calls = counter(run, "usage_estimated_calls")
+        self._repaired = counter(run, "repaired")
+        self._defaulted = counter(run, "defaulted")
+        self._cost_micro_usd = counter(run, "cost_micro_usd")
+        self._abandoned = counter(run, "abandoned")
+        self._batch_answers = counter(run, "batch_answers")
+        self._pack_calls = counter(run, "pack_calls")
+        self._pack_shares = counter(run, "pack_shares")
+        self._pack_alone = counter(run, "pack_alone")
+        self._batch_failed = counter(run, "batch_failed")
+        self._batches_submitted = counter(run, "batches_submitted")
+        self._batches_resumed = counter(run, "batches_resumed")
+        self._throttled = ThrottledTime(run)
+        self._queued_ms = counter(run, "capacity_wait_ms")
+        self._cache = CacheCounts(run)
+        self._cascade = CascadeCounts(run)
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job, self._follow), tag=self._run.run_id
+            lambda: EnrichService(self.job, self._follow, self._run), tag=self._run.run_id
         )
 
     def start_bundle(self) -> None:
@@ -266,9 +311,12 @@ class EnrichRecords(_JobDoFn):
         window: Any = beam.DoFn.WindowParam,
     ) -> Iterator[Any]:
         future = self._service.submit(self._service.enrich(parsed))
-        future.add_done_callback(_answered)  # the reader may read one more
+        future.add_done_callback(self._answered)  # the reader may read one more
         self._pending.add(future, timestamp, window)
         yield from self._emit(self._pending.take_done())
+
+    def _answered(self, _: Future[Any]) -> None:
+        self._worker.control.records_done()
 
     def finish_bundle(self) -> Iterator[Any]:
         readers = self._worker.readers
@@ -287,8 +335,8 @@ class EnrichRecords(_JobDoFn):
         self._batches_submitted.inc(submitted)
         self._batches_resumed.inc(resumed)
         for name, value in self._service.shadow_counts().items():
-            counter(name).inc(value)
-        note_stop()  # a guard may have stopped the run with no record left to skip
+            counter(self._run, name).inc(value)
+        note_stop(self._run)  # a guard may have stopped the run with no record left to skip
 
     def _emit(self, taken: Iterable[Submitted]) -> Iterator[Any]:
         for submitted in taken:
@@ -302,40 +350,48 @@ class EnrichRecords(_JobDoFn):
                 if result.reason in (ABANDONED, ABANDONED_BATCH):
                     self._abandoned.inc()  # a clean stop, not a guard or a fault
                 else:
-                    count_halted(result.reason)
+                    count_halted(self._run, result.reason)
             elif isinstance(result, Enriched):
                 self._enriched.inc()
                 self._repaired.inc(bool(result.repairs))
                 self._count_repairs(result)
-                count_safety(result)
+                count_safety(self._run, result)
                 self._cache.count(result)
+                self._cascade.count(result)
                 yield WindowedValue(result, timestamp, (window,))
             else:
-                count_safety(result)
-                yield _dead(WindowedValue(result, timestamp, (window,)))
+                count_safety(self._run, result)
+                yield _dead(self._run, WindowedValue(result, timestamp, (window,)))
 
     def _count_repairs(self, enriched: Enriched) -> None:
         """Per kind (``repair.enum_case``) and per defaulted field (``defaulted.language``)."""
         for repair in enriched.repairs:
-            counter(f"repair.{repair_kind(repair)}").inc()
+            counter(self._run, f"repair.{repair_kind(repair)}").inc()
         self._defaulted.inc(bool(enriched.defaulted))
         for name in enriched.defaulted:
-            counter(f"defaulted.{name}").inc()
+            counter(self._run, f"defaulted.{name}").inc()
 
     def _count(self, attempts: Sequence[Any]) -> None:
         batch_names = self._service.batch_names
         for attempt in attempts:
             if attempt.provider in batch_names:
                 (self._batch_failed if attempt.error else self._batch_answers).inc()
-            self._calls.inc()
+            # A call several records shared is counted once, with its first record's share
+            # (every record's share of its tokens and cost is counted below).
+            once = attempt.shared_index <= 1
+            if attempt.shared_by > 1:
+                self._pack_shares.inc()
+                self._pack_calls.inc(once)
+            self._pack_alone.inc(attempt.kind == "alone")
+            self._calls.inc(once)
             self._reasks.inc(attempt.kind == "reask")
-            self._failed_calls.inc(attempt.error is not None)
+            self._failed_calls.inc(once and attempt.error is not None)
             self._prompt_tokens.inc(attempt.prompt_tokens)
             self._cost_micro_usd.inc(round(attempt.cost_usd * 1_000_000))
             self._completion_tokens.inc(attempt.completion_tokens)
             self._cached_tokens.inc(attempt.cached_tokens)
             self._reasoning_tokens.inc(attempt.reasoning_tokens)
-            self._estimated_calls.inc(attempt.usage_estimated)
+            self._estimated_calls.inc(once and attempt.usage_estimated)
 
 
 class EncodeOutputs(_JobDoFn):
@@ -353,7 +409,8 @@ class EncodeOutputs(_JobDoFn):
             yield output_envelope(self.job, enriched, self._schema_id)
         except RecordError as error:
             failure = Failure.from_error(enriched.source, error, failed_at_ms=_now_ms())
-            yield _dead(Failure(**{**failure.__dict__, "attempts": enriched.attempts}), error)
+            failure = Failure(**{**failure.__dict__, "attempts": enriched.attempts})
+            yield _dead(self._run, failure, error)
 
 
 class EncodeDeadLetters(_JobDoFn):
@@ -361,5 +418,5 @@ class EncodeDeadLetters(_JobDoFn):
         try:
             yield dead_letter_envelope(self.job, failure)
         except Exception as exc:  # a defect: leave the offset unsettled (re-read next run)
-            counter("dead_letter_unencodable").inc()
+            counter(self._run, "dead_letter_unencodable").inc()
             log_defect(f"a {failure.stage} dead letter could not be encoded", exc)

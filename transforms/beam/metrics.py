@@ -1,8 +1,9 @@
 """The counters every run reports; one namespace, names shared with the summary.
 
 Each count goes to Beam's metrics (what a runner's UI and autoscaler see) and to the
-process's own tally (``transforms.core.run.tally``: what the summary reads on Prism, whose
-metrics can drop values).
+run's tally in this process (``transforms.core.run.tally``, in the run's ``WorkerRun``:
+what the summary reads on Prism, whose metrics can drop values). Every helper takes the
+run's ``RunHandle``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 from apache_beam.metrics.metric import Metrics
 
 from transforms.beam.failures import log_failure
+from transforms.beam.run_handle import RunHandle, WorkerRun
 from transforms.core.records import Enriched, Failure
-from transforms.core.run import control, tally
 from transforms.core.run.outage import Outage
 
 NAMESPACE = "llm_enrich"
@@ -23,30 +24,37 @@ STOP_REASONS = "stop_reasons"
 
 
 class Count:
-    """A Beam counter that also counts in the process's tally. Picklable."""
+    """A Beam counter that also counts in the run's tally. Picklable."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, run: RunHandle, name: str) -> None:
+        self.name, self._run = name, run
         self._beam: Any = Metrics.counter(NAMESPACE, name)
+        self._worker: WorkerRun | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # acquired again where it is unpickled
+        return {**self.__dict__, "_worker": None}
 
     def inc(self, value: int = 1) -> None:
         if value:
             self._beam.inc(value)
-            tally.add(self.name, value)
+            if self._worker is None:
+                self._worker = self._run.acquire()
+            self._worker.tally.add(self.name, value)
 
 
 class LaterCounts:
     """Counts made off a bundle's thread (the producer's acknowledgements, the commit loop):
     into the tally at once, into Beam's metrics at the next ``report`` from inside a bundle
-    (Beam drops increments made where no bundle runs)."""
+    (Beam drops increments made where no bundle runs). Made on the worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: RunHandle) -> None:
+        self._tally = run.acquire().tally
         self._lock = threading.Lock()
         self._pending: Counter[str] = Counter()
 
     def add(self, name: str, value: int = 1) -> None:
         if value:
-            tally.add(name, value)
+            self._tally.add(name, value)
             with self._lock:
                 self._pending[name] += value
 
@@ -62,8 +70,8 @@ class ThrottledTime:
     and ``cumulativeThrottlingSeconds``, the name Beam's remote model handlers use and
     Dataflow's autoscaler reads (throttled workers are not a reason to add workers)."""
 
-    def __init__(self) -> None:
-        self._ms = counter("throttled_ms")
+    def __init__(self, run: RunHandle) -> None:
+        self._ms = counter(run, "throttled_ms")
         self._seconds: Any = Metrics.counter(NAMESPACE, "cumulativeThrottlingSeconds")
         self._carry = 0.0
 
@@ -81,15 +89,15 @@ class CacheCounts:
     ``cache_saved_micro_usd``, from the usage recorded when each answer was first produced),
     ``cache_misses``, ``cache_errors`` (failed cache operations: misses too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: RunHandle) -> None:
         self.hits, self.misses, self.errors = (
-            counter("cache_hits"),
-            counter("cache_misses"),
-            counter("cache_errors"),
+            counter(run, "cache_hits"),
+            counter(run, "cache_misses"),
+            counter(run, "cache_errors"),
         )
-        self.calls = counter("cache_saved_calls")
-        self.tokens = counter("cache_saved_tokens")
-        self.micro_usd = counter("cache_saved_micro_usd")
+        self.calls = counter(run, "cache_saved_calls")
+        self.tokens = counter(run, "cache_saved_tokens")
+        self.micro_usd = counter(run, "cache_saved_micro_usd")
 
     def count(self, enriched: Any) -> None:
         if enriched.cache == "miss":
@@ -102,51 +110,73 @@ class CacheCounts:
             self.micro_usd.inc(round(saved.cost_usd * 1_000_000))
 
 
-def counter(name: str) -> Count:
-    return Count(name)
+class CascadeCounts:
+    """The cascade's counters, over the records it answered: ``cascade.answered.<i>.<step>``,
+    ``cascade.escalated.<i>.<step>.<reason>`` (``i``: the step's place), their cost (every
+    step's attempts, ``cascade.cost_micro_usd``) and what the strongest step alone would cost
+    (``cascade.all_strong_micro_usd``). A cached answer counts for its step, at no cost."""
+
+    def __init__(self, run: RunHandle) -> None:
+        self._run = run
+        self.cost = counter(run, "cascade.cost_micro_usd")
+        self.all_strong = counter(run, "cascade.all_strong_micro_usd")
+
+    def count(self, enriched: Any) -> None:
+        mark = enriched.cascade
+        if mark is None:
+            return
+        counter(self._run, f"cascade.answered.{mark.index}.{mark.step}").inc()
+        for index, (step, reason) in enumerate(mark.escalated):  # every step before it
+            counter(self._run, f"cascade.escalated.{index}.{step}.{reason}").inc()
+        self.cost.inc(round(sum(a.cost_usd for a in enriched.attempts) * 1_000_000))
+        self.all_strong.inc(round(mark.all_strong_usd * 1_000_000))
 
 
-def dead_letter_counter(stage: str) -> Count:
-    return counter(f"dead_letter.{stage}")
+def counter(run: RunHandle, name: str) -> Count:
+    return Count(run, name)
 
 
-def count_safety(result: Enriched | Failure) -> None:
+def dead_letter_counter(run: RunHandle, stage: str) -> Count:
+    return counter(run, f"dead_letter.{stage}")
+
+
+def count_safety(run: RunHandle, result: Enriched | Failure) -> None:
     """``safety.flagged`` and ``safety.flag.<kind>`` for an enriched record that carried
     injection markers; ``safety.guarded.<error class>`` for a record the guard refused."""
     if isinstance(result, Enriched) and result.safety_flags:
-        counter("safety.flagged").inc()
+        counter(run, "safety.flagged").inc()
         for kind in result.safety_flags:
-            counter(f"safety.flag.{kind}").inc()
+            counter(run, f"safety.flag.{kind}").inc()
     elif isinstance(result, Failure) and result.stage == "guard":
-        counter(f"safety.guarded.{result.error_class}").inc()
+        counter(run, f"safety.guarded.{result.error_class}").inc()
 
 
-def stop_reason(reason: str) -> None:
+def stop_reason(run: RunHandle, reason: str) -> None:
     Metrics.string_set(NAMESPACE, STOP_REASONS).add(reason)
-    tally.add_reason(reason)
+    run.acquire().tally.add_reason(reason)
 
 
-def count_halted(reason: str) -> None:
+def count_halted(run: RunHandle, reason: str) -> None:
     """A record left unsettled because the run stopped early (a guard or a systemic
     fault): counted as ``halted.<kind>``, and the reason kept for the summary."""
-    counter(f"halted.{reason.split(':')[0]}").inc()
-    stop_reason(reason)
+    counter(run, f"halted.{reason.split(':')[0]}").inc()
+    stop_reason(run, reason)
 
 
-def note_stop() -> None:
+def note_stop(run: RunHandle) -> None:
     """If the run was stopped early (by any stage of this process), say why."""
-    reason = control.halted()
+    reason = run.acquire().control.halted()
     if reason:
-        stop_reason(reason)
+        stop_reason(run, reason)
 
 
-def halt(reason: str) -> None:
+def halt(run: RunHandle, reason: str) -> None:
     """A stage met a systemic fault: stop the run (the readers stop claiming offsets)."""
-    control.halt(reason)
-    count_halted(reason)
+    run.acquire().control.halt(reason)
+    count_halted(run, reason)
 
 
-def broker_failed(outage: Outage, doing: str, exc: Exception) -> bool:
+def broker_failed(run: RunHandle, outage: Outage, doing: str, exc: Exception) -> bool:
     """A Kafka call failed for want of the broker (a restart, a blip): log the first failure
     of the outage; once it has lasted ``outage.limit_s``, stop the run as a systemic fault.
     True when the run was stopped."""
@@ -154,6 +184,6 @@ def broker_failed(outage: Outage, doing: str, exc: Exception) -> bool:
     if outage.failed():
         log_failure(doing, type(exc).__name__, f"{exc} (retrying while the broker is away)")
     elif outage.over:
-        halt(f"systemic: cannot {doing} for {outage.limit_s:.0f} s: {what}: is the broker up?")
+        halt(run, f"systemic: cannot {doing} for {outage.limit_s:.0f} s: {what}: is the broker up?")
         return True
     return False

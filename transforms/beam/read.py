@@ -8,9 +8,10 @@
                bundles and commits follow while a partition is still being read (Prism
                also schedules the stateful commit step only once a reader checkpointed)
 
-A reader stops claiming when a stop is requested (``transforms.core.run.control``); what it
-did not claim stays uncommitted. Kafka's own ordering holds within a restriction: one
-restriction per partition, never split except at checkpoints.
+A reader stops claiming when a stop is requested (the run's ``RunControl``,
+``transforms.beam.run_handle``); what it did not claim stays uncommitted. Kafka's own
+ordering holds within a restriction: one restriction per partition, never split except at
+checkpoints.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from transforms.beam.metrics import broker_failed, counter, halt
 from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
-from transforms.core.run import control
 from transforms.core.run.offsets import PartitionRange, limit_ranges
 from transforms.core.run.outage import Outage
 from transforms.kafka.client import broker_away
@@ -97,11 +97,12 @@ class ReadPartitions(beam.DoFn):
         settle: SettleHandle | None = None,
     ) -> None:
         self._spec, self._slice_records, self._max_backlog = spec, slice_records, max_backlog
-        self._read = counter(counter_name)
+        self._read = counter(run, counter_name)
         self._run, self._reader_run, self._settle = run, reader_run, settle
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
+        self._control = self._worker.control
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
         self._outage = Outage(KAFKA_OUTAGE_S)
 
@@ -136,7 +137,7 @@ class ReadPartitions(beam.DoFn):
         # below it was claimed, or skipped by the consumer (markers, compaction) and
         # covered by the next record's span.
         position, slice_ends = restriction.start, time.monotonic() + SLICE_S
-        claimed = 0
+        claimed, control = 0, self._control
         while True:
             if control.stop_requested():
                 tracker.try_claim(restriction.stop)  # the rest stays unread and uncommitted
@@ -162,7 +163,8 @@ class ReadPartitions(beam.DoFn):
                 if not broker_away(exc):
                     raise
                 # the broker is away (a restart?): read again soon
-                if broker_failed(self._outage, f"read {part.topic}[{part.partition}]", exc):
+                where = f"read {part.topic}[{part.partition}]"
+                if broker_failed(self._run, self._outage, where, exc):
                     tracker.try_claim(restriction.stop)
                     return False
                 records, reached = [], position
@@ -171,8 +173,9 @@ class ReadPartitions(beam.DoFn):
                 self._outage.recovered()
             if not records and part.end is not None and reader.starved_s() > IDLE_S:
                 halt(
+                    self._run,
                     f"systemic: no progress reading {part.topic}[{part.partition}] at "
-                    f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?"
+                    f"{position} of {part.end} for {IDLE_S:.0f} s: is the broker up?",
                 )
                 tracker.try_claim(restriction.stop)
                 return False
@@ -207,14 +210,20 @@ class PlanRanges(beam.DoFn):
     """Drain mode: snapshot ``[committed, end)`` of every partition of a topic."""
 
     def __init__(
-        self, spec: KafkaSpec, group: str | None, limit: int | None = None, counter_name: str = ""
+        self,
+        spec: KafkaSpec,
+        group: str | None,
+        run: RunHandle,
+        limit: int | None = None,
+        counter_name: str = "",
     ) -> None:
         self._spec, self._group, self._limit = spec, group, limit
-        self._planned = counter(f"planned.{counter_name or 'read'}")  # the progress line's ETA
+        self._planned = counter(run, f"planned.{counter_name or 'read'}")  # the progress ETA
+        self._expired = counter(run, "expired")
 
     def process(self, topic: str) -> Iterator[PartitionRange]:
         for range_ in limit_ranges(snapshot_ranges(self._spec, topic, self._group), self._limit):
-            counter("expired").inc(range_.expired)
+            self._expired.inc(range_.expired)
             self._planned.inc(max(0, (range_.end or 0) - range_.start))
             yield range_
 
@@ -240,15 +249,19 @@ class WatchPartitions(beam.DoFn):
     """Follow mode: a range from the committed offset for every partition, including
     partitions added while the job runs (checked every ``DISCOVERY_INTERVAL_S``)."""
 
-    def __init__(self, spec: KafkaSpec, group: str | None) -> None:
-        self._spec, self._group = spec, group
+    def __init__(self, spec: KafkaSpec, group: str | None, run: RunHandle) -> None:
+        self._spec, self._group, self._run = spec, group, run
         self._outage = Outage(KAFKA_OUTAGE_S)
+        self._expired = counter(run, "expired")
+
+    def setup(self) -> None:
+        self._control = self._run.acquire().control
 
     def process(
         self, topic: str, tracker: Any = beam.DoFn.RestrictionParam(_Rounds())
     ) -> Iterator[Any]:
         restriction = tracker.current_restriction()
-        if control.stop_requested():
+        if self._control.stop_requested():
             tracker.try_claim(restriction.stop)
             return
         known = max(0, restriction.start - 1)
@@ -260,7 +273,7 @@ class WatchPartitions(beam.DoFn):
             if not broker_away(exc):
                 raise
             # the broker is away (a restart?): look again next round
-            broker_failed(self._outage, f"list the partitions of {topic}", exc)
+            broker_failed(self._run, self._outage, f"list the partitions of {topic}", exc)
             tracker.defer_remainder(Duration(seconds=PAUSE_S))
             return
         self._outage.recovered()
@@ -268,7 +281,7 @@ class WatchPartitions(beam.DoFn):
             if not tracker.try_claim(max(r.partition for r in ranges) + 1):
                 return
             for range_ in ranges:
-                counter("expired").inc(range_.expired)
+                self._expired.inc(range_.expired)
                 yield range_
         tracker.defer_remainder(Duration(seconds=DISCOVERY_INTERVAL_S))
 
@@ -304,11 +317,11 @@ class ReadTopic(beam.PTransform[Any, Any]):
         topic = pbegin | "Topic" >> beam.Create([self._topic])
         if self._follow:
             ranges = topic | "WatchPartitions" >> beam.ParDo(
-                WatchPartitions(self._spec, self._group)
+                WatchPartitions(self._spec, self._group, self._run)
             )
         else:
             ranges = topic | "PlanRanges" >> beam.ParDo(
-                PlanRanges(self._spec, self._group, self._limit, self._counter_name)
+                PlanRanges(self._spec, self._group, self._run, self._limit, self._counter_name)
             )
         read = ranges | "ReadPartitions" >> beam.ParDo(
             ReadPartitions(

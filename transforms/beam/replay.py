@@ -8,6 +8,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.beam.metrics import counter
+from transforms.beam.run_handle import RunHandle
 from transforms.core.formats.envelope import output_source
 from transforms.core.records import KafkaRecord
 from transforms.core.run.replay import ReplayFilter, decide, one_per_source
@@ -15,11 +16,13 @@ from transforms.core.run.replay import ReplayFilter, decide, one_per_source
 SKIPPED = "skipped"
 
 
-def source_coordinates(output: KafkaRecord) -> Iterator[tuple[tuple[str, int, int], bool]]:
+def source_coordinates(
+    output: KafkaRecord, run: RunHandle
+) -> Iterator[tuple[tuple[str, int, int], bool]]:
     """The input coordinates an output record was enriched from (its source headers)."""
     source = output_source(output.headers)
     if source is None:
-        counter("replay.outputs_without_source").inc()
+        counter(run, "replay.outputs_without_source").inc()
         return
     yield source, True
 
@@ -28,9 +31,9 @@ class SelectForReplay(beam.DoFn):
     """Main output: original records to re-enrich. ``skipped``: settled coordinates of dead
     letters left alone, counted by reason (``replay.skipped.<reason>``)."""
 
-    def __init__(self, selection: ReplayFilter) -> None:
-        self._selection = selection
-        self._selected = counter("replay.selected")
+    def __init__(self, selection: ReplayFilter, run: RunHandle) -> None:
+        self._selection, self._run = selection, run
+        self._selected = counter(run, "replay.selected")
 
     def process(
         self, dead_letter: KafkaRecord, enriched: Mapping[tuple[str, int, int], bool]
@@ -40,7 +43,7 @@ class SelectForReplay(beam.DoFn):
             self._selected.inc()
             yield decision.record
             return
-        counter(f"replay.skipped.{decision.skip}").inc()
+        counter(self._run, f"replay.skipped.{decision.skip}").inc()
         yield beam.pvalue.TaggedOutput(SKIPPED, dead_letter.settled_coordinates)
 
 
@@ -51,9 +54,12 @@ def by_source(record: KafkaRecord) -> tuple[tuple[str, int, int], KafkaRecord]:
 class OnePerSource(beam.DoFn):
     """Main output: one record per original. ``skipped``: the other dead letters for it."""
 
+    def __init__(self, run: RunHandle) -> None:
+        self._duplicate = counter(run, "replay.skipped.duplicate")
+
     def process(self, element: tuple[Any, Iterable[KafkaRecord]]) -> Iterator[Any]:
         keep, duplicates = one_per_source(element[1])
         yield keep
         for duplicate in duplicates:
-            counter("replay.skipped.duplicate").inc()
+            self._duplicate.inc()
             yield beam.pvalue.TaggedOutput(SKIPPED, duplicate.settled_coordinates)

@@ -19,6 +19,7 @@ from typing import cast
 from apache_beam.utils.shared import Shared
 
 from transforms.beam.metrics import LaterCounts, halt
+from transforms.beam.run_handle import RunHandle
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled
 from transforms.core.run.ledger import SettleLedger
@@ -29,11 +30,12 @@ __all__ = ["SettleHandle", "Settlement"]
 
 
 class Settlement:
-    def __init__(self, spec: KafkaSpec, group: str) -> None:
+    def __init__(self, spec: KafkaSpec, group: str, run: RunHandle) -> None:
         self.ledger = SettleLedger()
-        self.counts = LaterCounts()
+        self.counts = LaterCounts(run)
         commit = functools.partial(commit_forward, spec, group)
-        self.loop = CommitLoop(self.ledger, commit, count=self.counts.add, halt=halt)
+        stop = functools.partial(halt, run)
+        self.loop = CommitLoop(self.ledger, commit, count=self.counts.add, halt=stop)
         self.loop.start()
 
     def begin(self, key: tuple[str, int], start: int, end: int | None) -> None:
@@ -57,12 +59,12 @@ class Settlement:
 class SettleHandle:
     """Picklable: the run's ``Settlement`` in whatever process unpickles it."""
 
-    def __init__(self, spec: KafkaSpec, group: str, run: str) -> None:
+    def __init__(self, spec: KafkaSpec, group: str, run: RunHandle) -> None:
         self._spec, self._group, self._run = spec, group, run
         self._shared = Shared()
 
     def acquire(self) -> Settlement:
         settlement = self._shared.acquire(
-            lambda: Settlement(self._spec, self._group), tag=self._run
+            lambda: Settlement(self._spec, self._group, self._run), tag=self._run.run_id
         )
         return cast(Settlement, settlement)

@@ -52,7 +52,9 @@ def _worker_of(record: Any, workers: int) -> int:
 class ProcessRecords(beam.PTransform[Any, Any]):
     """KafkaRecords in; outputs written, failures dead-lettered. Returns ``enriched``,
     ``dead`` and ``settled`` (the coordinates whose writes the broker acknowledged; empty
-    with ``settle``, where the writers settle them in the run's ``Settlement``)."""
+    with ``settle``, where the writers settle them in the run's ``Settlement``). ``run``
+    names the run to its workers (one per process shares the run's enrich service; a shared
+    coordination keys the run's budget by its ``run_id``); copies of one run pass the same."""
 
     def __init__(
         self,
@@ -69,7 +71,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
-        decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task)).with_outputs(
+        decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
         if self._keyed:  # calls outlive their bundle (transforms.beam.keyed_enrich)
@@ -81,7 +83,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
             enrich = EnrichRecords(task, self._run, self._follow, self._reader_run)
             to_enrich = decoded.ok
         enriched = to_enrich | "Enrich" >> beam.ParDo(enrich).with_outputs(DEAD, main="ok")
-        encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task)).with_outputs(
+        encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
         written = encoded.ok | "WriteOutputs" >> beam.ParDo(
@@ -103,7 +105,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         ) | "AllDeadLetters" >> beam.Flatten()
         dead_settled = (
             dead
-            | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task))
+            | "EncodeDeadLetters" >> beam.ParDo(EncodeDeadLetters(task, self._run))
             | "WriteDeadLetters"
             >> beam.ParDo(
                 WriteEnvelopes(
@@ -152,12 +154,12 @@ class EnrichStage(beam.PTransform[Any, Any]):
         self._task, self._follow, self._one_process = task, follow, one_process
         self._fused, self._workers = fused and one_process and workers == 1, workers
         self._keyed = keyed and not one_process and workers == 1
-        self.run = RunHandle()
+        self.run = RunHandle(coordination=task.coordination, task=task.name)
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         reader_run = self.run.run_id if self._fused else None
-        settle = SettleHandle(kafka, task.consumer_group, reader_run) if reader_run else None
+        settle = SettleHandle(kafka, task.consumer_group, self.run) if reader_run else None
         read = pbegin | "Read" >> ReadTopic(
             kafka,
             kafka.input_topic,
@@ -189,7 +191,7 @@ class EnrichStage(beam.PTransform[Any, Any]):
         commits = {
             "ranges": read["ranges"],
             "settled": settled,
-        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group)
+        } | "CommitOffsets" >> CommitAfterWrites(kafka, task.consumer_group, self.run)
         return {"records": read["records"], **processed, "commits": commits}
 
     def _dealt(self, records: Any) -> dict[str, Any]:
@@ -216,7 +218,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
     def __init__(self, task: TaskSpec, selection: ReplayFilter, limit: int | None) -> None:
         super().__init__()
         self._task, self._selection, self._limit = task, selection, limit
-        self.run = RunHandle()
+        self.run = RunHandle(coordination=task.coordination, task=task.name)
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
@@ -228,16 +230,17 @@ class ReplayStage(beam.PTransform[Any, Any]):
             kafka, kafka.output_topic, None, self.run, counter_name="replay.outputs_scanned"
         )
         already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
-            source_coordinates
+            source_coordinates, self.run
         )
         selected = drained["records"] | "Select" >> beam.ParDo(
-            SelectForReplay(self._selection), beam.pvalue.AsDict(already_enriched)
+            SelectForReplay(self._selection, self.run), beam.pvalue.AsDict(already_enriched)
         ).with_outputs(SKIPPED, main="replay")
         unique = (
             selected.replay
             | "KeyBySource" >> beam.Map(by_source)
             | "GroupBySource" >> beam.GroupByKey()
-            | "OnePerSource" >> beam.ParDo(OnePerSource()).with_outputs(SKIPPED, main="replay")
+            | "OnePerSource"
+            >> beam.ParDo(OnePerSource(self.run)).with_outputs(SKIPPED, main="replay")
         )
         processed = unique.replay | "Process" >> ProcessRecords(task, self.run)
         settled = (
@@ -249,7 +252,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
         commits = {
             "ranges": drained["ranges"],
             "settled": settled,
-        } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group)
+        } | "CommitReplayOffsets" >> CommitAfterWrites(kafka, group, self.run)
         return {"records": drained["records"], **processed, "commits": commits}
 
 

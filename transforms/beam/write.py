@@ -11,6 +11,7 @@ Two ways to settle what was written:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -53,16 +54,16 @@ class WriteEnvelopes(beam.DoFn):
         self._spec, self._topic, self._kind, self._run = spec, topic, kind, run
         self._failures_to_dead_letter = failures_to_dead_letter
         self._settle, self._reader_run = settle, reader_run
-        self._refused = counter(f"write_refused.{kind}")
+        self._refused = counter(run, f"write_refused.{kind}")
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
         self._producer = producer(self._spec)
         self._settlement: Settlement | None = self._settle.acquire() if self._settle else None
-        self._acked = LaterCounts()  # counted on the producer's thread, as each ack comes
+        self._acked = LaterCounts(self._run)  # counted on the producer's thread, as each ack comes
 
     def start_bundle(self) -> None:
-        self._sent: list[tuple[Envelope, Any, Any, Any]] = []
+        self._sent: list[tuple[Envelope, Any, Any, Any, _Once]] = []
 
     def process(
         self,
@@ -71,16 +72,19 @@ class WriteEnvelopes(beam.DoFn):
         window: Any = beam.DoFn.WindowParam,
     ) -> None:
         future = send(self._producer, self._topic, envelope)
+        once = _Once()
         if not isinstance(future, Exception):
-            future.add_callback(_on_ack, self._acked, self._kind, self._settlement, envelope)
-        self._sent.append((envelope, future, timestamp, window))
+            future.add_callback(_on_ack, self._acked, self._kind, self._settlement, envelope, once)
+        self._sent.append((envelope, future, timestamp, window, once))
 
     def finish_bundle(self) -> Iterator[Any]:
         flush(self._producer)
         sent, self._sent = self._sent, []
-        for envelope, future, timestamp, window in sent:
+        for envelope, future, timestamp, window, once in sent:
             error = verdict(future)
-            if error is None:  # counted (and, fused, settled) by ``_on_ack`` already
+            if error is None:  # counted (and, fused, settled) by ``_on_ack``, or now
+                if once.claim():  # its callback has not run yet: count it in this bundle
+                    self._acked.add(f"written.{self._kind}")
                 coordinates = envelope.source.settled_coordinates
                 if self._settlement is None:
                     yield WindowedValue(coordinates, timestamp, (window,))
@@ -103,9 +107,9 @@ class WriteEnvelopes(beam.DoFn):
         log_failure(f"write to {self._topic}", type(error).__name__, str(error))
         systemic = systemic_write_error(error)
         if systemic is not None:  # the topic is missing or closed to us: stop the run
-            halt(f"systemic: cannot write to {self._topic}: {systemic}")
+            halt(self._run, f"systemic: cannot write to {self._topic}: {systemic}")
         elif self._failures_to_dead_letter:
-            dead_letter_counter("write").inc()
+            dead_letter_counter(self._run, "write").inc()
             return _write_failure(envelope, error)
         return None
 
@@ -114,15 +118,34 @@ class WriteEnvelopes(beam.DoFn):
             self._producer.close(timeout=10)
 
 
+class _Once:
+    """A write is counted once: by its acknowledgement's callback, or by the bundle's end
+    when the callback has not run by then (kafka-python marks a future done before it runs
+    the callbacks, so a bundle could report its counts without the last acknowledgements,
+    and a worker's last bundle lost them: a clean run ended "not settled")."""
+
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._done = False
+
+    def claim(self) -> bool:
+        with self._lock:
+            done, self._done = self._done, True
+            return not done
+
+
 def _on_ack(
     acked: LaterCounts,
     kind: str,
     settlement: Settlement | None,
     envelope: Envelope,
+    once: _Once,
     _metadata: Any,
 ) -> None:
     """The broker acknowledged the write (on the producer's I/O thread)."""
-    acked.add(f"written.{kind}")
+    if once.claim():
+        acked.add(f"written.{kind}")
     if settlement is not None:
         coordinates: Settled = envelope.source.settled_coordinates
         settlement.settle(coordinates)

@@ -10,7 +10,6 @@ while; timeouts are ``cache.timeout_s``. Messages never carry the password.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -19,16 +18,11 @@ from redis.exceptions import RedisError
 
 from transforms.core.cache.backend import CacheError, CacheUnavailable
 from transforms.core.calls.policy import redact
+from transforms.core.config.redis_url import public_url
 
 __all__ = ["PREFIX", "RedisStore"]
 
 PREFIX = "llm_enrich:answer:"
-
-
-def public_url(url: str) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class RedisStore:

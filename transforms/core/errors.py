@@ -67,7 +67,7 @@ class Attempt:
 
     provider: str
     model: str
-    kind: str = "call"  # "call" or "reask"
+    kind: str = "call"  # "call", "reask" or "alone" (asked alone: its pack had no answer)
     status: int | None = None  # HTTP status, when there was a response
     error: str | None = None  # error class and message, secrets redacted
     latency_ms: float = 0.0
@@ -80,6 +80,8 @@ class Attempt:
     usage_estimated: bool = False  # the provider reported no usage: tokens are estimates
     lane: str = "sync"  # sync, batch or flex: which price applied (``ledger.prices``)
     shared_by: int = 1  # records that shared this call; tokens and cost are this one's share
+    # which of the records that shared this call (1..shared_by) this one was; 0: not shared
+    shared_index: int = 0
 
 
 class EnrichError(Exception):

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from transforms.core.errors import Attempt, FieldError, RecordError
 from transforms.core.stacktrace import short_trace
 
-__all__ = ["Enriched", "Failure", "KafkaRecord", "Parsed", "Saved", "Settled", "Skipped"]
+__all__ = [
+    "CascadeMark",
+    "Confidence",
+    "Enriched",
+    "Failure",
+    "KafkaRecord",
+    "Parsed",
+    "Saved",
+    "Settled",
+    "Skipped",
+]
 
 Headers = tuple[tuple[str, bytes | None], ...]
 # What a write acknowledges, for the commit step: ((topic, partition), (span_start, offset)).
@@ -68,6 +79,41 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class Confidence:
+    """How sure a cascade step was of its answer (``transforms.core.answers.confidence``):
+    the record's figure, and each closed-set field's (None: unknown)."""
+
+    record: float
+    fields: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class CascadeMark:
+    """Which cascade step answered a record, and how it got there."""
+
+    step: str
+    index: int  # among the steps the record could go through
+    confidence: Confidence | None  # None: the last step (not judged), or a cached answer
+    escalated: tuple[tuple[str, str], ...]  # (step, reason) of each step that passed it on
+    all_strong_usd: float  # what the strongest step would have cost for this record
+
+    def as_json(self) -> str:
+        """The output's ``llm_enrich.cascade`` header."""
+        confidence = self.confidence
+        return json.dumps(
+            {
+                "step": self.step,
+                "index": self.index,
+                "confidence": confidence.record if confidence else None,
+                "fields": confidence.fields if confidence else {},
+                "escalated": [list(pair) for pair in self.escalated],
+                "all_strong_usd": round(self.all_strong_usd, 8),
+            },
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
 class Enriched:
     """A record the LLM enriched and the output schema accepted."""
 
@@ -85,6 +131,9 @@ class Enriched:
     # when the cache is on; None when it is off.
     cache: str | None = None
     saved: Saved | None = None
+    # the confidence a cascade step's gate found, and the cascade step that answered
+    confidence: Confidence | None = None
+    cascade: CascadeMark | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from transforms.core.calls.batching import BatchQueue
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.secrets import required_secret
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
-from transforms.core.run import control
 from transforms.llm.batch_api import OpenAIBatchApi
 from transforms.llm.batch_state import SqlitePending
 from transforms.llm.chat_http import ChatEndpoint
@@ -27,11 +26,12 @@ def connect(
     policy: PolicySpec,
     *,
     job: str = "llm-enrich",
-    stopping: Callable[[], bool] = control.stop_requested,
+    stopping: Callable[[], bool] = lambda: False,
     **options: Any,
 ) -> ProviderClient:
-    """``options``: ``sleep`` and ``clock`` for tests. Raises ``TaskConfigError`` when the
-    provider's API key variable is named but not set."""
+    """``stopping``: whether the run is stopping (a batch queue stops waiting for its
+    batches then). ``options``: ``sleep`` and ``clock`` for tests. Raises
+    ``TaskConfigError`` when the provider's API key variable is named but not set."""
     api_key = required_secret(spec.api_key_env, f"provider {spec.name!r}")
     if spec.batch is None:
         endpoint = ChatEndpoint(

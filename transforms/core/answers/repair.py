@@ -29,7 +29,7 @@ import json_repair
 
 from transforms.core.errors import FieldError
 
-__all__ = ["parse_answer"]
+__all__ = ["closed_value_end", "parse_answer"]
 
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
 _ARRAY_OF_OBJECT = re.compile(r"\[\s*\{")
@@ -84,6 +84,13 @@ def parse_answer(raw: str) -> Parsed:
     if how is None:
         return None, repairs, [FieldError("$", "the answer is not a JSON object")]
     return datum, [*repairs, *how], []
+
+
+def closed_value_end(text: str, start: int) -> int | None:
+    """Where the object or array opening at ``start`` ends (the index after its closing
+    bracket), or None when the text ends first."""
+    end, state = _scan(text, start)
+    return end if state == "closed" else None
 
 
 def _refused(message: str) -> FieldError:

@@ -88,6 +88,20 @@ def acceptance_of(task: Any) -> dict[str, Any]:
             "model": moderation.model,
             "categories": list(moderation.categories),
         },
+        # only with a cascade (keys of tasks without one stay what they were): an answer a
+        # step accepted under one threshold is not one it accepts under another
+        **({"cascade": _cascade_acceptance(task.cascade)} if task.cascade else {}),
+    }
+
+
+def _cascade_acceptance(cascade: Any) -> dict[str, Any]:
+    return {
+        "steps": [
+            {"name": s.name, "min_confidence": s.min_confidence, "skip": s.skip}
+            for s in cascade.steps
+        ],
+        "repair_factor": cascade.repair_factor,
+        "top_logprobs": cascade.top_logprobs,
     }
 
 

@@ -100,9 +100,17 @@ class BatchProviderClient(ProviderClient):
             await self._close()
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> Completion:
-        body = self._body(messages, response_schema)
+        """``top_logprobs`` is not asked of a batch (a cascade keeps batch providers in its
+        last step, which does not judge confidence)."""
+        body = self._body(messages, response_schema, max_tokens)
         request_id = custom_id(body)
         started = time.perf_counter()
         try:

@@ -10,6 +10,10 @@ Before every call (first call, re-ask, fallback) the record's token budget is ch
 (``policy.max_tokens_per_record``, ``ledger.budget``): a call that would take the record
 over it is not made, and the record is a Failure with stage "budget" (``OverBudget``).
 
+With ``prompt.records_per_call`` > 1 a record's first call to each synchronous provider
+is shared with other records waiting at the same time (``calls.packs``): its answer out of
+the shared one is judged like any answer, re-asks are its own.
+
 A ``mode: batch`` provider answers through its batch (``calls.batch_provider``) and is
 asked once: an invalid batch answer is re-asked on the next synchronous provider (the
 re-ask conversation carried over), never in another batch. While a record waits for its
@@ -27,6 +31,11 @@ It halts the run (``transforms.core.run.control``) and the record is Skipped, ne
 nor dead-lettered, so it is read again once the fault is fixed; a follow run waits out an
 outage instead, probing until a provider is back. ``policy.on_systemic_fault:
 dead_letter`` turns both back into dead letters.
+
+With a ``cascade`` (``transforms.core.calls.cascade``) the chain above runs once per step,
+cheap to strong, over that step's providers; a step that is not the last also asks for
+the answer's token log-probabilities and hands its valid answer to its gate, which accepts
+it or escalates the record to the next step.
 """
 
 from __future__ import annotations
@@ -40,10 +49,13 @@ from typing import Any, Protocol
 from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
+from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
 from transforms.core.calls.deadline import record_deadline
+from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
-from transforms.core.calls.providers import CallFailed, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
 from transforms.core.config.job import Job
+from transforms.core.coordination.interface import Budget, CoordinationLost
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -60,7 +72,7 @@ from transforms.core.errors import (
 from transforms.core.ledger.budget import over_budget
 from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
-from transforms.core.run import control
+from transforms.core.run.control import RunControl
 from transforms.core.run.guard import RunGuard
 from transforms.core.safety.screen import RULES_NOTE
 
@@ -110,7 +122,10 @@ def _rule_violation(
 
 
 class Enricher:
-    """``follow``: wait out an outage (every circuit open) instead of stopping the run."""
+    """``follow``: wait out an outage (every circuit open) instead of stopping the run.
+    ``budget``: where the run's spend is counted (default: this process; see
+    ``transforms.core.coordination``). ``control``: the run's stop, halt and pause in this
+    process (a fresh one if not given), which ``enrich_one`` obeys and sets."""
 
     def __init__(
         self,
@@ -122,8 +137,15 @@ class Enricher:
         sleep: Sleep = asyncio.sleep,
         moderator: Moderation | None = None,
         cache: AnswerCache | None = None,
+        steps: Sequence[Step] | None = None,
+        budget: Budget | None = None,
+        control: RunControl | None = None,
     ) -> None:
+        """``steps``: the task's cascade over ``providers`` (``calls.cascade.cascade_steps``);
+        None asks ``providers`` as one chain."""
+        self.control = control if control is not None else RunControl()
         self._job = job
+        self._steps = list(steps) if steps else None
         self._cache = cache
         self._providers = list(providers)
         self._moderator = moderator
@@ -132,8 +154,10 @@ class Enricher:
         self._sleep = sleep
         policy = job.task.policy
         self._in_flight = asyncio.Semaphore(policy.max_in_flight)
+        # prompt.records_per_call > 1: first calls share a call per provider
+        self._packs = pack_queues(job, self._providers, sleep)
         self.guard = RunGuard(
-            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd
+            policy.max_dead_letter_ratio, policy.dead_letter_window, policy.budget_usd, budget
         )
 
     async def enrich_all(self, batch: Sequence[Parsed]) -> list[Enriched | Failure | Skipped]:
@@ -141,9 +165,14 @@ class Enricher:
 
     async def enrich_one(self, parsed: Parsed) -> Enriched | Failure | Skipped:
         """One record within the in-flight window, the guards and the run's halt."""
+        control = self.control
         async with self._in_flight:
             while True:
-                stopped = control.halted() or self.guard.stop_reason
+                try:
+                    stopped = control.halted() or await self.guard.check()
+                except CoordinationLost as lost:
+                    control.halt(f"systemic: {lost.reason}")
+                    continue
                 if stopped:
                     return Skipped(parsed.source, stopped)
                 try:
@@ -161,7 +190,10 @@ class Enricher:
                 if isinstance(result, Enriched) or result.stage != "llm":
                     control.set_paused(False)  # a provider answered
                 cost = sum(a.cost_usd for a in result.attempts)
-                self.guard.observe(isinstance(result, Failure), cost)
+                try:
+                    await self.guard.observe(isinstance(result, Failure), cost)
+                except CoordinationLost as lost:  # this record's outcome stands
+                    control.halt(f"systemic: {lost.reason}")
                 if self.guard.stop_reason:
                     control.halt(self.guard.stop_reason)
                 return result
@@ -169,11 +201,11 @@ class Enricher:
     async def _wait_out(self, seconds: float) -> bool:
         """Sleep, waking early for a stop request; False when the run is stopping."""
         waited = 0.0
-        while waited < seconds and not control.stop_requested():
+        while waited < seconds and not self.control.stop_requested():
             step = min(0.5, seconds - waited)
             await self._sleep(step)
             waited += step
-        return not control.stop_requested()
+        return not self.control.stop_requested()
 
     async def enrich(self, parsed: Parsed) -> Enriched | Failure:
         """The record's outcome; raises SystemicFault when it is not the record's fault.
@@ -190,6 +222,8 @@ class Enricher:
                     enriched = await self._cache.through(  # a hit makes no call
                         parsed, messages, lambda: self._through_chain(parsed, messages, attempts)
                     )
+                    if enriched.cache == "hit" and self._steps:
+                        enriched = mark_cached(self._steps, enriched)
             return replace(enriched, safety_flags=flags) if flags else enriched
         except TimeoutError:
             error: RecordError = ProvidersExhausted(
@@ -199,7 +233,7 @@ class Enricher:
             )
         except RecordError as exc:
             error = exc
-        except BatchAbandoned:
+        except (BatchAbandoned, CoordinationLost):  # never the record's: never a dead letter
             raise
         except SystemicFault as fault:
             if self._job.task.policy.on_systemic_fault == "stop":
@@ -219,11 +253,29 @@ class Enricher:
     async def _through_chain(
         self, parsed: Parsed, messages: list[Message], attempts: list[Attempt]
     ) -> Enriched:
+        if self._steps is None:
+            return await self._through_providers(self._providers, None, parsed, messages, attempts)
+
+        def ask(step: Step) -> Awaitable[Enriched]:
+            return self._through_providers(step.providers, step.gate, parsed, messages, attempts)
+
+        return await through_cascade(self._steps, ask, attempts)
+
+    async def _through_providers(
+        self,
+        providers: Sequence[ProviderClient],
+        gate: StepGate | None,
+        parsed: Parsed,
+        messages: list[Message],
+        attempts: list[Attempt],
+    ) -> Enriched:
+        """The chain of ``providers``; a ``gate`` judges a valid answer's confidence
+        (raising ``NotConfident`` to escalate) and asks for log-probabilities."""
         last_invalid: tuple[str, list[FieldError]] | None = None
         not_the_record: list[str] = []  # providers that failed for a systemic reason
         outage = True
         carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
-        for index, provider in enumerate(self._providers):
+        for index, provider in enumerate(providers):
             batch = _is_batch(provider)
             if batch and carried is not None:
                 continue  # re-asks never go into a batch
@@ -234,9 +286,7 @@ class Enricher:
                 kind = "call" if turn == 0 and carried is None else "reask"
                 self._within_budget(attempts, conversation, last_invalid)
                 try:
-                    completion = await provider.complete(
-                        conversation, self._job.shape.json_schema, kind=kind
-                    )
+                    completion = await self._ask(provider, conversation, kind, gate)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     reason = provider.systemic_reason(failed.last_error)
@@ -250,9 +300,15 @@ class Enricher:
                 attempts.extend(completion.attempts)
                 answered = True
                 output, repairs, errors, defaulted = self._judge(parsed, completion.text)
+                repairs = [*completion.repairs, *repairs]
                 if not errors and completion.finish_reason != "length":
+                    confidence = None
+                    if gate is not None:  # below its threshold: NotConfident, escalate
+                        reasked = kind == "reask"
+                        confidence = gate.judge(completion, output, repairs, reasked, defaulted)
+                        gate.check(confidence)
                     output, repairs, defaulted = await self._screened(
-                        self._reasker(index),
+                        self._reasker(providers, index),
                         parsed,
                         conversation,
                         completion.text,
@@ -267,6 +323,7 @@ class Enricher:
                         tuple(attempts),
                         tuple(repairs),
                         defaulted,
+                        confidence=confidence,
                     )
                 note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
                 if completion.finish_reason == "length" and not errors:
@@ -284,13 +341,34 @@ class Enricher:
                 raw_output=raw,
                 field_errors=errors,
             )
-        if self._providers and len(not_the_record) == len(self._providers):
+        if providers and len(not_the_record) == len(providers):
             raise SystemicFault(
                 "every provider failed: " + "; ".join(not_the_record),
                 kind="outage" if outage else "systemic",
             )
         last = attempts[-1].error if attempts else "no provider configured"
         raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+
+    async def _ask(
+        self,
+        provider: ProviderClient,
+        conversation: list[Message],
+        kind: str,
+        gate: StepGate | None = None,
+    ) -> Completion:
+        """One answer: a record's first call shares a call with others when packing is on
+        (``calls.packs``); re-asks are always the record's own, and so are the calls of a
+        cascade step that judges its confidence (``gate``: a shared answer brings no
+        log-probabilities of one record's values)."""
+        schema = self._job.shape.json_schema
+        if gate is not None:
+            return await provider.complete(
+                conversation, schema, kind=kind, top_logprobs=gate.top_logprobs
+            )
+        queue = self._packs.get(provider.spec.name) if kind == "call" else None
+        if queue is None:
+            return await provider.complete(conversation, schema, kind=kind)
+        return await packed_completion(queue, provider, conversation, schema)
 
     def _within_budget(
         self,
@@ -309,10 +387,10 @@ class Enricher:
         raw, errors = last_invalid if last_invalid else (None, [])
         raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
 
-    def _reasker(self, index: int) -> ProviderClient | None:
+    def _reasker(self, providers: Sequence[ProviderClient], index: int) -> ProviderClient | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
-        for provider in self._providers[index:]:
+        for provider in providers[index:]:
             if not _is_batch(provider):
                 return provider
         return None

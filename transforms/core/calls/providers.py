@@ -24,8 +24,9 @@ import openai
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from transforms.core.answers.confidence import TokenLogprob
 from transforms.core.calls.deadline import waiting_for_capacity
-from transforms.core.calls.limits import CircuitBreaker, RateLimiter, estimate_tokens
+from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import (
     ContentFiltered,
     ProviderUnavailable,
@@ -37,11 +38,20 @@ from transforms.core.calls.policy import (
     systemic_reason,
 )
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
-from transforms.core.errors import Attempt
+from transforms.core.coordination.in_process import InProcess
+from transforms.core.coordination.interface import Coordination
+from transforms.core.errors import Attempt, SystemicFault
 from transforms.core.ledger.prices import Lane, call_cost_usd, served_lane
 from transforms.core.ledger.usage import reported_usage
 
-__all__ = ["CallFailed", "ChatCall", "Completion", "ProviderClient", "response_format"]
+__all__ = [
+    "CallFailed",
+    "ChatCall",
+    "Completion",
+    "ProviderClient",
+    "response_format",
+    "token_logprobs",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 REFUSED = "the provider returned no answer (content filter)"
@@ -53,6 +63,11 @@ class Completion:
     text: str
     finish_reason: str | None
     attempts: tuple[Attempt, ...]
+    # what it took to read this answer out of a shared call's answer (``calls.packs``)
+    repairs: tuple[str, ...] = ()
+    # the answer's tokens with their log-probabilities, when asked for (``top_logprobs``)
+    # and returned; None otherwise
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 class CallFailed(Exception):
@@ -80,7 +95,9 @@ class ChatCall(Protocol):
 
 class ProviderClient:
     """Admission, retries and bookkeeping around one provider's endpoint. Built on the
-    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact."""
+    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact.
+    ``coordination``: where its rate limits and circuit breaker live (default: this
+    process, with ``clock`` and ``sleep``)."""
 
     def __init__(
         self,
@@ -92,6 +109,7 @@ class ProviderClient:
         secrets: Sequence[str] = (),
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
+        coordination: Coordination | None = None,
     ) -> None:
         self.spec = spec
         self._generation = generation
@@ -101,12 +119,12 @@ class ProviderClient:
         self._endpoint = endpoint
         self._slots = asyncio.Semaphore(spec.max_concurrency)
         self.queued_s = 0.0  # time calls waited for a slot or a rate limit, in total
-        self.breaker = CircuitBreaker(
-            policy.circuit_failure_threshold, policy.circuit_cooldown_s, clock
-        )
-        self._limiter = RateLimiter(spec.rpm, spec.tpm, clock, sleep)
-        # Everything in a request body but the messages, serialised once per response schema.
-        self._body_heads: dict[int, tuple[dict[str, Any], bytes]] = {}
+        coordination = coordination or InProcess(clock, sleep)
+        self.breaker = coordination.breaker(spec, policy)
+        self._limiter = coordination.limits(spec)
+        # Everything in a request body but the messages, serialised once per response schema
+        # (and max_tokens, which a shared call raises, and the log-probabilities asked for).
+        self._body_heads: dict[tuple[int, int, int | None], tuple[dict[str, Any], bytes]] = {}
         self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
 
     @property
@@ -117,34 +135,54 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
-    def _body(self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any]) -> bytes:
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+    ) -> bytes:
         """The request's JSON. Its fixed part (model, generation parameters, cache key and
-        service tier, the response format with the schema) is encoded once per schema and
-        comes first; then the messages, whose own fixed part (system, few shots) precedes
-        the record. Everything before the record's turn is byte-identical across records,
-        so a provider's prefix cache can serve it (``ledger.prices``: cached tokens)."""
-        cached = self._body_heads.get(id(response_schema))
+        service tier, the log-probabilities asked for, the response format with the schema)
+        is encoded once per schema and comes first; then the messages, whose own fixed part
+        (system, few shots) precedes the record. Everything before the record's turn is
+        byte-identical across records, so a provider's prefix cache can serve it
+        (``ledger.prices``: cached tokens). ``max_tokens``: instead of
+        ``generation.max_tokens`` (a call shared by records)."""
+        limit = self._generation.max_tokens if max_tokens is None else max_tokens
+        key = (id(response_schema), limit, top_logprobs)
+        cached = self._body_heads.get(key)
         if cached is None or cached[0] is not response_schema:
             fixed: dict[str, Any] = {
                 "model": self.spec.model,
                 "temperature": self._generation.temperature,
                 "seed": self._generation.seed,
-                "max_tokens": self._generation.max_tokens,
+                "max_tokens": limit,
             }
             if self.spec.prompt_cache_key is not None:
                 fixed["prompt_cache_key"] = self.spec.prompt_cache_key
             if self.spec.service_tier is not None:
                 fixed["service_tier"] = self.spec.service_tier
+            if top_logprobs:
+                fixed.update(logprobs=True, top_logprobs=top_logprobs)
             fixed["response_format"] = response_format(response_schema)
             head = json.dumps(fixed, separators=(",", ":")).encode()
             cached = (response_schema, head[:-1] + b',"messages":')
-            self._body_heads[id(response_schema)] = cached
+            self._body_heads[key] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
 
     async def complete(
-        self, messages: Sequence[dict[str, str]], response_schema: dict[str, Any], *, kind: str
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> Completion:
+        """``top_logprobs``: also ask for the answer's token log-probabilities, with that
+        many alternatives per token (a cascade step judging its confidence)."""
         attempts: list[Attempt] = []
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._policy.attempts_per_provider),
@@ -156,7 +194,11 @@ class ProviderClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._call_once(messages, response_schema, kind, attempts)
+                    return await self._call_once(
+                        messages, response_schema, kind, attempts, max_tokens, top_logprobs
+                    )
+        except SystemicFault:  # the coordination store is gone: not this provider's failure
+            raise
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -167,12 +209,15 @@ class ProviderClient:
         response_schema: dict[str, Any],
         kind: str,
         attempts: list[Attempt],
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> Completion:
-        is_probe = self.breaker.state == "half-open"
-        if not self.breaker.allow():  # checked per try: an opening circuit stops retries too
+        admission = await self.breaker.admit()  # per try: an opening circuit stops retries too
+        if admission == "refused":
             skipped = ProviderUnavailable(f"circuit {self.breaker.state}; provider skipped")
             attempts.append(self._failed(kind, skipped, time.perf_counter()))
             raise skipped
+        is_probe = admission == "probe"
         estimate = estimate_tokens(list(messages))
         started = time.perf_counter()
         try:
@@ -182,24 +227,32 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                response = await self._endpoint.create(self._body(messages, response_schema))
+                body = self._body(messages, response_schema, max_tokens, top_logprobs)
+                response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
+        except SystemicFault:  # the coordination store is gone: no verdict on the provider
+            raise
         except Exception as exc:
-            error = self._judge_failure(exc, is_probe)
+            error = await self._judge_failure(exc, is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))
             raise error from exc
         except BaseException:  # cancelled (the record's deadline): no verdict on the provider
             if is_probe:
-                self.breaker.abandon_probe()
+                await asyncio.shield(self.breaker.abandoned())
             raise
-        self.breaker.record_success()  # it answered; what it answered is judged elsewhere
+        await self.breaker.succeeded()  # it answered; what it answered is judged elsewhere
         attempt, choice = self._answered(response, kind, started, estimate)
-        self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
+        await self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
         attempts.append(attempt)
         if choice is None:
             raise ContentFiltered(REFUSED)
-        return Completion(choice.message.content or "", choice.finish_reason, tuple(attempts))
+        return Completion(
+            choice.message.content or "",
+            choice.finish_reason,
+            tuple(attempts),
+            logprobs=token_logprobs(choice) if top_logprobs else None,
+        )
 
     def _answered(
         self, response: ChatCompletion, kind: str, started: float, prompt_estimate: int
@@ -229,7 +282,7 @@ class ProviderClient:
             return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
         return attempt, choice
 
-    def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
+    async def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
         """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.
 
         Only errors that say something about the provider's health count as failures; a
@@ -237,7 +290,7 @@ class ProviderClient:
         """
         asked = retry_after_seconds(exc)
         if asked is not None and asked > self._policy.max_retry_after_s:
-            self.breaker.record_failure(open_for_s=asked)
+            await self.breaker.failed(open_for_s=asked)
             return ProviderUnavailable(
                 f"asked to retry after {asked:.1f}s, over policy.max_retry_after_s "
                 f"({self._policy.max_retry_after_s:.1f}s)"
@@ -245,9 +298,9 @@ class ProviderClient:
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
         if classify(exc) == "fallback" or status in (400, 422):
             if is_probe:
-                self.breaker.abandon_probe()
+                await self.breaker.abandoned()
         else:
-            self.breaker.record_failure()
+            await self.breaker.failed()
         return exc
 
     def _failed(
@@ -273,6 +326,30 @@ class ProviderClient:
     def describe(self, exc: BaseException) -> str:
         message = f"{type(exc).__name__} ({classify(exc)}): {exc}"
         return redact(message, self._secrets)[:1000]
+
+
+def token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
+    """The choice's ``logprobs.content`` (OpenAI's shape, which llama-server also sends),
+    or None when the provider sent none. Read leniently: a lenient completion holds dicts."""
+
+    def get(item: Any, key: str) -> Any:
+        return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+    content = get(get(choice, "logprobs"), "content")
+    if not isinstance(content, list):
+        return None
+    tokens = []
+    for item in content:
+        text, logprob = get(item, "token"), get(item, "logprob")
+        if not isinstance(text, str) or not isinstance(logprob, int | float):
+            return None
+        top = tuple(
+            (get(alt, "token"), float(get(alt, "logprob")))
+            for alt in get(item, "top_logprobs") or ()
+            if isinstance(get(alt, "token"), str) and isinstance(get(alt, "logprob"), int | float)
+        )
+        tokens.append(TokenLogprob(text, float(logprob), top))
+    return tuple(tokens)
 
 
 def response_format(schema: dict[str, Any]) -> Any:

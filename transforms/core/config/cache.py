@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from transforms.core.config.redis_url import check_redis_url
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "CacheSpec", "default_cache_path"]
 
@@ -54,16 +55,7 @@ class CacheSpec(BaseModel):
             if getattr(self, key) is not None:
                 raise ValueError(f"'{key}' does not apply to backend {self.backend!r}")
         if self.backend == "redis":
-            if not self.url:
-                raise ValueError("backend 'redis' needs url (e.g. redis://127.0.0.1:16379/0)")
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("redis", "rediss", "unix"):
-                raise ValueError(f"url must be redis://, rediss:// or unix://, not {parts.scheme}:")
-            if parts.password:
-                raise ValueError(
-                    "url must not hold a password (secrets never live in the task file): "
-                    "name an environment variable in password_env"
-                )
+            check_redis_url(self.url, "redis://127.0.0.1:16379/0")
         return self
 
 

@@ -19,6 +19,7 @@ from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import eval_problems, field_kinds
 from transforms.core.ledger.budget import budget_problem
 from transforms.core.prompting.copied import copy_problems
+from transforms.core.prompting.packing import POSITION, PackPrompt
 from transforms.core.prompting.prompt import PromptRenderer, prompt_definition
 from transforms.core.prompting.response_schema import ResponseShape, derive_response_shape
 from transforms.core.safety.delimit import Delimiter, derive_boundary
@@ -44,6 +45,8 @@ class Job:
     input_previous: tuple[AvroSchema, ...] = ()
     output_previous: tuple[AvroSchema, ...] = ()
     screen: Screen = field(default_factory=Screen)
+    # the prompt of a call shared by several records (prompt.records_per_call > 1)
+    packing: PackPrompt | None = None
 
     @property
     def output_writers(self) -> dict[bytes, AvroSchema]:
@@ -122,7 +125,8 @@ def compile_job(task: TaskSpec) -> Job:
     except ValueError as exc:
         raise TaskConfigError(f"{where}: {exc}") from None
     problems = (
-        on_invalid_problems(shape.avro, task.output.on_invalid)
+        _calibration_problems(task, prompt.hash)
+        + on_invalid_problems(shape.avro, task.output.on_invalid)
         + eval_problems(task.eval, field_kinds(shape.avro))
         + feedback_problems(
             task.feedback, list(shape.generated_fields), [f["name"] for f in output_schema.fields]
@@ -144,8 +148,40 @@ def compile_job(task: TaskSpec) -> Job:
                 f"(examples must fit the output schema)"
             )
     return Job(
-        task, input_schema, output_schema, shape, prompt, input_previous, output_previous, screen
+        task,
+        input_schema,
+        output_schema,
+        shape,
+        prompt,
+        input_previous,
+        output_previous,
+        screen,
+        _packing(task, shape, prompt),
     )
+
+
+def _calibration_problems(task: TaskSpec, prompt_hash: str) -> list[str]:
+    """Thresholds calibrated under another prompt say nothing about this one."""
+    calibrated = task.cascade.calibrated_prompt if task.cascade else None
+    if calibrated is None or calibrated == prompt_hash:
+        return []
+    return [
+        f"cascade.thresholds: calibrated for prompt {calibrated}, the task's prompt is "
+        f"{prompt_hash}: run llm-enrich eval --calibrate again"
+    ]
+
+
+def _packing(task: TaskSpec, shape: ResponseShape, prompt: PromptRenderer) -> PackPrompt | None:
+    if task.prompt.records_per_call == 1:
+        return None
+    where = task.source_path or "task"
+    if POSITION in shape.generated_fields:
+        raise TaskConfigError(
+            f"{where}: prompt.records_per_call > 1: the output field {POSITION!r} is generated, "
+            "but packed answers use that key for the record's number; rename the field"
+        )
+    assert prompt.delimiter is not None, "the task checks that packs are delimited"
+    return PackPrompt.build(prompt.fixed_messages, shape.json_schema, prompt.delimiter)
 
 
 def _delimiter(task: TaskSpec, shape: ResponseShape) -> Delimiter | None:

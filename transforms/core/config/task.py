@@ -23,6 +23,13 @@ from pydantic import (
 
 from transforms.core.config.batch import BatchSpec, default_batch_state_path
 from transforms.core.config.cache import CacheSpec, default_cache_path
+from transforms.core.config.cascade import (
+    CascadeSpec,
+    cascade_problems,
+    read_thresholds,
+    repeated,
+)
+from transforms.core.config.coordination import CoordinationSpec
 from transforms.core.config.eval import EvalSpec
 from transforms.core.config.feedback import FeedbackSpec
 from transforms.core.config.safety import SafetySpec
@@ -32,6 +39,8 @@ from transforms.core.errors import TaskConfigError
 __all__ = [
     "BatchSpec",
     "CacheSpec",
+    "CascadeSpec",
+    "CoordinationSpec",
     "EvalSpec",
     "ExampleSpec",
     "FeedbackSpec",
@@ -45,6 +54,7 @@ __all__ = [
     "ShadowSpec",
     "TaskSpec",
     "load_task",
+    "with_records_per_call",
 ]
 
 # Client settings passed through to kafka-python (connection and security only; the stage
@@ -166,6 +176,11 @@ class PromptSpec(_Strict):
     template: str
     examples: list[ExampleSpec] = Field(default_factory=list)
     max_prompt_chars: int = Field(default=20_000, gt=0)
+    # Up to this many records share one call (``transforms.core.prompting.packing``); 1
+    # asks for each record alone, as always. A group waits at most ``pack_linger_s`` for
+    # more records before it is sent.
+    records_per_call: int = Field(default=1, ge=1, le=256)
+    pack_linger_s: float = Field(default=0.05, ge=0, le=10)
 
 
 class PricingSpec(_Strict):
@@ -268,9 +283,13 @@ class TaskSpec(_Strict):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     safety: SafetySpec = Field(default_factory=SafetySpec)
     cache: CacheSpec = Field(default_factory=CacheSpec)
+    # where rate limits, breakers and the budget live: per process, or shared (Redis)
+    coordination: CoordinationSpec = Field(default_factory=CoordinationSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)  # llm-enrich eval's gate
     # where downstream verdicts and corrections arrive (llm-enrich feedback); optional
     feedback: FeedbackSpec | None = None
+    # cheap steps first, a stronger one only when needed (transforms.core.config.cascade)
+    cascade: CascadeSpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
     # The schema files' contents, read at load: the task travels whole to remote workers,
     # where the launcher's paths do not exist (not settable from YAML).
@@ -287,8 +306,7 @@ class TaskSpec(_Strict):
     @field_validator("providers")
     @classmethod
     def _unique_provider_names(cls, value: list[ProviderSpec]) -> list[ProviderSpec]:
-        names = [p.name for p in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = repeated([p.name for p in value])
         if duplicates:
             raise ValueError(f"provider names must be unique, repeated: {duplicates}")
         return value
@@ -327,12 +345,47 @@ class TaskSpec(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _packs_fit_the_window(self) -> TaskSpec:
+        problem = _pack_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @property
     def record_deadline_s(self) -> float:
         """How long one record may take: ``policy.record_deadline_s``, plus the wait of
         every batch provider in its chain (``batch.deadline_s``)."""
         waits = sum(p.batch.deadline_s for p in self.chain if p.batch is not None)
         return self.policy.record_deadline_s + waits
+
+
+def _pack_problem(task: TaskSpec) -> str | None:
+    """Why the task cannot pack records into calls, or None. Records waiting for their
+    pack hold in-flight slots; packs need the data boundary; batch providers key their
+    durable requests by the request's bytes."""
+    size = task.prompt.records_per_call
+    if size == 1:
+        return None
+    if size > task.policy.max_in_flight:
+        return (
+            f"prompt.records_per_call ({size}) is larger than policy.max_in_flight "
+            f"({task.policy.max_in_flight}): records waiting for their pack hold in-flight "
+            "slots; raise policy.max_in_flight or lower records_per_call"
+        )
+    if not task.safety.delimit:
+        return (
+            "prompt.records_per_call > 1 needs safety.delimit: true: the records of a "
+            "call are told apart by the job's data boundary, which no record can forge"
+        )
+    batch = [p.name for p in task.chain if p.mode == "batch"]
+    if batch:
+        return (
+            f"prompt.records_per_call > 1 is not supported with mode: batch providers "
+            f"yet ({', '.join(batch)}): a batch request is found again after a restart by "
+            "its bytes, and a pack's bytes depend on which records met in it"
+        )
+    return None
 
 
 def _describe(error: Any) -> str:
@@ -344,24 +397,108 @@ def _describe(error: Any) -> str:
     return f"{where}: {error['msg']}"
 
 
-def load_task(path: str | Path) -> TaskSpec:
-    """Read, validate and resolve a task file; raise ``TaskConfigError`` with one clear line."""
+def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
+    """Read, validate and resolve a task file; raise ``TaskConfigError`` with one clear line.
+    ``calibrating`` (``llm-enrich eval --calibrate``): the cascade's thresholds file is not
+    read, and its steps may lack thresholds: calibration is what writes them."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TaskConfigError(f"{path}: task file not found") from None
-    except yaml.YAMLError as exc:
-        raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    raw = _read_yaml(path, f"{path}: task file not found")
     if not isinstance(raw, dict):
         raise TaskConfigError(f"{path}: expected a mapping of keys at the top level")
+    if "extends" in raw:
+        raw = _extended(path, raw)
     try:
         task = TaskSpec.model_validate(raw)
     except ValidationError as exc:
         first = _describe(exc.errors()[0])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TaskConfigError(f"{path}: {first}{more}") from None
-    return _resolve_paths(task, path)
+    task = _resolve_paths(task, path)
+    if task.cascade is not None:
+        cascade = _resolve_cascade(task.cascade, path, calibrating)
+        problems = cascade_problems(cascade, task.chain, task.shadows, calibrating=calibrating)
+        if problems:
+            raise TaskConfigError(f"{path}: {problems[0]}")
+        task = _with(task, cascade=cascade)
+    return task
+
+
+def _read_yaml(path: Path, missing: str) -> Any:
+    """The file's YAML; TaskConfigError ``missing`` when it is not there."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TaskConfigError(missing) from None
+    except yaml.YAMLError as exc:
+        raise TaskConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+
+
+def _extended(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """``extends: base.yaml``: this file's keys over the base task's (mappings merged key by
+    key, anything else replaced). The base lies in the same folder, so that relative paths
+    mean the same in both, and extends nothing itself."""
+    name = raw.pop("extends")
+    base = path.parent / str(name)
+    if not isinstance(name, str) or Path(name).name != name:
+        raise TaskConfigError(f"{path}: extends: a task file in the same folder, not {name!r}")
+    parent = _read_yaml(base, f"{path}: extends: task file not found: {base}")
+    if not isinstance(parent, dict) or "extends" in parent:
+        raise TaskConfigError(f"{path}: extends: {name} must be a task that extends nothing")
+    return _merged(parent, raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _with(task: TaskSpec, **update: Any) -> TaskSpec:
+    """A copy of a resolved task (its schema texts kept)."""
+    copy = task.model_copy(update=update)
+    copy._schema_texts = task._schema_texts
+    return copy
+
+
+def _resolve_cascade(cascade: CascadeSpec, path: Path, calibrating: bool) -> CascadeSpec:
+    """The thresholds file's path made absolute, and its thresholds applied when it exists
+    (and the task is not being calibrated)."""
+    if cascade.thresholds is None:
+        return cascade
+    file = (path.resolve().parent / cascade.thresholds).resolve()
+    cascade = cascade.model_copy(update={"thresholds": file})
+    if calibrating:
+        return cascade
+    if not file.is_file():
+        if any(s.min_confidence is None and not s.skip for s in cascade.steps[:-1]):
+            raise TaskConfigError(
+                f"{path}: cascade.thresholds: file not found: {file} (write it with llm-enrich "
+                "eval --calibrate, or set min_confidence on every step but the last)"
+            )
+        return cascade
+    try:
+        return read_thresholds(cascade, file)
+    except ValueError as exc:
+        raise TaskConfigError(f"{path}: cascade.thresholds: {exc}") from None
+
+
+def with_records_per_call(task: TaskSpec, size: int) -> TaskSpec:
+    """The task with ``prompt.records_per_call`` set to ``size`` (eval's
+    ``--records-per-call``), the in-flight window raised to hold a pack if it must. Raises
+    ``TaskConfigError`` when the task cannot pack."""
+    policy = task.policy
+    if policy.max_in_flight < size:
+        policy = policy.model_copy(update={"max_in_flight": size})
+    prompt = task.prompt.model_copy(update={"records_per_call": size})
+    changed = task.model_copy(update={"prompt": prompt, "policy": policy})
+    problem = _pack_problem(changed)
+    if problem:
+        raise TaskConfigError(f"{task.source_path or 'task'}: {problem}")
+    return changed
 
 
 def _resolve_paths(task: TaskSpec, path: Path) -> TaskSpec:

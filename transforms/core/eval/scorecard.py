@@ -40,6 +40,8 @@ class Outcome:
     cost_usd: float = 0.0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    calls: float = 0.0  # calls made for it; a call k records shared counts 1/k
+    alone: bool = False  # asked alone: its shared call held no usable answer for it
 
 
 def outcome(result: Enriched | Failure) -> Outcome:
@@ -54,6 +56,8 @@ def outcome(result: Enriched | Failure) -> Outcome:
         cost_usd=ledger.cost_usd,
         cached_tokens=ledger.cached_tokens,
         reasoning_tokens=ledger.reasoning_tokens,
+        calls=sum(1 / a.shared_by for a in attempts),
+        alone=any(a.kind == "alone" for a in attempts),
     )
     if isinstance(result, Enriched):
         return replace(usage, answer=result.output, repairs=result.repairs)
@@ -132,6 +136,7 @@ def scorecard(
         "valid_share": _r(sum(o.answer is not None for o in outcomes) / count),
         "repaired_share": _r(sum(bool(o.repairs) for o in outcomes) / count),
         "reask_share": _r(sum(o.reasked for o in outcomes) / count),
+        "alone_share": _r(sum(o.alone for o in outcomes) / count),
         "failed_by_stage": dict(sorted(stages.items())),
         "latency_ms": {
             "p50": round(percentile(latencies, 50), 1),
@@ -144,6 +149,7 @@ def scorecard(
             "cost_usd": round(_mean([o.cost_usd for o in outcomes]), 8),
             "cached_prompt_tokens": _r(_mean([o.cached_tokens for o in outcomes])),
             "reasoning_tokens": _r(_mean([o.reasoning_tokens for o in outcomes])),
+            "calls": _r(_mean([o.calls for o in outcomes])),
         },
         "cache_hit_share": _r(
             cache_hit_share(

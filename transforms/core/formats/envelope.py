@@ -106,6 +106,9 @@ def output_envelope(job: Job, enriched: Enriched, schema_id: int | None = None) 
         headers.append(("llm_enrich.injection", ",".join(enriched.safety_flags).encode()))
     if enriched.cache:  # "hit": served from the response cache, no call; "miss"
         headers.append(("llm_enrich.cache", enriched.cache.encode()))
+    if enriched.cascade:  # the cascade step that answered, its confidence, who escalated
+        headers.append(("llm_enrich.step", enriched.cascade.step.encode()))
+        headers.append(("llm_enrich.cascade", enriched.cascade.as_json().encode()))
     copied = copied_input_headers(enriched.source.headers, job.task.output.input_headers)
     return _envelope(enriched.source, value, [*copied, *headers])
 
@@ -128,25 +131,27 @@ def copied_input_headers(headers: Headers, allowed: str | Sequence[str]) -> list
 
 def _attempts_json(attempts: tuple[Attempt, ...]) -> str:
     """Every attempt, compactly: provider, kind, status, error class, latency, and its
-    line of the ledger (tokens, cached tokens, cost, lane)."""
-    return json.dumps(
-        [
-            {
-                "provider": a.provider,
-                "kind": a.kind,
-                "status": a.status,
-                "error": (a.error or "").split(" ", 1)[0] or None,
-                "latency_ms": round(a.latency_ms, 1),
-                "prompt_tokens": a.prompt_tokens,
-                "cached_tokens": a.cached_tokens,
-                "completion_tokens": a.completion_tokens,
-                "cost_usd": round(a.cost_usd, 8),
-                "lane": a.lane,
-            }
-            for a in attempts
-        ],
-        separators=(",", ":"),
-    )
+    line of the ledger (tokens, cached tokens, cost, lane); for a call several records
+    shared, ``shared``: [this record's number, the records that shared it]."""
+    return json.dumps([_attempt_item(a) for a in attempts], separators=(",", ":"))
+
+
+def _attempt_item(attempt: Attempt) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "provider": attempt.provider,
+        "kind": attempt.kind,
+        "status": attempt.status,
+        "error": (attempt.error or "").split(" ", 1)[0] or None,
+        "latency_ms": round(attempt.latency_ms, 1),
+        "prompt_tokens": attempt.prompt_tokens,
+        "cached_tokens": attempt.cached_tokens,
+        "completion_tokens": attempt.completion_tokens,
+        "cost_usd": round(attempt.cost_usd, 8),
+        "lane": attempt.lane,
+    }
+    if attempt.shared_by > 1:
+        item["shared"] = [attempt.shared_index, attempt.shared_by]
+    return item
 
 
 def dead_letter_value(job: Job, failure: Failure, replay_count: int = 0) -> dict[str, Any]:

@@ -10,7 +10,7 @@ against. ``estimated_calls`` counts attempts whose usage the provider did not re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,31 +117,59 @@ class RecordUsage:
         )
 
 
-def split_attempt(attempt: Attempt, weights: Sequence[float]) -> list[Attempt]:
+def split_attempt(
+    attempt: Attempt,
+    weights: Sequence[float],
+    *,
+    completion_weights: Sequence[float] | None = None,
+    price: Callable[[Usage], float] | None = None,
+) -> list[Attempt]:
     """One call that several records shared, as one attempt per record: every token count
     split in proportion to ``weights`` (whole tokens that add up to the call's), the cost
-    likewise (the last share takes the rounding), ``shared_by`` set. The shares sum to the
-    call, so per-record ledgers add up to the invoice."""
+    likewise (the last share takes the rounding), ``shared_by`` and ``shared_index`` set.
+    The shares sum to the call, so per-record ledgers add up to the invoice.
+
+    ``completion_weights``: how the completion splits when not like the prompt (a pack:
+    by each record's own answer, ``calls.apportion``); ``price``: what a share's usage
+    costs, so that each share is priced by its own tokens (the last still takes the
+    rounding) instead of by ``weights``."""
     n = len(weights)
     if n == 0:
         return []
+    answers = weights if completion_weights is None else completion_weights
     # the parts apart, so that a share never has more cached than prompt tokens
     cached = apportion_counts(attempt.cached_tokens, weights)
     uncached = apportion_counts(attempt.prompt_tokens - attempt.cached_tokens, weights)
-    reasoning = apportion_counts(attempt.reasoning_tokens, weights)
-    answer = apportion_counts(attempt.completion_tokens - attempt.reasoning_tokens, weights)
-    total_weight = float(sum(weights))
-    costs = [attempt.cost_usd * (w / total_weight if total_weight else 1 / n) for w in weights[:-1]]
+    reasoning = apportion_counts(attempt.reasoning_tokens, answers)
+    answer = apportion_counts(attempt.completion_tokens - attempt.reasoning_tokens, answers)
+    usages = [
+        Usage(
+            cached[i] + uncached[i],
+            cached[i],
+            reasoning[i] + answer[i],
+            reasoning[i],
+            attempt.usage_estimated,
+        )
+        for i in range(n)
+    ]
+    if price is not None:
+        costs = [price(usage) for usage in usages[:-1]]
+    else:
+        total_weight = float(sum(weights))
+        costs = [
+            attempt.cost_usd * (w / total_weight if total_weight else 1 / n) for w in weights[:-1]
+        ]
     costs.append(attempt.cost_usd - sum(costs))
     return [
         replace(
             attempt,
             shared_by=n,
+            shared_index=i + 1,
             cost_usd=costs[i],
-            prompt_tokens=cached[i] + uncached[i],
-            cached_tokens=cached[i],
-            completion_tokens=reasoning[i] + answer[i],
-            reasoning_tokens=reasoning[i],
+            prompt_tokens=usages[i].prompt_tokens,
+            cached_tokens=usages[i].cached_tokens,
+            completion_tokens=usages[i].completion_tokens,
+            reasoning_tokens=usages[i].reasoning_tokens,
         )
         for i in range(n)
     ]

@@ -10,8 +10,8 @@ rendered inside the job's data boundary and the system message says that delimit
 is data (``transforms.core.safety.delimit``).
 
 The prompt hash identifies the prompt's definition (system, template, examples, the
-response schema and the data boundary), so every output and dead letter says which prompt
-produced it.
+response schema, the data boundary and, with ``prompt.records_per_call`` > 1, the pack's
+size and format), so every output and dead letter says which prompt produced it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from transforms.core.config.task import PromptSpec
 from transforms.core.errors import FieldError, PromptError
+from transforms.core.prompting.packing import pack_note
 from transforms.core.prompting.response_schema import ResponseShape
 from transforms.core.safety.delimit import Delimiter
 
@@ -120,4 +121,6 @@ def _hash(spec: PromptSpec, json_schema: Mapping[str, Any], delimiter: Delimiter
     canonical = prompt_definition(spec, json_schema)
     if delimiter:  # the boundary and the system note that explains it
         canonical += f"\0data-boundary:{delimiter.boundary}\0{delimiter.system_note}"
+    if delimiter and spec.records_per_call > 1:  # packs: their size and format
+        canonical += f"\0records-per-call:{spec.records_per_call}\0{pack_note(delimiter)}"
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

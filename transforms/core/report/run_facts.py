@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,14 @@ from transforms.core.report.bins import LATENCY_EDGES_MS, latency_bin
 __all__ = ["MAX_BINS", "RunFacts"]
 
 MAX_BINS = 60
+
+
+def _shared_by(attempt: Mapping[str, Any]) -> int:
+    """How many records shared the call: an output's header says ``"shared": [i, n]``, a
+    dead letter's attempt ``shared_by``."""
+    shared = attempt.get("shared")
+    count = shared[1] if isinstance(shared, list) and len(shared) == 2 else attempt.get("shared_by")
+    return count if isinstance(count, int) and count > 1 else 1
 
 
 def _latency_row() -> list[int]:
@@ -37,7 +45,8 @@ class RunFacts:
     output_bins: list[int] = field(default_factory=list)
     dead_bins: list[int] = field(default_factory=list)
     latency: dict[str, list[int]] = field(default_factory=dict)  # provider -> bin counts
-    calls: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, ok|failed)
+    # (provider, ok|failed) -> calls; a call n records shared counts 1/n for each of them
+    calls: defaultdict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     tokens: Counter[str] = field(default_factory=Counter)  # provider -> tokens
     prompt_tokens: Counter[str] = field(default_factory=Counter)  # provider -> prompt tokens
     cached_tokens: Counter[str] = field(default_factory=Counter)  # provider -> of those, cached
@@ -46,6 +55,12 @@ class RunFacts:
     cost_by_lane: dict[tuple[str, str], float] = field(default_factory=dict)
     answered_by: Counter[str] = field(default_factory=Counter)  # provider -> outputs
     dead_by_class: Counter[str] = field(default_factory=Counter)  # "stage: ErrorClass"
+    # the cascade, from outputs' llm_enrich.cascade headers: (step index, step) -> outputs,
+    # their cost, and what the cascade's last step would have cost for them
+    by_step: Counter[tuple[int, str]] = field(default_factory=Counter)
+    escalated: Counter[tuple[int, str, str]] = field(default_factory=Counter)
+    cascade_cost_usd: float = 0.0
+    all_strong_usd: float = 0.0
 
     def __post_init__(self) -> None:
         count = max(1, min(MAX_BINS, math.ceil(self.span_ms / 1000)))
@@ -69,7 +84,7 @@ class RunFacts:
     def _attempt(self, attempt: Mapping[str, Any]) -> None:
         provider = str(attempt.get("provider") or "?")
         failed = attempt.get("error") or (attempt.get("status") or 200) >= 400
-        self.calls[(provider, "failed" if failed else "ok")] += 1
+        self.calls[(provider, "failed" if failed else "ok")] += 1 / _shared_by(attempt)
         row = self.latency.setdefault(provider, _latency_row())
         row[latency_bin(float(attempt.get("latency_ms") or 0.0))] += 1
 
@@ -106,8 +121,17 @@ class RunFacts:
                     usage.get("completion_tokens", 0)
                 )
                 self._cost(provider, float(usage.get("cost_usd", 0.0)))
+            if "llm_enrich.cascade" in headers:
+                self._cascade(json.loads(headers["llm_enrich.cascade"]), usage)
         except (ValueError, TypeError, AttributeError):
             self.unreadable += 1
+
+    def _cascade(self, mark: Mapping[str, Any], usage: Mapping[str, Any]) -> None:
+        self.by_step[(int(mark["index"]), str(mark["step"]))] += 1
+        for index, (step, reason) in enumerate(mark.get("escalated") or []):
+            self.escalated[(index, str(step), str(reason))] += 1
+        self.cascade_cost_usd += float(usage.get("cost_usd", 0.0))
+        self.all_strong_usd += float(mark.get("all_strong_usd") or 0.0)
 
     def add_dead_letter(self, timestamp_ms: int | None, letter: Mapping[str, Any]) -> None:
         """One dead letter, decoded (``envelope.read_dead_letter``)."""

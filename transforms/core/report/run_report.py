@@ -133,6 +133,30 @@ def _money(info: RunInfo, facts: RunFacts) -> list[str]:
     ]
 
 
+def _cascade(facts: RunFacts) -> list[str]:
+    """Outputs per cascade step (their share), why records escalated, the cost saved."""
+    total = sum(facts.by_step.values())
+    steps = sorted(facts.by_step.items())
+    saved = facts.all_strong_usd - facts.cascade_cost_usd
+    share = f" ({saved / facts.all_strong_usd:.1%})" if facts.all_strong_usd else ""
+    rows: list[list[object]] = [
+        [f"answered by {step}", f"{count} ({count / total:.1%})"] for (_, step), count in steps
+    ]
+    rows += [
+        [f"escalated by {step}: {reason}", count]
+        for (_, step, reason), count in sorted(facts.escalated.items())
+    ]
+    rows += [
+        ["cost of these outputs (every step's attempts)", _usd(facts.cascade_cost_usd)],
+        ["had the last step answered them all", _usd(facts.all_strong_usd)],
+        ["saved", _usd(saved) + share],
+    ]
+    return [
+        bars([(step, count) for (_, step), count in steps], "outputs by step", fmt=_count),
+        table(["", "value"], rows),
+    ]
+
+
 def run_report_html(info: RunInfo, facts: RunFacts) -> str:
     providers = sorted({p for p, _ in facts.calls})
     calls = {
@@ -159,6 +183,7 @@ def run_report_html(info: RunInfo, facts: RunFacts) -> str:
             else "<p>No answer needed a repair.</p>",
         ),
         section("Tokens and cost", *_money(info, facts)),
+        *([section("Cascade", *_cascade(facts))] if facts.by_step else []),
         section(
             "Dead letters by error",
             bars(sorted(facts.dead_by_class.items()), "dead letters by error", fmt=_count)

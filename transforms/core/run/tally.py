@@ -5,7 +5,8 @@ a counter it has not seen yet, it keeps only one of their values (``unprocessedP
 is a map keyed by the counter, overwritten). A summary that must account for every record
 cannot live with that, so where the whole pipeline runs in the launcher's process (Prism's
 LOOPBACK workers, the default) the summary reads this tally instead; other runners report
-through Beam's metrics only.
+through Beam's metrics only. One ``Tally`` per worker process and run
+(``transforms.beam.run_handle``).
 """
 
 from __future__ import annotations
@@ -13,34 +14,27 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-__all__ = ["add", "add_reason", "counts", "reasons", "reset"]
-
-_lock = threading.Lock()
-_counts: Counter[str] = Counter()
-_reasons: set[str] = set()
+__all__ = ["Tally"]
 
 
-def add(name: str, value: int = 1) -> None:
-    with _lock:
-        _counts[name] += value
+class Tally:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._reasons: set[str] = set()
 
+    def add(self, name: str, value: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += value
 
-def add_reason(reason: str) -> None:
-    with _lock:
-        _reasons.add(reason)
+    def add_reason(self, reason: str) -> None:
+        with self._lock:
+            self._reasons.add(reason)
 
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
-def counts() -> dict[str, int]:
-    with _lock:
-        return dict(_counts)
-
-
-def reasons() -> list[str]:
-    with _lock:
-        return sorted(_reasons)
-
-
-def reset() -> None:
-    with _lock:
-        _counts.clear()
-        _reasons.clear()
+    def reasons(self) -> list[str]:
+        with self._lock:
+            return sorted(self._reasons)

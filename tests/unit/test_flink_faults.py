@@ -1,4 +1,4 @@
-"""What a failed Flink job says about the cluster (``pipelines.flink_cluster``)."""
+"""What a failed Flink job says about the cluster (``pipelines.flink_faults``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 import grpc
 import pytest
 
-from pipelines.flink_cluster import cluster_fault
+from pipelines.flink_faults import cluster_fault
 
 ENDPOINT = "127.0.0.1:18099"
 
