@@ -3,8 +3,8 @@
 Faults of the cluster stop a run as systemic faults (exit 3): the job failed because a
 TaskManager was lost or too few slots are free, or the launcher lost Beam's job server
 (the job keeps running on Flink then: ``flink_workers`` cancels it through REST,
-``pipelines.flink_jobs``). Nothing is lost either way: records not committed are read again by the next run, once
-``deploy/flink.sh start`` has started what is missing.
+``pipelines.flink_jobs``). Nothing is lost either way: records not committed are read
+again by the next run, once ``deploy/flink.sh start`` has started what is missing.
 """
 
 from __future__ import annotations
