@@ -7,9 +7,14 @@
 #                Central (deploy/flink/pom.xml; Beam's shaded job-server jar is not served)
 #   SDK boot     Beam's Python SDK harness boot program (`go install`), run by the
 #                TaskManagers for PROCESS workers (the launcher wraps it: pipelines/runner.py)
+# Beam's runner jars are on the JobManager's and the TaskManagers' classpath, and the job
+# server is Beam's with an invoker that ships no jars with a job (deploy/flink/
+# StageNothingJobServer.java, compiled at install): a job no longer uploads 152 MB.
 #
 #   deploy/flink.sh install|start|stop|status|path|jobs|cancel ID
 #
+# `start` also fills in what is missing from a running cluster (a TaskManager or the job
+# server that died: the others keep running; a dead JobManager restarts everything).
 # `path` prints the boot program's location. `jobs` lists the jobs that have not ended (id,
 # state, minutes, name: `llm-enrich run --runner flink` names its jobs llm-enrich:run:<task>:<run>,
 # and says whether the run's launcher is alive); `cancel ID` cancels one through the REST API
@@ -32,6 +37,7 @@ REPO=$(dirname "$HERE")
 CACHE=${LLM_ENRICH_CACHE:-$HOME/.cache/llm-enrich}
 FLINK_LIB=$CACHE/flink-$FLINK_VERSION/lib
 SERVER_LIB=$CACHE/beam-flink-job-server-$JOB_SERVER_VERSION/lib
+LAUNCHER=$(dirname "$SERVER_LIB")/stage-nothing.jar  # built from deploy/flink/StageNothingJobServer.java
 BOOT=$CACHE/beam-boot-$BEAM_VERSION/boot
 STATE=${LLM_ENRICH_STATE:-$REPO/.local}/flink
 REST_PORT=${LLM_ENRICH_FLINK_REST_PORT:-18091}
@@ -96,8 +102,26 @@ install_job_server() {  # the marker is a copy of the pom, so editing the pom tr
     -DoutputDirectory="$tmp/lib" 2>&1) || { echo "$out" >&2; exit 1; }
   cp "$HERE/flink/pom.xml" "$tmp/lib/.installed-pom.xml"
   mkdir -p "$(dirname "$SERVER_LIB")"
-  rm -rf "$SERVER_LIB" "$CDS_SERVER"/*.jsa
+  rm -rf "$SERVER_LIB" "$CDS_SERVER"/*.jsa "$CDS_FLINK"/*-beam.jsa "$LAUNCHER"  # all built on these jars
   mv "$tmp/lib" "$SERVER_LIB"
+}
+
+install_launcher() {  # the marker is a copy of the source, so editing it triggers a rebuild
+  local source=$HERE/flink/StageNothingJobServer.java
+  if [[ -f $LAUNCHER ]] && cmp -s "$source" "$LAUNCHER.source"; then
+    [[ ${1:-} == quiet ]] || echo "flink: cached ($LAUNCHER)"
+    return
+  fi
+  command -v javac >/dev/null || { echo "flink.sh: javac (a JDK) is needed to build $source" >&2; exit 1; }
+  local tmp out
+  tmp=$(mktemp -d "$CACHE/.flink-launcher.XXXXXX")
+  TEMPS+=("$tmp")
+  out=$(javac -nowarn -d "$tmp/classes" -cp "$SERVER_LIB/*" "$source" 2>&1 &&
+    jar --create --file "$tmp/stage-nothing.jar" -C "$tmp/classes" . 2>&1) || { echo "$out" >&2; exit 1; }
+  echo "flink: building $LAUNCHER (javac) ..."
+  rm -f "$CDS_SERVER/jobserver-stage-nothing.jsa"  # its classes changed
+  mv "$tmp/stage-nothing.jar" "$LAUNCHER"
+  cp "$source" "$LAUNCHER.source"
 }
 
 install_boot() {
@@ -120,7 +144,19 @@ install() {
   mkdir -p "$CACHE"
   install_flink "$@"
   install_job_server "$@"
+  install_launcher "$@"
   install_boot "$@"
+}
+
+# The JobManager's and TaskManagers' classpath: Flink's jars first, then Beam's runner jars
+# but for their own copies of Flink and SLF4J (flink-dist has both; slf4j-simple would be a
+# second logging binding).
+cluster_classpath() {
+  local jar path="$FLINK_LIB/*"
+  for jar in "$SERVER_LIB"/*.jar; do
+    case ${jar##*/} in flink-* | slf4j-*) ;; *) path+=":$jar" ;; esac
+  done
+  echo "$path"
 }
 
 pid_of() { cat "$STATE/$1.pid" 2>/dev/null; }
@@ -151,6 +187,26 @@ ready() {
     for role in "${ROLES[@]}"; do alive "$role" || { echo "flink: $role exited" >&2; return 1; }; done
     ((SECONDS >= deadline)) && return 1
     sleep 0.2
+  done
+}
+
+registrations() {  # how often $1 (a TaskManager) has registered with the JobManager
+  grep -c "Successful registration at resource manager" "$STATE/logs/$1.log" 2>/dev/null || true
+}
+
+# Poll for up to $1 seconds until each restarted TaskManager ($2: array name of the roles,
+# $3: of their registration counts before) registered anew: the JobManager counts a TaskManager
+# killed with -9 until its heartbeat times out, so ready() alone would not wait for it.
+registered_again() {
+  local -n roles=$2 counts=$3
+  local deadline=$((SECONDS + $1)) index
+  for index in "${!roles[@]}"; do
+    [[ ${roles[index]} == taskmanager* ]] || continue
+    until (($(registrations "${roles[index]}") > counts[index])); do
+      alive "${roles[index]}" || { echo "flink: ${roles[index]} exited" >&2; return 1; }
+      ((SECONDS < deadline)) || return 1
+      sleep 0.2
+    done
   done
 }
 
@@ -189,6 +245,9 @@ blob.storage.directory: $STATE/tmp
 io.tmp.dirs: $STATE/tmp
 web.tmpdir: $STATE/tmp
 parallelism.default: 1
+# a job of parallelism 2 gets a slot on each TaskManager (so a Python worker on each), not both
+# on the first
+cluster.evenly-spread-out-slots: true
 heartbeat.timeout: 60000
 # TaskManagers start with the JobManager: retry the registration at once, not after 10 s (ms)
 cluster.registration.initial-timeout: 100
@@ -208,11 +267,48 @@ launch() {  # $1 role, $2 its class archive, $3 dump or keep, $4... the java com
   echo $! >"$STATE/$role.pid"
 }
 
+start_role() {  # $1: the role to start, with the configuration in $STATE
+  local role=$1 dump=keep
+  cd "$STATE"  # the JVMs' working folder, and so their SDK workers' unless they change it
+  local flink=(-cp "$(cluster_classpath)" "${OPENS[@]}" -Dlog4j.configurationFile="$STATE/conf/log4j.properties")
+  case $role in
+    jobmanager)
+      launch jobmanager "$CDS_FLINK/jobmanager-beam.jsa" dump -Xms64m -Xmx256m "${flink[@]}" \
+        -Dlog.file="$STATE/logs/jobmanager.log" \
+        org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$STATE/conf" ;;
+    taskmanager*)
+      [[ $role == taskmanager1 ]] && dump=dump  # one writes the archive: never two JVMs one file
+      launch "$role" "$CDS_FLINK/taskmanager-beam.jsa" "$dump" \
+        -Xms64m -Xmx256m -XX:MaxDirectMemorySize=128m -XX:MaxMetaspaceSize=384m \
+        "${flink[@]}" -Dlog.file="$STATE/logs/$role.log" \
+        org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$STATE/conf" \
+        -D "taskmanager.resource-id=$role" ;;
+    jobserver)
+      launch jobserver "$CDS_SERVER/jobserver-stage-nothing.jsa" dump -Xms64m -Xmx384m -cp "$LAUNCHER:$SERVER_LIB/*" \
+        -Dorg.slf4j.simpleLogger.showDateTime=true \
+        StageNothingJobServer --flink-master="127.0.0.1:$REST_PORT" \
+        --job-host=127.0.0.1 --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
+        --expansion-port=-1 --artifacts-dir="$STATE/artifacts" ;;
+  esac
+}
+
 start() {
   install quiet
-  if running; then
-    ready 60 && { echo "Flink already running (REST 127.0.0.1:$REST_PORT, job server 127.0.0.1:$JOB_PORT)"; return; }
-    echo "Flink is not answering; restarting it" >&2
+  local t0=${EPOCHREALTIME/[.,]/} role missing=()  # microseconds
+  if alive jobmanager && [[ -f $STATE/conf/config.yaml ]]; then
+    for role in "${ROLES[@]}"; do alive "$role" || missing+=("$role"); done
+    if ((${#missing[@]} == 0)); then
+      ready 60 && { echo "Flink already running (REST 127.0.0.1:$REST_PORT, job server 127.0.0.1:$JOB_PORT)"; return; }
+      echo "Flink is not answering; restarting it" >&2
+    else  # fill in: a TaskManager or the job server died, the rest keeps running
+      local before=()
+      for role in "${missing[@]}"; do before+=("$(registrations "$role")"); start_role "$role"; done
+      if ready 120 && registered_again 120 missing before; then
+        echo "Flink: started ${missing[*]} again ($(elapsed "$t0") s)"
+        return
+      fi
+      echo "Flink: ${missing[*]} did not come back; restarting everything" >&2
+    fi
     stop
   fi
   stop >/dev/null  # whatever part of an earlier cluster is left
@@ -224,34 +320,21 @@ start() {
       exit 1
     fi
   done
-  local t0=${EPOCHREALTIME/[.,]/} role index  # microseconds
   write_config
-  cd "$STATE"  # the JVMs' working folder, and so their SDK workers' unless they change it
-  local flink=(-cp "$FLINK_LIB/*" "${OPENS[@]}" -Dlog4j.configurationFile="$STATE/conf/log4j.properties")
-  launch jobmanager "$CDS_FLINK/jobmanager.jsa" dump -Xms64m -Xmx256m "${flink[@]}" -Dlog.file="$STATE/logs/jobmanager.log" \
-    org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint --configDir "$STATE/conf"
-  for index in $(seq "$TASKMANAGERS"); do
-    role=taskmanager$index
-    # one TaskManager writes the archive: never two JVMs writing one file
-    launch "$role" "$CDS_FLINK/taskmanager.jsa" "$( ((index == 1)) && echo dump || echo keep)" \
-      -Xms64m -Xmx256m -XX:MaxDirectMemorySize=128m -XX:MaxMetaspaceSize=384m \
-      "${flink[@]}" -Dlog.file="$STATE/logs/$role.log" \
-      org.apache.flink.runtime.taskexecutor.TaskManagerRunner --configDir "$STATE/conf" \
-      -D "taskmanager.resource-id=$role"
-  done
-  launch jobserver "$CDS_SERVER/jobserver.jsa" dump -Xms64m -Xmx384m -cp "$SERVER_LIB/*" -Dorg.slf4j.simpleLogger.showDateTime=true \
-    org.apache.beam.runners.flink.FlinkJobServerDriver --flink-master="127.0.0.1:$REST_PORT" \
-    --job-host=127.0.0.1 --job-port="$JOB_PORT" --artifact-port="$ARTIFACT_PORT" \
-    --expansion-port=-1 --artifacts-dir="$STATE/artifacts"
+  for role in "${ROLES[@]}"; do start_role "$role"; done
   if ! ready 120; then
     echo "Flink did not come up in 120 s ($(taskmanagers) of $TASKMANAGERS TaskManagers registered)." >&2
     for role in "${ROLES[@]}"; do tail -n 15 "$STATE/logs/$role.out" "$STATE/logs/$role.log" 2>/dev/null >&2 || true; done
     stop >/dev/null
     exit 1
   fi
-  local ds=$(((${EPOCHREALTIME/[.,]/} - t0) / 100000))  # tenths of a second
   echo "Flink $FLINK_VERSION running: REST http://127.0.0.1:$REST_PORT ($TASKMANAGERS TaskManagers," \
-    "$((TASKMANAGERS * SLOTS)) slots), Beam job server 127.0.0.1:$JOB_PORT (started in $((ds / 10)).$((ds % 10)) s)"
+    "$((TASKMANAGERS * SLOTS)) slots), Beam job server 127.0.0.1:$JOB_PORT (started in $(elapsed "$t0") s)"
+}
+
+elapsed() {  # seconds since $1 (microseconds), to a tenth
+  local ds=$(((${EPOCHREALTIME/[.,]/} - $1) / 100000))
+  echo "$((ds / 10)).$((ds % 10))"
 }
 
 stop() {

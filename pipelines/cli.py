@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,15 +57,18 @@ def _execute(
     ``build(endpoint, pool, extra_args)`` builds the pipeline; ``extra_args`` go before the
     user's."""
     from pipelines.execute import execute
+    from pipelines.flink_faults import cluster_fault
     from pipelines.flink_jobs import LiveCounts, OrphanError, clear_orphans
     from pipelines.runner import (
         FlinkNotReady,
         PrismNotInstalled,
+        flink_job_endpoint,
         flink_workers,
         prism_server,
         worker_pool,
     )
 
+    _quiet_job_message_stream()
     try:
         if flink:
             with flink_workers(beam_args, flink) as flink_args:
@@ -92,8 +96,31 @@ def _execute(
         _fail(str(exc))
     except Exception as exc:  # the pipeline failed: a defect, or an environment Beam hit
         log.debug("pipeline failed", exc_info=True)
+        fault = cluster_fault(exc, flink_job_endpoint()) if flink else None
+        if fault is not None:  # the cluster, not the pipeline: fix it and run again
+            click.echo(
+                f"llm-enrich: stopped: systemic: {fault}; records not committed are read again "
+                "by the next run (deploy/flink.sh start starts what is missing)",
+                err=True,
+            )
+            sys.exit(exit_codes.SYSTEMIC)
         last = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
         _fail(f"the pipeline failed: {last[0][:500]} (-v shows more)", exit_codes.INTERNAL)
+
+
+def _quiet_job_message_stream() -> None:
+    """Beam's thread that reads a portable job's messages prints a traceback when the job
+    service goes away; the launcher says what happened in one line instead (-v logs it)."""
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread.name == "wait_until_finish_read":
+            trace = (args.exc_type, args.exc_value, args.exc_traceback)
+            log.debug("the job's message stream ended", exc_info=trace)  # type: ignore[arg-type]
+            return
+        default(args)
+
+    threading.excepthook = hook
 
 
 def _job_name(pipeline: Any) -> str:

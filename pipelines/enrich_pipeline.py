@@ -8,6 +8,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines.runner import WorkerPool, fused, in_one_process, pipeline_options
+from transforms.beam.keyed_enrich import bundle_size
 from transforms.beam.stage import EnrichStage, ReplayStage
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
@@ -26,7 +27,11 @@ def build_pipeline(
 ) -> tuple[beam.Pipeline, dict[str, Any]]:
     """``pool`` and ``workers``: Prism's SDK workers from a local worker pool, the records
     dealt over ``workers`` worker processes (``pipelines.runner.worker_pool``)."""
-    options = pipeline_options(beam_args, streaming=True, job_endpoint=job_endpoint, pool=pool)
+    args = list(beam_args)
+    flink = "--runner=PortableRunner" in args  # pipelines.runner.flink_workers
+    if flink and not any(a.startswith("--max_bundle_size") for a in args):
+        args.append(f"--max_bundle_size={bundle_size(task.policy.max_in_flight)}")
+    options = pipeline_options(args, streaming=True, job_endpoint=job_endpoint, pool=pool)
     pipeline = beam.Pipeline(options=options)
     one_process = in_one_process(options)
     stage = EnrichStage(
@@ -35,6 +40,7 @@ def build_pipeline(
         one_process=one_process,
         fused=fused(options),
         workers=1 if one_process else workers,
+        keyed=flink,  # Flink never retries a bundle alone: calls may outlive theirs
     )
     return pipeline, pipeline | f"Enrich[{task.name}]" >> stage
 

@@ -41,6 +41,7 @@ __all__ = [
     "OrphanError",
     "RunFolder",
     "cancel_job",
+    "cancel_jobs_named",
     "clear_orphans",
     "job_family",
     "job_name",
@@ -122,6 +123,19 @@ def cancel_job(jid: str, wait_s: float = CANCEL_WAIT_S) -> str:
         time.sleep(0.5)
         state = job_state(jid)
     return state
+
+
+def cancel_jobs_named(name: str) -> list[str]:
+    """Cancel every running job called ``name`` and wait for each to end; the ids cancelled.
+    Raises OSError when the REST API does not answer or a job does not end in time."""
+    cancelled = []
+    for job in running_jobs():
+        if job.name == name:
+            state = cancel_job(job.jid)
+            if state not in ENDED:
+                raise OSError(f"job {job.jid} still {state} {CANCEL_WAIT_S:.0f} s after its cancel")
+            cancelled.append(job.jid)
+    return cancelled
 
 
 class RunFolder:

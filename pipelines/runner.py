@@ -241,6 +241,27 @@ def flink_job_endpoint() -> str:
 WORKER_PASSED_ENVIRONMENT = ("LLM_ENRICH_SECRETS_DIR",)
 
 
+# The boot program, with its TaskManager watched: a TaskManager killed with -9 (or by the OOM
+# killer) stops nothing on its own, and the boot program restarts a Python worker that lost
+# its runner, so the worker would stay forever, orphaned. A TERM from the TaskManager (the
+# job ended) is passed on; the boot program stops its Python workers on TERM.
+_WATCHED_BOOT = """
+taskmanager=$PPID
+"BOOT" --semi_persist_dir="$scratch" "$@" &
+worker=$!
+trap 'kill -TERM "$worker" 2>/dev/null' TERM INT
+while kill -0 "$worker" 2>/dev/null; do
+  if ! kill -0 "$taskmanager" 2>/dev/null; then
+    kill -TERM "$worker" 2>/dev/null
+    break
+  fi
+  sleep 1 &
+  wait $!
+done
+wait "$worker"
+"""
+
+
 @contextlib.contextmanager
 def flink_workers(
     beam_args: Sequence[str] = (), family: str = "llm-enrich:run:task"
@@ -253,11 +274,13 @@ def flink_workers(
         ``PYTHONPATH``, no virtualenv of the boot program's own, a scratch folder per worker
     (its working folder too: the boot program writes the job's options file there),
         and ``LLM_ENRICH_CONTROL_DIR`` naming a folder through which stop and halt reach the
-        workers (``transforms.core.run.control``), as for a local worker pool. The folder is
-        the run's folder (``pipelines.flink_jobs.RunFolder``: the launcher's pid and
-        heartbeat), and the job is named for its ``family`` and the run (``--job_name``), so that a
-        job whose launcher is gone stops itself and is found by the next run. Valid until
-        the block ends (the folder is removed)."""
+        workers (``transforms.core.run.control``), as for a local worker pool. The script
+        stops its worker when the TaskManager that started it dies. The folder is the run's
+        folder (``pipelines.flink_jobs.RunFolder``: the launcher's pid and heartbeat), and the
+        job is named for its ``family`` and the run (``--job_name``), so that a job whose
+        launcher is gone stops itself and is found by the next run; a launcher that stops
+        waiting for its job (it lost the job server, or was interrupted) cancels it through
+        Flink's REST API. Valid until the block ends (the folder is removed)."""
     from pipelines.flink_jobs import RunFolder, job_name
     from transforms.core.run import control
 
@@ -292,7 +315,7 @@ def flink_workers(
             + f'\nscratch=$(mktemp -d "{folder}/worker.XXXXXX")'
             # the boot program writes pipeline_options.json into its working folder
             + '\ncd "$scratch" || exit 1'
-            + f'\nexec "{boot}" --semi_persist_dir="$scratch" "$@"\n'
+            + _WATCHED_BOOT.replace("BOOT", str(boot))
         )
         script.chmod(0o755)
         args = [
@@ -303,10 +326,16 @@ def flink_workers(
         ]
         if not any(a.startswith("--parallelism") for a in beam_args):
             args.append(f"--parallelism={FLINK_PARALLELISM}")
-        if not any(a.startswith("--job_name") for a in beam_args):
-            args.append(f"--job_name={job_name(family, run_id)}")
+        name = _option(beam_args, "--job_name")
+        if name is None:
+            name = job_name(family, run_id)
+            args.append(f"--job_name={name}")
         with control_folder(Path(folder)):
-            yield args
+            try:
+                yield args
+            except BaseException:
+                _cancel_on_flink(name)
+                raise
 
 
 @contextlib.contextmanager
@@ -325,6 +354,40 @@ def control_folder(folder: Path) -> Iterator[None]:
             os.environ.pop(CONTROL_DIR_ENV, None)
         else:
             os.environ[CONTROL_DIR_ENV] = before
+
+
+def _option(args: Sequence[str], name: str) -> str | None:
+    """The value of ``--name=value`` or ``--name value`` in ``args`` (the last one)."""
+    found = None
+    for index, arg in enumerate(args):
+        if arg.startswith(f"{name}="):
+            found = arg.split("=", 1)[1]
+        elif arg == name and index + 1 < len(args):
+            found = args[index + 1]
+    return found
+
+
+def _cancel_on_flink(job_name: str) -> None:
+    """The launcher stopped waiting for its job (it lost the job server, or was interrupted):
+    a job that goes on running on Flink would race the next run for the same records, so
+    cancel it through Flink's REST API."""
+    from pipelines.flink_jobs import cancel_jobs_named, rest_url
+
+    try:
+        cancelled = cancel_jobs_named(job_name)
+    except OSError as exc:
+        print(
+            f"llm-enrich: could not cancel the Flink job {job_name} ({exc}); cancel it in "
+            f"Flink's UI ({rest_url()}) before running again",
+            file=sys.stderr,
+        )
+        return
+    if cancelled:
+        print(
+            f"llm-enrich: cancelled the Flink job {job_name} ({', '.join(cancelled)}) through "
+            "Flink's REST API",
+            file=sys.stderr,
+        )
 
 
 def pipeline_options(

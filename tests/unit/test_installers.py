@@ -58,6 +58,17 @@ FAKES = {
           *) echo "fake mvn: unknown pom $pom" >&2; exit 1 ;;
         esac
     """,
+    # javac -d DIR ... SOURCE: a class file; jar --create --file JAR -C DIR .: the jar.
+    "javac": r"""
+        echo "javac $*" >>"$FAKE_LOG"
+        while [[ $# -gt 0 ]]; do [[ $1 == -d ]] && out=$2; shift; done
+        mkdir -p "$out" && touch "$out/StageNothingJobServer.class"
+    """,
+    "jar": r"""
+        echo "jar $*" >>"$FAKE_LOG"
+        while [[ $# -gt 0 ]]; do [[ $1 == --file ]] && out=$2; shift; done
+        touch "$out"
+    """,
     # GOBIN=DIR go install PKG@VERSION: an executable named like the package.
     "go": r"""
         echo "go $*" >>"$FAKE_LOG"
@@ -216,13 +227,14 @@ INSTALLERS = {
         "cached",
     ),
     "flink": (
-        {"python", "mvn", "go"},
+        {"python", "mvn", "javac", "jar", "go"},
         lambda box: [
             box.cache / "flink-1.19.3" / "lib" / "flink-dist-1.19.3.jar",
             box.cache
             / "beam-flink-job-server-2.62.0"
             / "lib"
             / "beam-runners-flink-1.19-2.62.0.jar",
+            box.cache / "beam-flink-job-server-2.62.0" / "stage-nothing.jar",
             *_path_artifact("flink.sh")(box),
         ],
         "cached",

@@ -4,10 +4,13 @@ with ``--runner flink``, the local Flink job server and PROCESS workers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,23 @@ def test_a_users_deadline_and_runner_are_kept() -> None:
     assert options.view_as(PortableOptions).job_server_timeout == 60
 
 
+@contextlib.contextmanager
+def _job_server(
+    monkeypatch: pytest.MonkeyPatch, boot: Path, boot_script: str
+) -> Iterator[socket.socket]:
+    """A port listening where the launcher looks for Flink's job server, and a stand-in for
+    Beam's boot program."""
+    boot.write_text(boot_script)
+    boot.chmod(0o755)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
+        monkeypatch.setenv("LLM_ENRICH_STATE", str(boot.parent / "state"))
+        monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
+        yield server
+
+
 def test_flink_workers_point_at_the_job_server_with_process_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,14 +68,7 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
     PROCESS workers whose script puts this interpreter and checkout first and names the
     control folder (stop and halt reach the workers through it)."""
     boot = tmp_path / "boot"
-    boot.write_text('#!/bin/sh\necho "$@"\n')
-    boot.chmod(0o755)
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        monkeypatch.setenv("LLM_ENRICH_BEAM_BOOT", str(boot))
-        monkeypatch.setenv("LLM_ENRICH_STATE", str(tmp_path / "state"))
-        monkeypatch.setenv("LLM_ENRICH_FLINK_JOB_PORT", str(server.getsockname()[1]))
+    with _job_server(monkeypatch, boot, '#!/bin/sh\necho "$@"\n') as server:
         with flink_workers() as args:
             options = pipeline_options(args, streaming=True)
             portable = options.view_as(PortableOptions)
@@ -65,6 +78,7 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
             assert f"--parallelism={FLINK_PARALLELISM}" in args
             assert not fused(options) and not in_one_process(options)
             script = Path(json.loads(portable.environment_config)["command"])
+            assert "--job_name=llm-enrich:run:task:" + script.parent.name in args  # found by REST
             text = script.read_text()
             assert f'PATH="{Path(sys.executable).parent}:' in text
             assert f'{CONTROL_DIR_ENV}="{script.parent}"' in text
@@ -75,8 +89,33 @@ def test_flink_workers_point_at_the_job_server_with_process_workers(
             assert ran.stdout.split()[1] == f"--semi_persist_dir={scratch}"
             assert ran.stdout.rstrip().endswith("--id=1")
         assert not script.parent.exists()
-        with flink_workers(["--parallelism=2"]) as args:
-            assert not any(a.startswith("--parallelism") for a in args)
+        with flink_workers(["--parallelism=2", "--job_name=mine"]) as args:
+            assert not any(a.startswith(("--parallelism", "--job_name")) for a in args)
+
+
+def test_a_flink_worker_stops_when_its_taskmanager_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TaskManager killed with -9 leaves its SDK workers running (Beam's boot program even
+    restarts a Python worker that lost its runner): the worker script sees its parent go
+    and stops the boot program."""
+    stopped = tmp_path / "stopped"
+    sleeper = (
+        f"#!/bin/sh\ntrap 'echo TERM > \"{stopped}\"; exit 0' TERM\nwhile :; do sleep 0.1; done\n"
+    )
+    with _job_server(monkeypatch, tmp_path / "boot", sleeper), flink_workers() as args:
+        config = next(a for a in args if a.startswith("--environment_config="))
+        script = json.loads(config.split("=", 1)[1])["command"]
+        # the "TaskManager": a shell that starts the worker script and waits
+        taskmanager = subprocess.Popen(["sh", "-c", f'"{script}" --id=1 & wait'])
+        time.sleep(1.5)
+        assert not stopped.exists()
+        taskmanager.kill()
+        taskmanager.wait()
+        deadline = time.monotonic() + 10
+        while not stopped.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stopped.read_text().strip() == "TERM"
 
 
 def test_flink_without_its_job_server_says_what_to_run(

@@ -324,6 +324,10 @@ class EnrichRecords(_JobDoFn):
             yield from self._emit(self._pending.take_done())
         else:
             yield from self._emit(self._pending.take_all())
+        self._report()
+
+    def _report(self) -> None:
+        """The process's counts since the last bundle, as this bundle's metrics."""
         self._throttled.report(self._service.throttled_since_last())
         self._queued_ms.inc(round(self._service.queued_since_last() * 1000))
         self._cache.errors.inc(self._service.cache_errors_since_last())

@@ -17,6 +17,7 @@ from transforms.beam.enrich import (
     EncodeOutputs,
     EnrichRecords,
 )
+from transforms.beam.keyed_enrich import EnrichKeyed, slot_of
 from transforms.beam.read import GAPS, ReadTopic
 from transforms.beam.replay import (
     SKIPPED,
@@ -62,19 +63,26 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         follow: bool = False,
         reader_run: str | None = None,
         settle: SettleHandle | None = None,
+        keyed: bool = False,
     ) -> None:
         super().__init__()
         self._task, self._run, self._follow, self._reader_run = task, run, follow, reader_run
-        self._settle = settle
+        self._settle, self._keyed = settle, keyed
 
     def expand(self, records: Any) -> dict[str, Any]:
         task, kafka = self._task, self._task.kafka
         decoded = records | "Decode" >> beam.ParDo(DecodeRecords(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
-        enriched = decoded.ok | "Enrich" >> beam.ParDo(
-            EnrichRecords(task, self._run, self._follow, self._reader_run)
-        ).with_outputs(DEAD, main="ok")
+        if self._keyed:  # calls outlive their bundle (transforms.beam.keyed_enrich)
+            enrich: beam.DoFn = EnrichKeyed(task, self._run, self._follow)
+            to_enrich = decoded.ok | "Slot" >> beam.Map(slot_of).with_output_types(
+                beam.typehints.Tuple[int, Any]  # an int key: a deterministic coder
+            )
+        else:
+            enrich = EnrichRecords(task, self._run, self._follow, self._reader_run)
+            to_enrich = decoded.ok
+        enriched = to_enrich | "Enrich" >> beam.ParDo(enrich).with_outputs(DEAD, main="ok")
         encoded = enriched.ok | "Encode" >> beam.ParDo(EncodeOutputs(task, self._run)).with_outputs(
             DEAD, main="ok"
         )
@@ -120,6 +128,8 @@ class EnrichStage(beam.PTransform[Any, Any]):
     ``one_process``: the runner runs everything in one process (Prism's LOOPBACK workers).
     ``fused``: and the processing steps run fused after the readers there (Prism's
     LOOPBACK workers; see ``transforms.beam.outstanding``).
+    ``keyed``: the runner never retries a bundle alone (Flink): the enrich step's calls
+    outlive their bundle (``transforms.beam.keyed_enrich``).
     ``workers`` > 1 (Prism with a local worker pool): records are dealt over that many
     copies of the processing, each in an environment of its own, so in a worker process of
     its own; the first shares its process with the readers and the commit step.
@@ -138,10 +148,12 @@ class EnrichStage(beam.PTransform[Any, Any]):
         one_process: bool = False,
         fused: bool = False,
         workers: int = 1,
+        keyed: bool = False,
     ) -> None:
         super().__init__()
         self._task, self._follow, self._one_process = task, follow, one_process
         self._fused, self._workers = fused and one_process and workers == 1, workers
+        self._keyed = keyed and not one_process and workers == 1
         self.run = RunHandle(coordination=task.coordination, task=task.name)
 
     def expand(self, pbegin: Any) -> dict[str, Any]:
@@ -164,11 +176,14 @@ class EnrichStage(beam.PTransform[Any, Any]):
         if self._workers > 1:
             processed = self._dealt(records)
         else:
-            if not self._one_process:  # spread a partition's records over every worker
-                records = records | "Spread" >> beam.Reshuffle()  # commits: per partition
-            # one process, fused after the readers: bundles need not wait for slow calls
+            # Fused after the readers in one process, bundles need not wait for slow calls
+            # (transforms.beam.outstanding); on Flink the enrich step is keyed by slot, which
+            # spreads a partition's records over every worker, and its calls outlive their
+            # bundle (transforms.beam.keyed_enrich). Commits stay per partition.
+            if not self._one_process and not self._keyed:  # spread over every worker
+                records = records | "Spread" >> beam.Reshuffle()
             processed = records | "Process" >> ProcessRecords(
-                task, self.run, self._follow, reader_run, settle
+                task, self.run, self._follow, reader_run, settle, keyed=self._keyed
             )
         if settle is not None:  # settled and committed where the writes are acknowledged
             return {"records": read["records"], **processed}
