@@ -17,9 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import openai
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from transforms.core.calls.policy import RetryAfterWait, is_transient, redact, systemic_reason
+from transforms.core.calls.policy import redact, systemic_reason, transient_retrying
 from transforms.core.config.safety import ModerationSpec
 from transforms.core.config.secrets import required_secret
 from transforms.core.errors import ModerationFailed, SystemicFault
@@ -48,21 +47,16 @@ class Moderator:
     async def flagged(self, texts: Sequence[str]) -> list[str]:
         if not texts:
             return []
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.spec.attempts),
-            wait=RetryAfterWait(0.5, 10.0),
-            retry=retry_if_exception(is_transient),
-            sleep=self._sleep,
-            reraise=True,
+        retrying = transient_retrying(
+            self.spec.attempts, self._sleep, backoff_initial_s=0.5, backoff_max_s=10.0
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    body = await self._client.post(
-                        "/moderations",
-                        cast_to=object,
-                        body={"model": self.spec.model, "input": list(texts)},
-                    )
+            body: Any = await retrying(
+                self._client.post,
+                "/moderations",
+                cast_to=object,
+                body={"model": self.spec.model, "input": list(texts)},
+            )
         except Exception as exc:
             reason = systemic_reason(exc)
             message = redact(f"{type(exc).__name__}: {exc}", self._secrets)[:500]

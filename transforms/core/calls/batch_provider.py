@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from openai.types.chat import ChatCompletion
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.calls.batching import BatchAbandoned, BatchQueue
 from transforms.core.calls.limits import estimate_tokens
-from transforms.core.calls.policy import ContentFiltered, RetryAfterWait, is_transient
+from transforms.core.calls.policy import ContentFiltered, policy_retrying
 from transforms.core.calls.providers import REFUSED, CallFailed, Completion, ProviderClient
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 
@@ -59,17 +58,8 @@ def retry_transient(policy: PolicySpec, sleep: Callable[[float], Awaitable[None]
     """Runs an upload or a batch creation with the policy's tries on transient errors."""
 
     async def submit(call: Callable[[], Awaitable[str]]) -> str:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts_per_provider),
-            wait=RetryAfterWait(policy.backoff_initial_s, policy.backoff_max_s),
-            retry=retry_if_exception(is_transient),
-            sleep=sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity either returns or raises")
+        answer: str = await policy_retrying(policy, sleep)(call)
+        return answer
 
     return submit
 

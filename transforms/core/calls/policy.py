@@ -10,18 +10,21 @@ Some final errors say nothing about the record and everything about the environm
 completion. When every provider fails like that (or is unavailable), the run stops
 (``systemic_reason``) instead of dead-lettering every record.
 
-The SDK's own retries are off; this module is the only retry layer.
+The SDK's own retries are off; this module is the only retry layer: ``transient_retrying``
+is the one tenacity recipe (tries, waits, what is retried) every call site uses.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal
 
 import openai
-from tenacity import RetryCallState
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
+
+from transforms.core.config.task import PolicySpec
 
 __all__ = [
     "ContentFiltered",
@@ -32,9 +35,11 @@ __all__ = [
     "RetryAfterWait",
     "classify",
     "is_transient",
+    "policy_retrying",
     "redact",
     "retry_after_seconds",
     "systemic_reason",
+    "transient_retrying",
 ]
 
 Kind = Literal["transient", "fallback", "final"]
@@ -134,6 +139,33 @@ class RetryAfterWait(wait_base):
         if asked is not None:
             return asked
         return min(self._maximum, float(self._backoff(retry_state)))
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def transient_retrying(
+    attempts: int, sleep: Sleep, *, backoff_initial_s: float, backoff_max_s: float
+) -> AsyncRetrying:
+    """Up to ``attempts`` tries, retrying transient errors only (waits as ``RetryAfterWait``);
+    the last error is re-raised as it is. Call it as ``await retrying(fn, *args)``."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=RetryAfterWait(backoff_initial_s, backoff_max_s),
+        retry=retry_if_exception(is_transient),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def policy_retrying(policy: PolicySpec, sleep: Sleep) -> AsyncRetrying:
+    """``transient_retrying`` with a provider policy's tries and waits."""
+    return transient_retrying(
+        policy.attempts_per_provider,
+        sleep,
+        backoff_initial_s=policy.backoff_initial_s,
+        backoff_max_s=policy.backoff_max_s,
+    )
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

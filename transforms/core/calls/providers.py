@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import openai
 from openai.types.chat import ChatCompletion
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from transforms.core.answers.confidence import TokenLogprob
 from transforms.core.calls.deadline import waiting_for_capacity
@@ -30,9 +29,8 @@ from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import (
     ContentFiltered,
     ProviderUnavailable,
-    RetryAfterWait,
     classify,
-    is_transient,
+    policy_retrying,
     redact,
     retry_after_seconds,
     systemic_reason,
@@ -184,24 +182,16 @@ class ProviderClient:
         """``top_logprobs``: also ask for the answer's token log-probabilities, with that
         many alternatives per token (a cascade step judging its confidence)."""
         attempts: list[Attempt] = []
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._policy.attempts_per_provider),
-            wait=RetryAfterWait(self._policy.backoff_initial_s, self._policy.backoff_max_s),
-            retry=retry_if_exception(is_transient),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        retrying = policy_retrying(self._policy, self._sleep)
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._call_once(
-                        messages, response_schema, kind, attempts, max_tokens, top_logprobs
-                    )
+            completion: Completion = await retrying(
+                self._call_once, messages, response_schema, kind, attempts, max_tokens, top_logprobs
+            )
         except SystemicFault:  # the coordination store is gone: not this provider's failure
             raise
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")
+        return completion
 
     async def _call_once(
         self,
