@@ -14,7 +14,7 @@ from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
-from transforms.core.errors import SystemicFault, TaskConfigError
+from transforms.core.errors import EnrichError, SystemicFault, TaskConfigError
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
@@ -27,7 +27,7 @@ __all__ = ["EvalSystemic", "ask_all", "chosen_providers", "evaluate"]
 FORMAT = "llm-enrich.eval/1"
 
 
-class EvalSystemic(Exception):
+class EvalSystemic(EnrichError):
     """A provider failed for a reason that is not the records' (bad key, no such model),
     or answered none of them (unreachable): its scores would say nothing."""
 

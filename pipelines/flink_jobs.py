@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from transforms.core.errors import EnrichError
 from transforms.core.run.control import HEARTBEAT, LAUNCHER_SILENCE_S
 
 __all__ = [
@@ -202,7 +203,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class OrphanError(RuntimeError):
+class OrphanError(EnrichError, RuntimeError):
     """A job of this task runs on the cluster and is not an orphan to cancel (its launcher
     lives, or it was not started from here), an orphan would not end, or Flink's REST API
     does not answer."""

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.core.errors import EnrichError
+
 __all__ = [
     "BEAM_BOOT_VERSION",
     "FLINK_PARALLELISM",
@@ -73,7 +75,7 @@ def boot_location() -> Path:
     return _cache() / f"beam-boot-{BEAM_BOOT_VERSION}" / "boot"
 
 
-class PrismNotInstalled(FileNotFoundError):
+class PrismNotInstalled(EnrichError, FileNotFoundError):
     """deploy/setup.sh has not built Prism (or LLM_ENRICH_PRISM points nowhere)."""
 
 
@@ -226,7 +228,7 @@ FLINK_PARALLELISM = 4  # deploy/flink.sh: two TaskManagers with two slots each
 FLINK_REPLAY_ARGS = ("--parallelism=2",)
 
 
-class FlinkNotReady(RuntimeError):
+class FlinkNotReady(EnrichError, RuntimeError):
     """deploy/flink.sh has not installed the boot program, or its job server is not up."""
 
 

@@ -1,25 +1,58 @@
 """One exception hierarchy; every per-record failure carries what a dead letter needs.
 
+Every exception the project raises derives from ``EnrichError``; a class defined in
+another module names it in brackets. Where a class also keeps a built-in base (callers or
+libraries catch it by that base), the base follows its name. ``test_exception_tree``
+checks that this tree names every public exception class of the project.
+
 EnrichError                      base of everything this project raises
 ├── TaskConfigError              the task file is wrong (raised at load, never per record)
 ├── SystemicFault                the environment is broken, not the record: stop the run
-│                                (bad credentials, a missing model, topic or subject, an
-│                                unreachable registry, every provider down)
-└── RecordError                  one record failed; ``stage`` names where
-    ├── DecodeError              stage "decode": bytes are not a valid input record
-    ├── PromptError              stage "prompt": the template cannot render this record
-    ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
-    ├── OverBudget               stage "budget": the next call would take the record over
-    │                            policy.max_tokens_per_record
-    ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
-    ├── OutputInvalid            stage "validate": the answer does not fit the output schema
-    ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
-    │   ├── InjectionSuspected   the record carries injection markers (action dead_letter)
-    │   ├── OutputRuleViolated   the answer broke a safety.output_rules rule, after a re-ask
-    │   ├── ModerationFlagged    the moderation endpoint flagged the answer
-    │   └── ModerationFailed     the moderation endpoint could not be asked (fails closed)
-    ├── EncodeError              stage "encode": the enriched record cannot be encoded
-    └── WriteError               stage "write": the broker refused the record
+│   │                            (bad credentials, a missing model, topic or subject, an
+│   │                            unreachable registry, every provider down)
+│   ├── CacheUnavailable         [core.cache.backend] the configured cache cannot be used
+│   └── CoordinationLost         [core.coordination.interface] the shared store is gone
+├── RecordError                  one record failed; ``stage`` names where
+│   ├── DecodeError              stage "decode": bytes are not a valid input record
+│   ├── PromptError              stage "prompt": the template cannot render this record
+│   ├── ProvidersExhausted       stage "llm": every provider failed; ``attempts`` says how
+│   ├── OverBudget               stage "budget": the next call would take the record over
+│   │                            policy.max_tokens_per_record
+│   ├── UnexpectedError          stage "llm": a defect met while enriching (report it)
+│   ├── OutputInvalid            stage "validate": the answer does not fit the output schema
+│   ├── GuardRejected            stage "guard": the trust-and-safety layer refused it
+│   │   ├── InjectionSuspected   the record carries injection markers (action dead_letter)
+│   │   ├── OutputRuleViolated   the answer broke a safety.output_rules rule, after a re-ask
+│   │   ├── ModerationFlagged    the moderation endpoint flagged the answer
+│   │   └── ModerationFailed     the moderation endpoint could not be asked (fails closed)
+│   ├── EncodeError              stage "encode": the enriched record cannot be encoded
+│   └── WriteError               stage "write": the broker refused the record
+│
+│   one call to one provider (caught inside the enricher, never dead-lettered as such):
+├── CallFailed                   [core.calls.providers] every try at one provider failed;
+│                                carries the attempts (the enricher moves to the next one)
+├── ContextTooLong               [core.calls.policy] the prompt does not fit: next provider
+├── ContentFiltered              [core.calls.policy] the provider refused to answer
+├── ProviderUnavailable          [core.calls.policy] circuit open, or Retry-After too long
+├── NotChatCompletions           [core.calls.policy] not a chat completions API (systemic)
+├── NotConfident                 [core.calls.cascade] a cascade step's answer is not
+│                                confident enough: escalate to the next step
+├── BatchAbandoned               [core.calls.batching] the run stops while a record waits
+│                                for its batch: leave the record uncommitted
+├── BatchWaitExceeded            [core.calls.batching] batch.deadline_s passed: next provider
+├── BatchItemFailed              [core.calls.batching] the batch answered this request with
+│                                an error line, or ended without it
+│
+│   edges and commands:
+├── CacheError                   [core.cache.backend] a cache operation failed mid-run
+├── RegistryError                [registry.client] the schema registry failed a request
+├── GoldenError, ValueError      [core.eval.golden] the golden set is malformed
+├── EvalSystemic                 [pipelines.evaluate] a provider's scores would say nothing
+├── PrismNotInstalled,           [pipelines.runner] deploy/setup.sh has not built Prism
+│   FileNotFoundError
+├── FlinkNotReady, RuntimeError  [pipelines.runner] no boot program, or no Flink job server
+└── OrphanError, RuntimeError    [pipelines.flink_jobs] a job of this task on the cluster is
+                                 not an orphan to cancel, or would not end
 """
 
 from __future__ import annotations

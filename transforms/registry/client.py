@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 from schemas import AvroSchema, parse_schema
-from transforms.core.errors import SystemicFault
+from transforms.core.errors import EnrichError, SystemicFault
 from transforms.core.formats.framing import SchemaById
 
 __all__ = ["RegistryClient", "RegistryError", "registry_lookup", "schema_lookup", "topic_subject"]
@@ -26,7 +26,7 @@ __all__ = ["RegistryClient", "RegistryError", "registry_lookup", "schema_lookup"
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-class RegistryError(Exception):
+class RegistryError(EnrichError):
     """The registry could not be reached or refused a request (not: an unknown id)."""
 
 

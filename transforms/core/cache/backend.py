@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from transforms.core.errors import SystemicFault
+from transforms.core.errors import EnrichError, SystemicFault
 
 __all__ = ["CacheBackend", "CacheError", "CacheUnavailable"]
 
 
-class CacheError(Exception):
+class CacheError(EnrichError):
     """A backend operation failed mid-run; the message is safe to log (no secret in it)."""
 
 

@@ -35,6 +35,7 @@ from openai.types.chat import ChatCompletion
 
 from transforms.core.calls.policy import is_transient
 from transforms.core.config.batch import BatchSpec
+from transforms.core.errors import EnrichError
 
 __all__ = [
     "BatchAbandoned",
@@ -53,11 +54,11 @@ Sleep = Callable[[float], Awaitable[None]]
 CHECK_S = 0.5  # how often a waiter looks at the stop request and its deadline
 
 
-class BatchAbandoned(Exception):
+class BatchAbandoned(EnrichError):
     """The run is stopping while the record waits for its batch: leave it uncommitted."""
 
 
-class BatchWaitExceeded(Exception):
+class BatchWaitExceeded(EnrichError):
     """The record waited ``batch.deadline_s`` without an answer from its batch."""
 
 
@@ -70,7 +71,7 @@ class ItemFailure:
     status: int | None = None
 
 
-class BatchItemFailed(Exception):
+class BatchItemFailed(EnrichError):
     def __init__(self, failure: ItemFailure) -> None:
         self.failure = failure
         self.status_code = failure.status

@@ -32,6 +32,7 @@ from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import (
     Attempt,
+    EnrichError,
     OutputInvalid,
     OutputRuleViolated,
     ProvidersExhausted,
@@ -47,7 +48,7 @@ __all__ = ["NotConfident", "Step", "StepGate", "cascade_steps", "through_cascade
 LOW_CONFIDENCE, INVALID, FAILED = "low_confidence", "invalid", "failed"
 
 
-class NotConfident(Exception):
+class NotConfident(EnrichError):
     """A step's valid answer was not confident enough: escalate."""
 
     def __init__(self, confidence: Confidence) -> None:

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_base, wait_exponential_jitter
 
 from transforms.core.config.task import PolicySpec
+from transforms.core.errors import EnrichError
 
 __all__ = [
     "ContentFiltered",
@@ -50,19 +51,19 @@ _CONTEXT_PATTERNS = re.compile(
 )
 
 
-class ContextTooLong(Exception):
+class ContextTooLong(EnrichError):
     """The prompt does not fit this provider's context window."""
 
 
-class ContentFiltered(Exception):
+class ContentFiltered(EnrichError):
     """The provider refused to answer (finish_reason ``content_filter``)."""
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(EnrichError):
     """Skip this provider for now: its circuit is open, or it asked to wait past the cap."""
 
 
-class NotChatCompletions(Exception):
+class NotChatCompletions(EnrichError):
     """The endpoint answered, but not as an OpenAI-compatible chat completions API."""
 
 

@@ -38,7 +38,7 @@ from transforms.core.calls.policy import (
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.coordination.in_process import InProcess
 from transforms.core.coordination.interface import Coordination
-from transforms.core.errors import Attempt, SystemicFault
+from transforms.core.errors import Attempt, EnrichError, SystemicFault
 from transforms.core.ledger.prices import Lane, call_cost_usd, served_lane
 from transforms.core.ledger.usage import reported_usage
 
@@ -68,7 +68,7 @@ class Completion:
     logprobs: tuple[TokenLogprob, ...] | None = None
 
 
-class CallFailed(Exception):
+class CallFailed(EnrichError):
     """Every try at one provider failed; the attempts say how."""
 
     def __init__(self, last_error: BaseException, attempts: Sequence[Attempt]) -> None:

@@ -14,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from transforms.core.errors import EnrichError
+
 __all__ = ["GoldenCase", "GoldenError", "parse_golden"]
 
 
-class GoldenError(ValueError):
+class GoldenError(EnrichError, ValueError):
     """The golden set is malformed: one line naming the file, the line and the problem."""
 
 
