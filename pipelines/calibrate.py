@@ -15,13 +15,13 @@ from pipelines.evaluate import ask_all
 from transforms.core.calls.cascade import Step, StepGate
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.config.cascade import THRESHOLDS_FORMAT, CascadeStepSpec
-from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.calibrate import Route, StepResult, alone, choose, held_back, route
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import outcome, scorecard
+from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure
 
 __all__ = ["calibrate", "thresholds_path"]

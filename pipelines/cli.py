@@ -20,9 +20,9 @@ import click
 
 from pipelines import exit_codes
 from transforms.core.config.cache import CacheSpec
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task, with_records_per_call
 from transforms.core.errors import TaskConfigError
+from transforms.core.job import Job, compile_job
 from transforms.core.run.replay import ReplayFilter
 
 log = logging.getLogger("llm_enrich")

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from transforms.core.config.job import Job
 from transforms.core.eval.baseline import compare
 from transforms.core.eval.golden import GoldenCase, parse_golden
 from transforms.core.eval.report import eval_report_html
+from transforms.core.job import Job
 
 __all__ = ["load_baseline", "load_cases", "write_outputs"]
 

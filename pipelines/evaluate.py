@@ -12,12 +12,12 @@ from typing import Any
 from transforms.core.calls.cascade import Step
 from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.providers import ProviderClient
-from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import EnrichError, SystemicFault, TaskConfigError
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
+from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
 from transforms.llm.connect import connect
 from transforms.llm.moderation import Moderator

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.topics import UNDECODABLE, output_records
-from transforms.core.config.job import Job
 from transforms.core.errors import RecordError
 from transforms.core.export.training import (
     Exporter,
@@ -36,6 +35,7 @@ from transforms.core.export.training import (
 from transforms.core.feedback.events import BadEvent, Ref
 from transforms.core.feedback.verify import Verification
 from transforms.core.formats.codec import InputDecoder
+from transforms.core.job import Job
 from transforms.core.run.offsets import PartitionRange
 from transforms.kafka.reader import read_range
 from transforms.registry.client import registry_lookup

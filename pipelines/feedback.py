@@ -26,7 +26,6 @@ from kafka import TopicPartition
 
 from schemas import feedback_schema
 from transforms.core.config.feedback import FeedbackSpec
-from transforms.core.config.job import Job
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.feedback.aggregate import Aggregate, Group, OutputFacts
 from transforms.core.feedback.events import (
@@ -37,6 +36,7 @@ from transforms.core.feedback.events import (
     decode_event,
 )
 from transforms.core.feedback.result import FeedbackResult, Thresholds, build_result
+from transforms.core.job import Job
 from transforms.core.records import KafkaRecord
 from transforms.kafka.client import consumer
 from transforms.kafka.reader import read_range, snapshot_ranges

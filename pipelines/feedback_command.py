@@ -23,10 +23,10 @@ import click
 from pipelines import exit_codes
 from pipelines.eval_files import load_baseline
 from pipelines.feedback import Collector, checked_events, drain_records, follow_records
-from transforms.core.config.job import Job
 from transforms.core.feedback.compare import check_eval_result, compare_with_eval
 from transforms.core.feedback.report import feedback_report_html, result_lines
 from transforms.core.feedback.result import FeedbackResult, new_alerts
+from transforms.core.job import Job
 
 __all__ = ["run_feedback"]
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.enrich_pipeline import build_pipeline
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
+from transforms.core.job import compile_job
 
 __all__ = ["build_from_template", "main"]
 

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from transforms.beam.stage import replay_group
-from transforms.core.config.job import Job
-from transforms.core.formats.envelope import output_source
+from transforms.core.envelope import output_source
+from transforms.core.job import Job
 from transforms.core.run.offsets import limit_ranges
 from transforms.core.run.replay import ReplayFilter, decide
 from transforms.kafka.reader import read_range, snapshot_ranges

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from pipelines.summary import RunSummary
-from transforms.core.config.job import Job
-from transforms.core.formats.envelope import read_dead_letter
+from transforms.core.envelope import read_dead_letter
+from transforms.core.job import Job
 from transforms.core.report.run_facts import RunFacts
 from transforms.core.report.run_report import RunInfo, run_report_html
 from transforms.core.run.offsets import PartitionRange

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from transforms.core.config.job import Job
+from transforms.core.envelope import read_dead_letter
 from transforms.core.export.training import OutputRecord
 from transforms.core.formats import framing
-from transforms.core.formats.envelope import read_dead_letter
+from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 from transforms.kafka.reader import read_range, snapshot_ranges

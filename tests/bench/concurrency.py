@@ -52,9 +52,9 @@ from schemas import load_schema
 from tests.bench.cpu import children, cpu_seconds, peak_rss_mb, print_split, profiled
 from tests.conftest import REPO, SCHEMAS
 from transforms.core.calls.providers import response_format
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import KafkaSpec, load_task
 from transforms.core.formats import framing
+from transforms.core.job import Job, compile_job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
 

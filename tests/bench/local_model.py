@@ -33,8 +33,8 @@ from typing import Any
 
 from tests.conftest import REPO
 from transforms.core.calls.providers import ProviderClient, response_format
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
+from transforms.core.job import Job, compile_job
 from transforms.llm.chat_http import ChatEndpoint
 
 TASK = REPO / "pipelines/examples/reviews/task.yaml"

@@ -35,7 +35,6 @@ from typing import Any
 from tests.billing_server import BillingServer, Prices
 from tests.conftest import EXAMPLE_TASK, REPO
 from transforms.core.calls.enricher import Enricher
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import (
     ExampleSpec,
     PricingSpec,
@@ -43,6 +42,7 @@ from transforms.core.config.task import (
     TaskSpec,
     load_task,
 )
+from transforms.core.job import Job, compile_job
 from transforms.core.ledger.record import RecordUsage
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
 from transforms.llm.connect import connect

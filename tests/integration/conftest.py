@@ -30,9 +30,9 @@ from pipelines.summary import RunSummary
 from schemas import load_schema
 from tests.conftest import REPO, SCHEMAS
 from tests.fault_server import FaultServer
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec, load_task
 from transforms.core.formats import framing
+from transforms.core.job import Job, compile_job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.reader import read_range, snapshot_ranges
 

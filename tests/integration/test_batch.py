@@ -31,7 +31,7 @@ from tests.integration.conftest import (
     run_job,
     servers_on_demand,
 )
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 
 COUNT = 12
 

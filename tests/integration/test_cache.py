@@ -164,7 +164,7 @@ def stored_values(backend: str, sqlite: Path, task: TaskSpec) -> list[bytes]:
 
 
 def produce_records(task: TaskSpec, count: int) -> None:
-    from transforms.core.config.job import compile_job
+    from transforms.core.job import compile_job
 
     produce(compile_job(task), reviews(count))
 
@@ -261,7 +261,7 @@ def test_a_worker_that_cannot_reach_its_cache_stops_the_run_before_any_call(
 
 
 def compile(task: TaskSpec) -> Any:
-    from transforms.core.config.job import compile_job
+    from transforms.core.job import compile_job
 
     return compile_job(task)
 

@@ -21,9 +21,9 @@ from schemas import load_schema
 from tests.conftest import SCHEMAS
 from tests.fault_server import FaultServer, Ok, Reply
 from tests.integration.conftest import CLI, MakeTask, fault_provider, produce, run_job
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.formats import framing
+from transforms.core.job import compile_job
 
 COUNT = 12
 # the small model's confidence in record i (the same for both fields) and whether it is right

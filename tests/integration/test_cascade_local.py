@@ -24,9 +24,9 @@ from tests.integration.conftest import (
     run_job,
     sample_reviews,
 )
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.eval.calibrate import held_back
+from transforms.core.job import compile_job
 
 GEMMA_URL = os.environ.get("LLM_ENRICH_GEMMA_URL", "http://127.0.0.1:18085/v1")
 

@@ -45,8 +45,8 @@ from tests.integration.conftest import (
     produce,
     sample_reviews,
 )
-from transforms.core.config.job import Job
 from transforms.core.formats import framing
+from transforms.core.job import Job
 
 MARK = "MARKED-FOR-A-DEAD-LETTER"
 WORKERS = 2

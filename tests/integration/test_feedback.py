@@ -29,7 +29,7 @@ from tests.integration.conftest import (
     run_job,
     sample_reviews,
 )
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 
 COUNT = 12

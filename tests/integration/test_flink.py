@@ -45,7 +45,7 @@ from tests.integration.conftest import (
 )
 from transforms.beam.keyed_enrich import bundle_size
 from transforms.beam.stage import replay_group
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 from transforms.kafka.commit_loop import COMMIT_INTERVAL_S
 from transforms.kafka.reader import read_range, snapshot_ranges
 

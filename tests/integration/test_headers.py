@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from tests.fault_server import Reply
 from tests.integration.conftest import KAFKA, MakeTask, fault_provider, reviews, run_job
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 
 # As org.apache.kafka.connect.runtime.errors.DeadLetterQueueReporter defines them
 # (ERROR_HEADER_PREFIX = "__connect" + ".errors", each name joined with ".").

@@ -30,8 +30,8 @@ from tests.integration.conftest import (
     produce,
     run_job,
 )
-from transforms.core.config.job import Job
 from transforms.core.formats import framing
+from transforms.core.job import Job
 
 ENRICHED = SCHEMAS / "examples.reviews.EnrichedReview.avsc"
 PROMPT = yaml.safe_load(EXAMPLE_TASK.read_text())["prompt"]

@@ -32,7 +32,7 @@ from tests.integration.conftest import (
     fault_provider,
     reviews,
 )
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 from transforms.kafka.client import producer
 
 PORT = int(os.environ.get("LLM_ENRICH_KAFKA_SECURE_PORT", "19094"))

@@ -36,10 +36,10 @@ from tests.integration.conftest import (
     sample_reviews,
     servers_on_demand,
 )
-from transforms.core.calls.limits import estimate_tokens
-from transforms.core.config.job import Job
 from transforms.core.formats import framing
+from transforms.core.job import Job
 from transforms.core.ledger.record import RecordUsage
+from transforms.core.limits import estimate_tokens
 
 # ~1,400 tokens that every request repeats: over OpenAI's 1,024-token caching minimum
 SYSTEM = "Classify the review. Answer with JSON only.\n" + "\n".join(

@@ -26,10 +26,10 @@ from tests.integration.conftest import (
     sample_reviews,
 )
 from tests.moderation_server import ModerationServer
-from transforms.core.config.job import Job
 from transforms.core.config.safety import ModerationSpec
 from transforms.core.errors import ModerationFailed
 from transforms.core.formats import framing
+from transforms.core.job import Job
 from transforms.llm.moderation import Moderator
 
 ENRICHED = SCHEMAS / "examples.reviews.EnrichedReview.avsc"

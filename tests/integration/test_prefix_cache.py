@@ -12,8 +12,8 @@ from typing import Any
 from tests.conftest import EXAMPLE_TASK
 from tests.integration.conftest import LLM_URL, sample_reviews
 from transforms.core.calls.providers import ProviderClient
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
+from transforms.core.job import compile_job
 from transforms.llm.connect import connect
 
 RECORDS = 12

@@ -18,7 +18,7 @@ from pipelines.topics import topic_records
 from tests.fault_server import Reply
 from tests.integration.conftest import KAFKA, MakeTask, fault_provider, produce, reviews, run_job
 from transforms.beam.stage import replay_group
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 from transforms.core.run.replay import ReplayFilter
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.02, "circuit_failure_threshold": 10_000}

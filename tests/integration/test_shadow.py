@@ -20,8 +20,8 @@ from tests.integration.conftest import (
     run_job,
 )
 from transforms.core.calls.shadow_compare import sampled
-from transforms.core.config.job import Job
 from transforms.core.formats import framing
+from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.reader import read_range, snapshot_ranges
 

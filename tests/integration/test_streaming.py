@@ -27,7 +27,7 @@ from tests.integration.conftest import (
     wait_for,
 )
 from tests.soak.commit_chain import settled_coordinates
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 from transforms.kafka.commit_loop import COMMIT_EVERY
 
 

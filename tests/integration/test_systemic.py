@@ -26,7 +26,7 @@ from tests.integration.conftest import (
     reviews,
     run_job,
 )
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 
 
 def _run(job: Job, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipelines.topics import topic_records
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 
 SAMPLE_S = 0.5
 LAG_S = 3.0  # the commit interval (1 s) plus slack for a loaded 2-core machine

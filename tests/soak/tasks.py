@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import fault_provider, new_task
-from transforms.core.config.job import Job
+from transforms.core.job import Job
 
 LATENCY_S = 0.2
 IN_FLIGHT = 32

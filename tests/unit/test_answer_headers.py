@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pipelines.summary import RunSummary
 from tests.conftest import EXAMPLE_TASK
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
-from transforms.core.formats.envelope import output_envelope
+from transforms.core.envelope import output_envelope
+from transforms.core.job import compile_job
 from transforms.core.records import Enriched, KafkaRecord
 
 JOB = compile_job(load_task(EXAMPLE_TASK))

@@ -111,7 +111,7 @@ def test_bytes_that_are_not_an_entry_decode_to_none(payload: bytes) -> None:
 
 def test_the_example_task_keys_each_provider_of_its_chain_differently() -> None:
     from transforms.core.cache.answers import AnswerCache
-    from transforms.core.config.job import compile_job
+    from transforms.core.job import compile_job
 
     job = compile_job(load_task(EXAMPLE_TASK))
     keys = AnswerCache(job, backend=None).keys(job.prompt.messages(RECORD))  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLE_TASK, REPO
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
+from transforms.core.job import compile_job
 
 EXAMPLES = REPO / "pipelines" / "examples" / "reviews"
 

@@ -16,11 +16,11 @@ import yaml
 from tests.conftest import EXAMPLE_TASK
 from tests.unit.test_enricher import GOOD, JOB, RECORD, Scripted
 from transforms.core.calls.enricher import Enricher
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.coordination.in_process import InProcess
 from transforms.core.coordination.interface import CoordinationLost
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.job import compile_job
 from transforms.core.records import Enriched, Skipped
 from transforms.core.run.guard import RunGuard
 

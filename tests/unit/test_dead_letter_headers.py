@@ -8,7 +8,7 @@ import pkgutil
 import pytest
 
 from transforms.core import errors
-from transforms.core.formats.envelope import copied_input_headers
+from transforms.core.envelope import copied_input_headers
 from transforms.core.stacktrace import MAX_BYTES, short_trace
 
 HEADERS = (

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from transforms.core.calls.deadline import record_deadline, waiting_for_capacity
+from transforms.core.deadline import record_deadline, waiting_for_capacity
 
 
 async def _queued_then_worked(queued_s: float, worked_s: float, deadline_s: float) -> None:

@@ -16,9 +16,9 @@ from tests.conftest import EXAMPLE_TASK
 from transforms.core.calls.enricher import ABANDONED, Enricher
 from transforms.core.calls.policy import ProviderUnavailable, systemic_reason
 from transforms.core.calls.providers import CallFailed, Completion
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import Attempt, SystemicFault
+from transforms.core.job import Job, compile_job
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.core.run.control import RunControl
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 
 from tests.conftest import EXAMPLE_TASK
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
+from transforms.core.envelope import dead_letter_envelope, output_envelope, read_dead_letter
 from transforms.core.errors import Attempt, FieldError
 from transforms.core.formats import framing
-from transforms.core.formats.envelope import dead_letter_envelope, output_envelope, read_dead_letter
+from transforms.core.job import compile_job
 from transforms.core.records import Enriched, Failure, KafkaRecord
 
 JOB = compile_job(load_task(EXAMPLE_TASK))

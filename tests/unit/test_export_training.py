@@ -14,9 +14,9 @@ from pydantic import TypeAdapter
 
 from tests.conftest import EXAMPLE_TASK
 from tests.files_server import FilesServer, line_problem
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.export.training import Exporter, ExportFilter, OutputRecord, reason_to_skip
+from transforms.core.job import compile_job
 
 JOB = compile_job(load_task(EXAMPLE_TASK))
 GOOD = {"sentiment": "positive", "topics": ["light"], "summary": "Nice lamp.", "rating": 5}

@@ -20,8 +20,8 @@ import pytest
 from tests.conftest import EXAMPLE_TASK
 from tests.fault_server import FaultServer, Reply, answer_for_schema, every_nth, fraction
 from transforms.core.answers.validation import validate
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
+from transforms.core.job import compile_job
 
 REPO = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "Tag this review: great kettle, boils fast."}]

@@ -16,7 +16,6 @@ import yaml
 
 from schemas import feedback_schema
 from tests.conftest import EXAMPLE_TASK
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import field_kinds
@@ -33,6 +32,7 @@ from transforms.core.feedback.report import feedback_report_html, result_lines
 from transforms.core.feedback.result import Thresholds, build_result, new_alerts
 from transforms.core.feedback.verify import Verification
 from transforms.core.formats import framing
+from transforms.core.job import compile_job
 
 GENERATED = fastavro.parse_schema(
     {

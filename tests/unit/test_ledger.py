@@ -16,7 +16,6 @@ from pipelines.summary import RunSummary
 from tests.conftest import EXAMPLE_TASK
 from tests.fault_server import FaultServer, Reply
 from transforms.core.calls.providers import ProviderClient
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import (
     GenerationSpec,
     PolicySpec,
@@ -25,6 +24,7 @@ from transforms.core.config.task import (
     load_task,
 )
 from transforms.core.errors import Attempt
+from transforms.core.job import compile_job
 from transforms.core.ledger.prices import call_cost_usd, served_lane
 from transforms.core.ledger.record import RecordUsage, split_attempt
 from transforms.core.ledger.usage import Usage, apportion_counts, reported_usage

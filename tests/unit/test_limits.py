@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from transforms.core.calls.limits import CircuitBreaker, RateLimiter, TokenBucket
+from transforms.core.limits import CircuitBreaker, RateLimiter, TokenBucket
 
 
 class FakeClock:

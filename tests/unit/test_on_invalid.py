@@ -12,9 +12,9 @@ from schemas import load_schema
 from tests.conftest import EXAMPLE_TASK, REPO
 from transforms.core.answers.judge import judge
 from transforms.core.answers.partial import settle
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import FieldError, TaskConfigError
+from transforms.core.job import compile_job
 from transforms.core.prompting.response_schema import derive_response_shape
 
 TAGGED = REPO / "tests" / "data" / "tests.TaggedReview.avsc"

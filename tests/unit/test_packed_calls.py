@@ -21,9 +21,9 @@ from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.policy import systemic_reason
 from transforms.core.calls.providers import CallFailed, Completion
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import PricingSpec, load_task, with_records_per_call
 from transforms.core.errors import Attempt, SystemicFault
+from transforms.core.job import Job, compile_job
 from transforms.core.ledger.prices import call_cost_usd
 from transforms.core.ledger.usage import Usage
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed

@@ -13,9 +13,9 @@ import yaml
 from tests.conftest import EXAMPLE_TASK, SCHEMAS
 from transforms.core.answers.unpack import unpack
 from transforms.core.calls.apportion import share_attempt, weights
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import PricingSpec, load_task, with_records_per_call
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.job import Job, compile_job
 from transforms.core.ledger.prices import call_cost_usd
 from transforms.core.ledger.usage import Usage
 from transforms.core.safety.delimit import ESCAPED

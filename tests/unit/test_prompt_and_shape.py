@@ -5,9 +5,9 @@ import json
 import pytest
 
 from tests.conftest import EXAMPLE_TASK
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import FieldError, PromptError, TaskConfigError
+from transforms.core.job import compile_job
 from transforms.core.prompting.prompt import reask_messages
 
 JOB = compile_job(load_task(EXAMPLE_TASK))

@@ -11,11 +11,11 @@ from pipelines.summary import RunSummary
 from tests.conftest import EXAMPLE_TASK
 from tests.unit.test_enricher import GOOD, RECORD, Scripted
 from transforms.core.calls.enricher import Enricher
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.safety import SafetySpec
 from transforms.core.config.task import load_task
+from transforms.core.envelope import output_envelope
 from transforms.core.errors import ModerationFailed
-from transforms.core.formats.envelope import output_envelope
+from transforms.core.job import Job, compile_job
 from transforms.core.records import Enriched, Failure, Parsed
 
 TASK = load_task(EXAMPLE_TASK)

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLE_TASK
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.safety import SafetySpec
 from transforms.core.config.task import load_task
 from transforms.core.errors import InjectionSuspected, TaskConfigError
+from transforms.core.job import Job, compile_job
 from transforms.core.safety.delimit import ESCAPED
 
 TASK = load_task(EXAMPLE_TASK)

@@ -23,10 +23,10 @@ from transforms.core.calls.shadow_compare import (
     field_agreement,
     sampled,
 )
-from transforms.core.config.job import compile_job
 from transforms.core.config.shadow import ShadowSpec
 from transforms.core.config.task import load_task
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.job import compile_job
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 
 JOB = compile_job(load_task(EXAMPLE_TASK))

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLE_TASK, SCHEMAS
-from transforms.core.config.job import compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
+from transforms.core.job import compile_job
 
 
 def _write(tmp_path: Path, mutate: object) -> Path:

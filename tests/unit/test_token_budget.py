@@ -15,11 +15,11 @@ import yaml
 
 from tests.conftest import EXAMPLE_TASK
 from transforms.core.calls.enricher import Enricher
-from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.providers import Completion
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import load_task
 from transforms.core.errors import Attempt, TaskConfigError
+from transforms.core.job import Job, compile_job
+from transforms.core.limits import estimate_tokens
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed
 
 BASE = compile_job(load_task(EXAMPLE_TASK))

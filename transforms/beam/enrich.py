@@ -35,13 +35,13 @@ from transforms.core.calls.batch_provider import BatchProviderClient
 from transforms.core.calls.cascade import cascade_steps
 from transforms.core.calls.enricher import ABANDONED, ABANDONED_BATCH, Enricher
 from transforms.core.calls.shadow import ShadowRunner
-from transforms.core.config.job import Job, compile_job
 from transforms.core.config.task import TaskSpec
 from transforms.core.coordination.in_process import InProcess
 from transforms.core.coordination.interface import Coordination, CoordinationLost
+from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
 from transforms.core.formats.codec import InputDecoder
-from transforms.core.formats.envelope import Envelope, dead_letter_envelope, output_envelope
+from transforms.core.job import Job, compile_job
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.kafka.shadow_writer import ShadowWriter
 from transforms.llm.connect import connect

@@ -9,7 +9,7 @@ import apache_beam as beam
 
 from transforms.beam.metrics import counter
 from transforms.beam.run_handle import RunHandle
-from transforms.core.formats.envelope import output_source
+from transforms.core.envelope import output_source
 from transforms.core.records import KafkaRecord
 from transforms.core.run.replay import ReplayFilter, decide, one_per_source
 

@@ -24,8 +24,8 @@ from transforms.beam.metrics import LaterCounts, counter, dead_letter_counter, h
 from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
 from transforms.core.config.task import KafkaSpec
+from transforms.core.envelope import Envelope
 from transforms.core.errors import WriteError
-from transforms.core.formats.envelope import Envelope
 from transforms.core.records import Failure, Settled
 from transforms.kafka.client import producer
 from transforms.kafka.writer import flush, send, systemic_write_error, verdict

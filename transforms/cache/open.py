@@ -19,8 +19,8 @@ from transforms.core.config.cache import (
     CacheSpec,
     default_cache_path,
 )
-from transforms.core.config.job import Job
 from transforms.core.config.secrets import resolve_secret
+from transforms.core.job import Job
 
 __all__ = ["answer_cache", "cache_problems", "open_backend"]
 

@@ -2,12 +2,12 @@
 one round trip, on the server's clock (``TIME``): workers' clocks never enter the state.
 
 Token buckets (a hash per bucket: ``level``, ``at``) refill continuously at ``rate`` units
-per second up to ``capacity`` (one minute's worth), as ``calls.limits.TokenBucket`` does in
+per second up to ``capacity`` (one minute's worth), as ``core.limits.TokenBucket`` does in
 one process. A missing key is a full bucket, so each key expires once it would be full
 again: nothing is lost by the expiry and nothing stale lingers.
 
 Breakers (a hash per provider: ``failures``, ``open_until``, ``probe_until``) follow
-``calls.limits.CircuitBreaker``: closed (no ``open_until``), open until ``open_until``,
+``core.limits.CircuitBreaker``: closed (no ``open_until``), open until ``open_until``,
 then half-open, where the first worker to ask takes the probe for a lease (``probe_until``);
 a success anywhere deletes the hash (closed). The hash expires ``keep_ms`` after its last
 change (plus the open time), so a breaker of a job that went away does not linger.

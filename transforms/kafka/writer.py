@@ -15,7 +15,7 @@ from typing import Any
 import kafka.errors
 from kafka import KafkaProducer
 
-from transforms.core.formats.envelope import Envelope
+from transforms.core.envelope import Envelope
 
 __all__ = ["flush", "send", "systemic_write_error", "verdict"]
 

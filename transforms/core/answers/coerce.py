@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from types import UnionType
 from typing import Any
 
+from transforms.core.avro_walk import Named, resolve, type_name
 from transforms.core.errors import FieldError
-from transforms.core.formats.avro_walk import Named, resolve, type_name
 
 __all__ = ["coerce"]
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from transforms.core.avro_walk import Named, resolve, type_name
 from transforms.core.errors import FieldError
-from transforms.core.formats.avro_walk import Named, resolve, type_name
 
 __all__ = ["ACTIONS", "on_invalid_problems", "settle"]
 

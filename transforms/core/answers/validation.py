@@ -9,8 +9,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from transforms.core.avro_walk import CONSTRAINTS_KEY, Named, resolve, type_name
 from transforms.core.errors import FieldError
-from transforms.core.formats.avro_walk import CONSTRAINTS_KEY, Named, resolve, type_name
 
 __all__ = ["validate"]
 

@@ -27,8 +27,8 @@ from transforms.core.answers.validation import validate
 from transforms.core.cache.backend import CacheBackend, CacheError
 from transforms.core.cache.entry import CachedAnswer, decode_entry, encode_entry
 from transforms.core.cache.key import acceptance_of, answer_key
-from transforms.core.calls.deadline import waiting_for_capacity
-from transforms.core.config.job import Job
+from transforms.core.deadline import waiting_for_capacity
+from transforms.core.job import Job
 from transforms.core.records import Enriched, Parsed, Saved
 
 __all__ = ["AnswerCache"]

@@ -20,10 +20,10 @@ from typing import Any
 from openai.types.chat import ChatCompletion
 
 from transforms.core.calls.batching import BatchAbandoned, BatchQueue
-from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import ContentFiltered, policy_retrying
 from transforms.core.calls.providers import REFUSED, CallFailed, Completion, ProviderClient
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.limits import estimate_tokens
 
 __all__ = ["BatchProviderClient", "Submit", "batch_line", "custom_id", "retry_transient"]
 

@@ -28,7 +28,6 @@ from transforms.core.answers.confidence import (
     record_confidence,
 )
 from transforms.core.calls.providers import Completion, ProviderClient
-from transforms.core.config.job import Job
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import (
     Attempt,
@@ -38,6 +37,7 @@ from transforms.core.errors import (
     ProvidersExhausted,
     SystemicFault,
 )
+from transforms.core.job import Job
 from transforms.core.ledger.prices import call_cost_usd
 from transforms.core.ledger.usage import Usage
 from transforms.core.records import CascadeMark, Confidence, Enriched

@@ -50,12 +50,11 @@ from transforms.core.answers.judge import judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
-from transforms.core.calls.deadline import record_deadline
 from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
 from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
-from transforms.core.config.job import Job
 from transforms.core.coordination.interface import Budget, CoordinationLost
+from transforms.core.deadline import record_deadline
 from transforms.core.errors import (
     Attempt,
     FieldError,
@@ -69,6 +68,7 @@ from transforms.core.errors import (
     SystemicFault,
     UnexpectedError,
 )
+from transforms.core.job import Job
 from transforms.core.ledger.budget import over_budget
 from transforms.core.prompting.prompt import Message, reask_messages
 from transforms.core.records import Enriched, Failure, Parsed, Skipped

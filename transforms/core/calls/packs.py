@@ -29,7 +29,7 @@ retries, circuit open, 401/403/404) is every record's failure on that provider: 
 moves on to the next provider with its share of the attempts, as a single call would.
 
 Time a record waits for its pack (the linger, and the pack's wait for provider capacity)
-does not count against its deadline (``calls.deadline``): the call itself is bounded by
+does not count against its deadline (``core.deadline``): the call itself is bounded by
 the provider's ``timeout_s`` and retries, like every call. Cached records never get here:
 the response cache answers them before any call.
 """
@@ -44,11 +44,11 @@ from typing import Any
 
 from transforms.core.answers.unpack import Element, unpack
 from transforms.core.calls.apportion import share_attempt, weights
-from transforms.core.calls.deadline import waiting_for_capacity
 from transforms.core.calls.policy import ProviderUnavailable, classify, systemic_reason
 from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
-from transforms.core.config.job import Job
+from transforms.core.deadline import waiting_for_capacity
 from transforms.core.errors import Attempt
+from transforms.core.job import Job
 from transforms.core.prompting.packing import PackPrompt
 
 __all__ = ["PackQueue", "Share", "pack_queues", "packed_completion"]

@@ -3,7 +3,7 @@
     complete()  circuit open?            -> CallFailed(ProviderUnavailable), no call made
                 rate limits (rpm, tpm)   -> wait for a slot (injected sleep)
                 max_concurrency          -> semaphore
-                (waiting for either pauses the record's deadline: ``calls.deadline``)
+                (waiting for either pauses the record's deadline: ``core.deadline``)
                 call, retried by tenacity on transient errors (Retry-After honoured up to
                 policy.max_retry_after_s; a longer wait counts as the provider unavailable)
 
@@ -24,8 +24,6 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from transforms.core.answers.confidence import TokenLogprob
-from transforms.core.calls.deadline import waiting_for_capacity
-from transforms.core.calls.limits import estimate_tokens
 from transforms.core.calls.policy import (
     ContentFiltered,
     ProviderUnavailable,
@@ -38,9 +36,11 @@ from transforms.core.calls.policy import (
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.coordination.in_process import InProcess
 from transforms.core.coordination.interface import Coordination
+from transforms.core.deadline import waiting_for_capacity
 from transforms.core.errors import Attempt, EnrichError, SystemicFault
 from transforms.core.ledger.prices import Lane, call_cost_usd, served_lane
 from transforms.core.ledger.usage import reported_usage
+from transforms.core.limits import estimate_tokens
 
 __all__ = [
     "CallFailed",

@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.calls.shadow_compare import comparison, comparison_counts, sampled
-from transforms.core.config.job import Job
 from transforms.core.config.shadow import ShadowSpec
 from transforms.core.errors import SystemicFault
+from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure, Parsed, Skipped
 
 __all__ = ["ShadowRunner", "ShadowSink", "drain_all"]

@@ -1,5 +1,5 @@
 """The default coordination: every worker process keeps its own limits, breakers and budget
-(``calls.limits``). On N worker processes they add up to N times the configured values."""
+(``core.limits``). On N worker processes they add up to N times the configured values."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from transforms.core.calls.limits import CircuitBreaker, RateLimiter
 from transforms.core.config.task import PolicySpec, ProviderSpec
 from transforms.core.coordination.interface import Admission
+from transforms.core.limits import CircuitBreaker, RateLimiter
 
 __all__ = ["InProcess", "ProcessBreaker", "ProcessBudget"]
 

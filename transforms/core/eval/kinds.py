@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from transforms.core.avro_walk import Named, resolve, type_name
 from transforms.core.config.eval import OVERALL, EvalSpec
-from transforms.core.formats.avro_walk import Named, resolve, type_name
 
 __all__ = ["Kind", "eval_problems", "field_kinds", "kind_of"]
 

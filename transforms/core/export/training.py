@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from transforms.core.config.job import Job
 from transforms.core.errors import PromptError
+from transforms.core.job import Job
 
 __all__ = ["ExportFilter", "Exporter", "OutputRecord", "jsonable", "reason_to_skip"]
 

@@ -2,7 +2,7 @@
 over all its attempts, re-asks and fallbacks.
 
 Before each call the enricher asks ``over_budget``: what the record has used, plus the next
-call's prompt (estimated, ``calls.limits.estimate_tokens``) and the most it may answer
+call's prompt (estimated, ``core.limits.estimate_tokens``) and the most it may answer
 (``generation.max_tokens``). Over the budget, the record is dead-lettered (``OverBudget``,
 stage ``budget``) instead of being asked again. ``budget_problem`` is the compile-time
 check: a budget below what one call of any record takes would dead-letter every record.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transforms.core.calls.limits import estimate_tokens
 from transforms.core.errors import Attempt
+from transforms.core.limits import estimate_tokens
 
 __all__ = ["budget_problem", "over_budget", "used_tokens"]
 

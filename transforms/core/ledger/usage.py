@@ -52,7 +52,7 @@ def _count(source: Any, name: str) -> int:
 
 
 def estimate_text_tokens(text: str) -> int:
-    """About four characters per token (``calls.limits.estimate_tokens`` for messages)."""
+    """About four characters per token (``core.limits.estimate_tokens`` for messages)."""
     return (len(text) + 3) // 4
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transforms.core.formats.avro_walk import CONSTRAINTS_KEY, Named, resolve, type_name
+from transforms.core.avro_walk import CONSTRAINTS_KEY, Named, resolve, type_name
 
 __all__ = ["ResponseShape", "derive_response_shape", "to_json_schema"]
 

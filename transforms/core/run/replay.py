@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from transforms.core.envelope import read_dead_letter
 from transforms.core.errors import RecordError
-from transforms.core.formats.envelope import read_dead_letter
 from transforms.core.records import KafkaRecord
 
 __all__ = ["Decision", "ReplayFilter", "decide", "one_per_source"]

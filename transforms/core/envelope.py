@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from schemas import dead_letter_schema, dead_letter_writers
-from transforms.core.config.job import Job
 from transforms.core.errors import Attempt
 from transforms.core.formats import framing
 from transforms.core.formats.codec import encode_output
+from transforms.core.job import Job
 from transforms.core.ledger.record import RecordUsage
 from transforms.core.records import Enriched, Failure, Headers, KafkaRecord
 
