@@ -283,15 +283,7 @@ def run(
         workers,
         job_family("run", job.name) if flink else None,
     )
-    click.echo(f"== {job.name}: run summary (prompt {job.prompt.hash})")
-    for line in summary.lines():
-        click.echo(f"  {line}")
-    for reason in summary.stop_reasons:
-        click.echo(f"llm-enrich: stopped: {reason}", err=True)
-    report(summary, "run")
-    if show:
-        _print_records(job, dead_letters=False, limit=show)
-    sys.exit(summary.exit_code)
+    _finish(job, summary, "run", report, show=show)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -367,12 +359,22 @@ def replay(
         None if no_progress else progress_every,
         flink=job_family("replay", job.name) if flink else None,
     )
-    click.echo(f"== {job.name}: replay summary (prompt {job.prompt.hash})")
-    for line in summary.replay_lines():
+    _finish(job, summary, "replay", report)
+
+
+def _finish(
+    job: Job, summary: Any, mode: str, report: Callable[[Any, str], None], *, show: int = 0
+) -> NoReturn:
+    """After a run or a replay: the summary, why it stopped, the report, ``show`` outputs;
+    then exit with the summary's code."""
+    click.echo(f"== {job.name}: {mode} summary (prompt {job.prompt.hash})")
+    for line in summary.mode_lines(mode):
         click.echo(f"  {line}")
     for reason in summary.stop_reasons:
         click.echo(f"llm-enrich: stopped: {reason}", err=True)
-    report(summary, "replay")
+    report(summary, mode)
+    if show:
+        _print_records(job, dead_letters=False, limit=show)
     sys.exit(summary.exit_code)
 
 

@@ -34,7 +34,7 @@ from transforms.core.export.training import (
 )
 from transforms.core.feedback.events import BadEvent, Ref
 from transforms.core.feedback.verify import Verification
-from transforms.core.formats.codec import InputDecoder
+from transforms.core.formats.codec import input_decoder
 from transforms.core.job import Job
 from transforms.core.run.offsets import PartitionRange
 from transforms.kafka.reader import read_range
@@ -51,15 +51,7 @@ class ExportResult:
 
 def _inputs(job: Job, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Any]:
     """Decoded input fields at the wanted coordinates, one read per partition."""
-    spec = job.task.input
-    decoder = InputDecoder(
-        job.input_schema,
-        spec.format,
-        spec.framing,
-        spec.max_bytes,
-        job.input_writers,
-        registry_lookup(spec.framing, spec.registry_url),
-    )
+    decoder = input_decoder(job, registry_lookup)
     by_partition: dict[tuple[str, int], list[int]] = defaultdict(list)
     for topic, partition, offset in wanted:
         by_partition[(topic, partition)].append(offset)

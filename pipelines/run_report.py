@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pipelines.summary import RunSummary
-from transforms.core.envelope import read_dead_letter
+from transforms.core.envelope import header_values, read_dead_letter
 from transforms.core.job import Job
 from transforms.core.report.run_facts import RunFacts
 from transforms.core.report.run_report import RunInfo, run_report_html
@@ -51,8 +51,7 @@ def collect(job: Job, marks: Marks, started_s: float, ended_s: float) -> RunFact
     facts = RunFacts(int(started_s * 1000), int(ended_s * 1000))
     for range_ in _since(job, kafka.output_topic, marks):
         for record in read_range(kafka, range_):
-            headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
-            facts.add_output(record.timestamp_ms, headers)
+            facts.add_output(record.timestamp_ms, header_values(record.headers))
     for range_ in _since(job, kafka.dead_letter_topic, marks):
         for record in read_range(kafka, range_):
             try:
@@ -68,7 +67,7 @@ def write_run_report(
     job: Job, summary: RunSummary, marks: Marks, started_s: float, path: str, mode: str
 ) -> None:
     facts = collect(job, marks, started_s, time.time())
-    lines = summary.lines() if mode == "run" else summary.replay_lines()
+    lines = summary.mode_lines(mode)
     info = RunInfo(
         job=job.name,
         mode=mode,

@@ -218,6 +218,10 @@ class RunSummary:
             f" asked alone {alone} (no usable answer for them in their pack)"
         ]
 
+    def mode_lines(self, mode: str) -> list[str]:
+        """The lines of a ``run`` or of a ``replay``."""
+        return self.lines() if mode == "run" else self.replay_lines()
+
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"
         return [

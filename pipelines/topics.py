@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from transforms.core.envelope import read_dead_letter
+from transforms.core.envelope import header_values, read_dead_letter
 from transforms.core.export.training import OutputRecord
 from transforms.core.formats import framing
+from transforms.core.formats.framing import SchemaById
 from transforms.core.job import Job
 from transforms.kafka.admin import ensure_topics
 from transforms.kafka.client import producer
@@ -75,22 +76,18 @@ def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
     topic = kafka.dead_letter_topic if dead_letters else kafka.output_topic
     output = job.task.output
     by_id = registry_lookup(output.framing, output.registry_url)
-    writers = job.output_writers
     for range_ in snapshot_ranges(kafka, topic, None):
         for record in read_range(kafka, range_):
             assert record.value is not None
             if dead_letters:
                 value = read_dead_letter(record.value)
             else:
-                value, _ = framing.decode(
-                    record.value, job.output_schema, output.framing, writers, by_id
-                )
-            headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
+                value = _output_value(job, record.value, by_id)
             yield {
                 "partition": record.partition,
                 "offset": record.offset,
                 "timestamp_ms": record.timestamp_ms,
-                "headers": headers,
+                "headers": header_values(record.headers),
                 "value": value,
             }
 
@@ -102,18 +99,20 @@ def output_records(job: Job) -> Iterator[OutputRecord]:
     by_id = registry_lookup(output.framing, output.registry_url)
     for range_ in snapshot_ranges(kafka, kafka.output_topic, None):
         for record in read_range(kafka, range_):
-            headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers}
+            headers = header_values(record.headers)
             try:
-                value, _ = framing.decode(
-                    record.value or b"",
-                    job.output_schema,
-                    output.framing,
-                    job.output_writers,
-                    by_id,
-                )
+                value = _output_value(job, record.value or b"", by_id)
             except Exception:  # not ours, or a schema this task cannot read: counted
                 headers, value = {UNDECODABLE: "1"}, {}
             yield OutputRecord(record.partition, record.offset, record.timestamp_ms, headers, value)
+
+
+def _output_value(job: Job, value: bytes, by_id: SchemaById | None) -> dict[str, Any]:
+    """An output record's value, in the output topic's framing (raises when it is not)."""
+    fields, _ = framing.decode(
+        value, job.output_schema, job.task.output.framing, job.output_writers, by_id
+    )
+    return fields
 
 
 def produce_feedback(job: Job, data: Path, partitions: int, limit: int | None) -> int:

@@ -40,7 +40,7 @@ from transforms.core.coordination.in_process import InProcess
 from transforms.core.coordination.interface import Coordination, CoordinationLost
 from transforms.core.envelope import Envelope, dead_letter_envelope, output_envelope
 from transforms.core.errors import RecordError, SystemicFault, TaskConfigError
-from transforms.core.formats.codec import InputDecoder
+from transforms.core.formats.codec import input_decoder
 from transforms.core.job import Job, compile_job
 from transforms.core.records import Enriched, Failure, KafkaRecord, Parsed, Skipped
 from transforms.kafka.shadow_writer import ShadowWriter
@@ -84,16 +84,7 @@ class _JobDoFn(beam.DoFn):
 class DecodeRecords(_JobDoFn):
     def setup(self) -> None:
         self._control = self._run.acquire().control
-        spec = self.job.task.input
-        by_id = registry_lookup(spec.framing, spec.registry_url)
-        self._decoder = InputDecoder(
-            self.job.input_schema,
-            spec.format,
-            spec.framing,
-            spec.max_bytes,
-            self.job.input_writers,
-            by_id,
-        )
+        self._decoder = input_decoder(self.job, registry_lookup)
 
     def process(self, record: KafkaRecord) -> Iterator[Any]:
         try:

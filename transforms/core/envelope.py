@@ -31,6 +31,7 @@ __all__ = [
     "Envelope",
     "dead_letter_envelope",
     "dead_letter_value",
+    "header_values",
     "output_envelope",
     "output_source",
     "read_dead_letter",
@@ -65,10 +66,16 @@ def source_headers(source: KafkaRecord) -> list[Header]:
     ]
 
 
+def header_values(headers: Headers) -> dict[str, str]:
+    """Each header's value as text, by name (a repeated name: its last value; bytes that
+    are not UTF-8 replaced, an absent value empty)."""
+    return {k: (v or b"").decode(errors="replace") for k, v in headers}
+
+
 def output_source(headers: Headers) -> tuple[str, int, int] | None:
     """The input coordinates an output was enriched from (its ``source_headers``), or None
     when the headers are missing or malformed."""
-    values = {k: (v or b"").decode(errors="replace") for k, v in headers}
+    values = header_values(headers)
     try:
         return (
             values["llm_enrich.source.topic"],

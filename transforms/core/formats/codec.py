@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from schemas import AvroSchema
 from transforms.core.answers.validation import validate
 from transforms.core.errors import DecodeError, EncodeError, SystemicFault
 from transforms.core.formats import framing
+from transforms.core.job import Job
 from transforms.core.records import KafkaRecord, Parsed
 
-__all__ = ["InputDecoder", "encode_output"]
+__all__ = ["InputDecoder", "RegistryLookup", "encode_output", "input_decoder"]
+
+# (framing, registry url) -> the id lookup a confluent framing needs (``registry_lookup``)
+RegistryLookup = Callable[[str, str | None], framing.SchemaById | None]
 
 
 class InputDecoder:
@@ -68,6 +73,19 @@ class InputDecoder:
                 field_errors=errors,
             )
         return dict(datum)
+
+
+def input_decoder(job: Job, lookup: RegistryLookup) -> InputDecoder:
+    """The decoder of the job's input topic; ``lookup`` gives its registry's id lookup."""
+    spec = job.task.input
+    return InputDecoder(
+        job.input_schema,
+        spec.format,
+        spec.framing,
+        spec.max_bytes,
+        job.input_writers,
+        lookup(spec.framing, spec.registry_url),
+    )
 
 
 def encode_output(
