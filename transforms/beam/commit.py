@@ -37,7 +37,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from transforms.beam.metrics import broker_failed, counter
 from transforms.beam.run_handle import RunHandle
 from transforms.core.config.task import KafkaSpec
-from transforms.core.records import Settled
+from transforms.core.records import Settled, TopicPartition
 from transforms.core.run.offsets import PartitionRange
 from transforms.core.run.outage import Outage
 from transforms.core.run.progress import PartitionProgress
@@ -46,9 +46,6 @@ from transforms.kafka.commit_loop import COMMIT_EVERY, COMMIT_INTERVAL_S, KAFKA_
 from transforms.kafka.committer import commit_forward
 
 __all__ = ["CommitAfterWrites"]
-
-
-Key = tuple[str, int]
 
 
 class CommitProgress(beam.DoFn):
@@ -67,7 +64,7 @@ class CommitProgress(beam.DoFn):
 
     def process(
         self,
-        element: tuple[Key, tuple[str, Any]],
+        element: tuple[TopicPartition, tuple[str, Any]],
         state: Any = beam.DoFn.StateParam(PROGRESS),
         flush: Any = beam.DoFn.TimerParam(FLUSH),
         end: Any = beam.DoFn.TimerParam(END),
@@ -122,7 +119,12 @@ class CommitProgress(beam.DoFn):
             state.write(progress)
 
     def _commit(
-        self, key: Key, progress: PartitionProgress, offset: int, now: float, flush: Any | None
+        self,
+        key: TopicPartition,
+        progress: PartitionProgress,
+        offset: int,
+        now: float,
+        flush: Any | None,
     ) -> Iterator[dict[str, Any]]:
         """``flush``: the timer that retries a commit the broker did not answer (None: no
         retry)."""
@@ -145,11 +147,11 @@ class CommitProgress(beam.DoFn):
         yield {"topic": topic, "partition": partition, "committed": offset}
 
 
-def _begin(range_: PartitionRange) -> tuple[Key, tuple[str, Any]]:
+def _begin(range_: PartitionRange) -> tuple[TopicPartition, tuple[str, Any]]:
     return (range_.key, ("begin", range_))
 
 
-def _settled(settled: Settled) -> tuple[Key, tuple[str, Any]]:
+def _settled(settled: Settled) -> tuple[TopicPartition, tuple[str, Any]]:
     key, span = settled
     return (key, ("settled", span))
 

@@ -21,7 +21,7 @@ from apache_beam.utils.shared import Shared
 from transforms.beam.metrics import LaterCounts, halt
 from transforms.beam.run_handle import RunHandle
 from transforms.core.config.task import KafkaSpec
-from transforms.core.records import Settled
+from transforms.core.records import Settled, TopicPartition
 from transforms.core.run.ledger import SettleLedger
 from transforms.kafka.commit_loop import CommitLoop
 from transforms.kafka.committer import commit_forward
@@ -38,7 +38,7 @@ class Settlement:
         self.loop = CommitLoop(self.ledger, commit, count=self.counts.add, halt=stop)
         self.loop.start()
 
-    def begin(self, key: tuple[str, int], start: int, end: int | None) -> None:
+    def begin(self, key: TopicPartition, start: int, end: int | None) -> None:
         self.ledger.begin(key, start, end)
 
     def settle(self, settled: Settled) -> None:

@@ -19,11 +19,16 @@ __all__ = [
     "Saved",
     "Settled",
     "Skipped",
+    "Span",
+    "TopicPartition",
 ]
 
 Headers = tuple[tuple[str, bytes | None], ...]
-# What a write acknowledges, for the commit step: ((topic, partition), (span_start, offset)).
-Settled = tuple[tuple[str, int], tuple[int, int]]
+# Names for the tuples the commit path passes (plain tuples: Beam encodes them natively).
+TopicPartition = tuple[str, int]  # (topic, partition)
+Span = tuple[int, int]  # (span_start, offset): the offsets a record accounts for
+# What a write acknowledges, for the commit step: a span of offsets, and where it is.
+Settled = tuple[TopicPartition, Span]
 
 
 @dataclass(frozen=True)
@@ -42,21 +47,18 @@ class KafkaRecord:
     # (compaction, transaction markers) from a record still in flight.
     span_start: int | None = None
     # Set when this record is replayed from a dead letter: how often it has been replayed,
-    # and the dead letter's own coordinates (topic, partition, span_start, offset), which
-    # the replay settles instead of the original's.
+    # and the dead letter's own coordinates, which the replay settles instead of the
+    # original's.
     replay_count: int = 0
-    settles: tuple[str, int, int, int] | None = None
+    settles: Settled | None = None
 
     @property
-    def span(self) -> tuple[int, int]:
+    def span(self) -> Span:
         return (self.offset if self.span_start is None else self.span_start, self.offset)
 
     @property
     def settled_coordinates(self) -> Settled:
-        if self.settles:
-            topic, partition, span_start, offset = self.settles
-            return ((topic, partition), (span_start, offset))
-        return ((self.topic, self.partition), self.span)
+        return self.settles or ((self.topic, self.partition), self.span)
 
 
 @dataclass(frozen=True)

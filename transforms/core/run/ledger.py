@@ -18,38 +18,37 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from transforms.core.records import Span, TopicPartition
 from transforms.core.run.progress import PartitionProgress
 
 __all__ = ["Due", "SettleLedger"]
-
-Key = tuple[str, int]
 
 
 @dataclass(frozen=True)
 class Due:
     """A commit to make: ``offset`` is the next offset to read in ``key``'s partition."""
 
-    key: Key
+    key: TopicPartition
     offset: int
 
 
 class SettleLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._partitions: dict[Key, PartitionProgress] = {}
+        self._partitions: dict[TopicPartition, PartitionProgress] = {}
 
-    def _progress(self, key: Key) -> PartitionProgress:
+    def _progress(self, key: TopicPartition) -> PartitionProgress:
         progress = self._partitions.get(key)
         if progress is None:
             progress = self._partitions[key] = PartitionProgress()
         return progress
 
-    def begin(self, key: Key, start: int, end: int | None) -> None:
+    def begin(self, key: TopicPartition, start: int, end: int | None) -> None:
         """A reader starts ``key`` at ``start`` (``end``: a drain's snapshotted end)."""
         with self._lock:
             self._progress(key).begin(start, end)
 
-    def settle(self, key: Key, span: tuple[int, int]) -> bool:
+    def settle(self, key: TopicPartition, span: Span) -> bool:
         """A span ``(span_start, offset)`` is settled; False when it was known already."""
         with self._lock:
             return self._progress(key).settle(*span)

@@ -78,7 +78,7 @@ def decide(
         value=original["value"],
         headers=tuple((h["key"], h["value"]) for h in original["headers"]),
         replay_count=letter["replay_count"] + 1,
-        settles=(dead_letter.topic, dead_letter.partition, *dead_letter.span),
+        settles=dead_letter.settled_coordinates,
     )
     return Decision(record, None, letter)
 
