@@ -47,7 +47,7 @@ def thresholds_path(job: Job, out: str | None) -> Path:
     return cascade.thresholds
 
 
-def _step_gate(job: Job, spec: CascadeStepSpec, last: bool) -> Any:
+def _step_gate(job: Job, spec: CascadeStepSpec, *, last: bool) -> Any:
     """The step as a one-step cascade: a gate that accepts every valid answer (threshold 0)
     and records its confidence; none for the last step, as in a run."""
     cascade = job.task.cascade
@@ -104,7 +104,9 @@ async def _ask_steps(
     return list(
         await asyncio.gather(
             *(
-                ask_all(job, chain, cases, f"step {step.name!r}", _step_gate(job, step, i == last))
+                ask_all(
+                    job, chain, cases, f"step {step.name!r}", _step_gate(job, step, last=i == last)
+                )
                 for i, (step, chain) in enumerate(zip(cascade.steps, chains, strict=True))
             )
         )

@@ -129,7 +129,7 @@ def _job_name(pipeline: Any) -> str:
     return str(pipeline.options.view_as(GoogleCloudOptions).job_name)
 
 
-def _job(task_path: str, no_cache: bool = False, calibrating: bool = False) -> Job:
+def _job(task_path: str, *, no_cache: bool = False, calibrating: bool = False) -> Job:
     try:
         task = load_task(task_path, calibrating=calibrating)
         if no_cache:
@@ -139,7 +139,7 @@ def _job(task_path: str, no_cache: bool = False, calibrating: bool = False) -> J
         _fail(str(exc))
 
 
-def _quiet_logs(verbose: bool) -> None:
+def _quiet_logs(*, verbose: bool) -> None:
     """Our own warnings (the first failures of each stage) always; the libraries' logs and
     tracebacks with -v."""
     level = logging.DEBUG if verbose else logging.ERROR
@@ -209,7 +209,7 @@ NO_CACHE = click.option(
 @click.option("-v", "--verbose", is_flag=True, help="Show Beam and client logs.")
 def main(verbose: bool) -> None:
     """Enrich Kafka records with LLMs: few-shot prompts, Avro-validated answers, dead letters."""
-    _quiet_logs(verbose)
+    _quiet_logs(verbose=verbose)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -253,7 +253,7 @@ def run(
     --follow keeps reading. SIGINT/SIGTERM stop cleanly (a second one exits at once).
     Arguments after the options go to Beam (e.g. --runner=DirectRunner).
     """
-    job = _job(task_path, no_cache)
+    job = _job(task_path, no_cache=no_cache)
     problems = _compatibility(job, "output")
     if problems and not allow_incompatible:
         _fail(
@@ -322,7 +322,7 @@ def replay(
     letters whose source already has an output, writes successes to the output topic and
     new failures back to the dead-letter topic with replay_count + 1.
     """
-    job = _job(task_path, no_cache)
+    job = _job(task_path, no_cache=no_cache)
     selection = ReplayFilter(
         stages=frozenset(stages),
         error_classes=frozenset(error_classes),
@@ -798,7 +798,7 @@ def _print_records(job: Job, dead_letters: bool, limit: int) -> None:
     which = "dead letters" if dead_letters else "enriched records"
     click.echo(f"== first {limit} {which}")
     shown = 0
-    for record in topic_records(job, dead_letters):
+    for record in topic_records(job, dead_letters=dead_letters):
         if shown >= limit:
             break
         click.echo(json.dumps(record["value"], default=_jsonable, ensure_ascii=False))

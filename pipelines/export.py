@@ -120,7 +120,7 @@ class _Verdicts:
                 merged.corrections.update(found.corrections)
         return merged
 
-    def keep(self, record: OutputRecord, verified_only: bool, counts: Counter[str]) -> bool:
+    def keep(self, record: OutputRecord, counts: Counter[str], *, verified_only: bool) -> bool:
         status = self.of(record).status
         if status == "rejected":
             counts["feedback_rejected"] += 1
@@ -179,7 +179,7 @@ def export(
             selected.append(record)
     verdicts = _Verdicts(job, selected) if job.task.feedback is not None else None
     if verdicts is not None:
-        selected = [r for r in selected if verdicts.keep(r, verified_only, counts)]
+        selected = [r for r in selected if verdicts.keep(r, counts, verified_only=verified_only)]
     inputs = _inputs(job, {s for r in selected if (s := r.source()) is not None})
     train_lines: list[str] = []
     validation_lines: list[str] = []

@@ -30,7 +30,7 @@ def preflight(task: TaskSpec, *, dead_letter_topic_needed: bool = True) -> list[
         problems.append(f"kafka.sasl_password_env: {kafka.sasl_password_env} is not set{WHERE}")
     if problems:
         return problems
-    problems += _topics(task, dead_letter_topic_needed)
+    problems += _topics(task, dead_letter_topic_needed=dead_letter_topic_needed)
     for section in (task.input, task.output):
         if section.framing == "confluent" and section.registry_url:
             problems += _registry(section.registry_url)
@@ -45,9 +45,9 @@ def preflight(task: TaskSpec, *, dead_letter_topic_needed: bool = True) -> list[
     return problems
 
 
-def _topics(task: TaskSpec, dead_letter_topic_needed: bool) -> list[str]:
+def _topics(task: TaskSpec, *, dead_letter_topic_needed: bool) -> list[str]:
     with _kafka_logs_quiet():
-        return _check_topics(task, dead_letter_topic_needed)
+        return _check_topics(task, dead_letter_topic_needed=dead_letter_topic_needed)
 
 
 @contextlib.contextmanager
@@ -106,7 +106,7 @@ def kafka_problem(kafka: KafkaSpec) -> str | None:
     }[failure.kind]
 
 
-def _check_topics(task: TaskSpec, dead_letter_topic_needed: bool) -> list[str]:
+def _check_topics(task: TaskSpec, *, dead_letter_topic_needed: bool) -> list[str]:
     from transforms.kafka.admin import ensure_topics, existing_topics
 
     kafka = task.kafka

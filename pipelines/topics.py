@@ -70,7 +70,7 @@ def produce_jsonl(
     return sent
 
 
-def topic_records(job: Job, dead_letters: bool) -> Iterator[dict[str, Any]]:
+def topic_records(job: Job, *, dead_letters: bool) -> Iterator[dict[str, Any]]:
     """Every record of the output (or dead-letter) topic, decoded, with its coordinates."""
     kafka = job.task.kafka
     topic = kafka.dead_letter_topic if dead_letters else kafka.output_topic

@@ -69,8 +69,8 @@ def test_repaired_defaulted_and_ambiguous_answers(make_task: MakeTask, fault_ser
 
     summary = run_job(job.task)
 
-    outputs = {o["value"]["review_id"]: o for o in topic_records(job, False)}
-    dead = [d["value"] for d in topic_records(job, True)]
+    outputs = {o["value"]["review_id"]: o for o in topic_records(job, dead_letters=False)}
+    dead = [d["value"] for d in topic_records(job, dead_letters=True)]
     assert sorted(outputs) == ["MARK-DEFAULT", "MARK-REPAIR"]
     repaired = outputs["MARK-REPAIR"]
     assert repaired["value"] == {

@@ -40,7 +40,7 @@ def test_bad_json_records_are_dead_lettered_and_the_run_goes_on(
     assert summary.get("written.output") == 6
     assert summary.dead_by_stage == {"decode": len(bad)}
     assert summary.unaccounted == 0
-    dead = {d["offset"]: d for d in topic_records(job, True)}
+    dead = {d["offset"]: d for d in topic_records(job, dead_letters=True)}
     assert len(dead) == len(bad)
     messages = " | ".join(d["value"]["error_message"] for d in dead.values())
     assert "over input.max_bytes" in messages

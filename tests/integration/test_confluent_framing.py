@@ -69,12 +69,12 @@ def test_confluent_framed_input_and_output_through_the_pipeline(
 
     assert summary.get("written.output") == 20
     assert summary.dead_by_stage == {"decode": 1}
-    [dead] = [d["value"] for d in topic_records(job, True)]
+    [dead] = [d["value"] for d in topic_records(job, dead_letters=True)]
     assert "schema id 2147483647" in dead["error_message"]
     # outputs are framed with the id the output schema got under <output_topic>-value
     _, output_id, output_schema = registry.latest(topic_subject(job.task.kafka.output_topic))
     assert output_schema.fingerprint == VERDICT.fingerprint
-    outputs = list(topic_records(job, False))
+    outputs = list(topic_records(job, dead_letters=False))
     assert len(outputs) == 20
     assert {o["value"]["sentiment"] for o in outputs} == {"positive"}
     raw = raw_output_values(job)

@@ -151,7 +151,7 @@ def test_dead_letter_action_refuses_before_the_call_and_replay_takes_them_back(
     assert summary.grouped("safety.guarded.") == {"InjectionSuspected": len(marked)}
     calls = sum(1 if c.expect == "output" else 2 for c in unmarked)
     assert server.stats.requests == calls  # the refused records cost no call
-    letters = [d for d in topic_records(job, True) if d["value"]["stage"] == "guard"]
+    letters = [d for d in topic_records(job, dead_letters=True) if d["value"]["stage"] == "guard"]
     assert {d["headers"]["__connect.errors.exception.class.name"] for d in letters} == {
         "InjectionSuspected"
     }
@@ -170,7 +170,11 @@ def test_dead_letter_action_refuses_before_the_call_and_replay_takes_them_back(
     )
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert f"replayed            {len(marked)}" in replay.stdout
-    replayed = [o for o in topic_records(job, False) if o["headers"].get("llm_enrich.replay_count")]
+    replayed = [
+        o
+        for o in topic_records(job, dead_letters=False)
+        if o["headers"].get("llm_enrich.replay_count")
+    ]
     expected = {c.review_id for c in marked if c.expect == "output"}
     assert {o["value"]["review_id"] for o in replayed} == expected
     _assert_nothing_hijacked(replayed, CASES)

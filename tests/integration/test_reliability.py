@@ -22,7 +22,9 @@ FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}
 
 
 def _settled(job: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    return list(topic_records(job, False)), [d["value"] for d in topic_records(job, True)]
+    return list(topic_records(job, dead_letters=False)), [
+        d["value"] for d in topic_records(job, dead_letters=True)
+    ]
 
 
 def test_primary_failing_with_503_is_replaced_by_the_fallback(

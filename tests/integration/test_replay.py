@@ -36,7 +36,7 @@ def _outputs_by_source(job: Job) -> Counter[tuple[int, int]]:
             int(r["headers"]["llm_enrich.source.partition"]),
             int(r["headers"]["llm_enrich.source.offset"]),
         )
-        for r in topic_records(job, False)
+        for r in topic_records(job, dead_letters=False)
     )
 
 
@@ -68,7 +68,9 @@ def test_replay_after_an_outage_enriches_everything_once(
     assert replayed.unaccounted == 0
     outputs = _outputs_by_source(job)
     assert len(outputs) == 30 and set(outputs.values()) == {1}
-    replay_counts = {r["headers"]["llm_enrich.replay_count"] for r in topic_records(job, False)}
+    replay_counts = {
+        r["headers"]["llm_enrich.replay_count"] for r in topic_records(job, dead_letters=False)
+    }
     assert replay_counts == {"1"}
 
     again = _replay(job)  # committed replay offsets: nothing new to read
@@ -76,7 +78,7 @@ def test_replay_after_an_outage_enriches_everything_once(
     # inputs reconcile: each of the 30 offsets has exactly one output; the 30 dead letters
     # of the outage stay in the topic as history
     assert _outputs_by_source(job) == outputs
-    assert len(list(topic_records(job, True))) == 30
+    assert len(list(topic_records(job, dead_letters=True))) == 30
 
 
 def test_a_second_replay_group_skips_sources_that_already_have_an_output(
@@ -104,7 +106,7 @@ def test_failed_replays_are_dead_lettered_again_with_the_count_incremented(
 
     first = _replay(job)
     assert first.get("written.dead_letter") == 8
-    counts = Counter(d["value"]["replay_count"] for d in topic_records(job, True))
+    counts = Counter(d["value"]["replay_count"] for d in topic_records(job, dead_letters=True))
     assert counts == {0: 8, 1: 8}
     second = _replay(job, ReplayFilter(max_replays=1))
     assert second.skipped_by_reason == {"max_replays": 8}
@@ -166,7 +168,7 @@ def test_dry_run_reports_groups_and_changes_nothing(make_task: MakeTask, fault_s
     assert "9  stage=llm  error_class=ProvidersExhausted" in done.stdout
     assert "3  stage=decode  error_class=DecodeError" in done.stdout
     assert server.stats.requests == before
-    assert list(topic_records(job, False)) == []
+    assert list(topic_records(job, dead_letters=False)) == []
     consumer = KafkaConsumer(bootstrap_servers=KAFKA, group_id=replay_group(job.task))
     try:
         tp = TopicPartition(job.task.kafka.dead_letter_topic, 0)
@@ -189,4 +191,6 @@ def test_several_dead_letters_for_one_original_are_replayed_once(
     assert again.skipped_by_reason == {"duplicate": 8}
     assert again.get("written.output") == 8 and again.unaccounted == 0
     assert set(_outputs_by_source(job).values()) == {1}
-    assert {r["headers"]["llm_enrich.replay_count"] for r in topic_records(job, False)} == {"2"}
+    assert {
+        r["headers"]["llm_enrich.replay_count"] for r in topic_records(job, dead_letters=False)
+    } == {"2"}

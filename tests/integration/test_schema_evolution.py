@@ -54,7 +54,7 @@ def test_a_topic_with_v1_and_v2_input_records_is_processed_completely(
     assert summary.get("written.output") == 40 and summary.dead_by_stage == {}
     # v1 records were resolved to the v2 reader: the template saw the default locale
     assert {VERDICT_V1.identity} == {
-        r["headers"]["llm_enrich.output_schema"] for r in topic_records(job, False)
+        r["headers"]["llm_enrich.output_schema"] for r in topic_records(job, dead_letters=False)
     }
 
 
@@ -76,7 +76,7 @@ def test_output_schema_v2_is_followed_and_readable_by_v1_and_v2_consumers(
     # the model was asked for the new field, without any code change
     asked = server.stats.bodies[0]["response_format"]["json_schema"]["schema"]  # type: ignore[attr-defined]
     assert "mentions_delivery" in asked["required"]
-    outputs = list(topic_records(job, False))
+    outputs = list(topic_records(job, dead_letters=False))
     assert len(outputs) == 10
     for output in outputs:
         assert output["headers"]["llm_enrich.output_schema"] == VERDICT_V2.identity

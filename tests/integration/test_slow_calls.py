@@ -43,7 +43,7 @@ def test_records_read_after_a_slow_call_are_written_before_it_answers(
 
     summary = run_job(job.task)
 
-    outputs = list(topic_records(job, False))
+    outputs = list(topic_records(job, dead_letters=False))
     assert summary.exit_code == 0 and len(outputs) == 40
     slow = next(o for o in outputs if o["headers"]["llm_enrich.source.offset"] == "1")
     before = [o for o in outputs if o["timestamp_ms"] < slow["timestamp_ms"]]

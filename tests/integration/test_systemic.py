@@ -41,7 +41,9 @@ def _run(job: Job, env: dict[str, str] | None = None) -> subprocess.CompletedPro
 
 
 def _counts(job: Job) -> tuple[int, int]:
-    return len(list(topic_records(job, False))), len(list(topic_records(job, True)))
+    return len(list(topic_records(job, dead_letters=False))), len(
+        list(topic_records(job, dead_letters=True))
+    )
 
 
 @pytest.fixture

@@ -104,9 +104,11 @@ def test_a_budget_spent_by_one_worker_stops_the_other_before_its_next_record() -
 
     async def go() -> list[str | None]:
         seen = [await other.check()]
-        await one.observe(False, 0.6)
+        await one.observe(dead_lettered=False, cost_usd=0.6)
         seen.append(await other.check())
-        await one.observe(False, 0.5)  # 1.1 of 1.0: the first worker trips ...
+        await one.observe(
+            dead_lettered=False, cost_usd=0.5
+        )  # 1.1 of 1.0: the first worker trips ...
         seen.append(one.stop_reason)
         seen.append(await other.check())  # ... and the other sees it before starting
         return seen
@@ -125,7 +127,7 @@ def test_without_a_budget_nothing_is_asked_of_the_store() -> None:
     guard = RunGuard(None, 10, None, shared)
 
     async def go() -> str | None:
-        await guard.observe(False, 5.0)
+        await guard.observe(dead_lettered=False, cost_usd=5.0)
         return await guard.check()
 
     assert asyncio.run(go()) is None

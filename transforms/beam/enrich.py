@@ -108,7 +108,7 @@ class EnrichService:
     (``coordination: {backend: redis}``) the limits, breakers and budget are the job's, in
     Redis, keyed by ``run_id`` (the same in every worker of the run)."""
 
-    def __init__(self, job: Job, follow: bool, run: RunHandle) -> None:
+    def __init__(self, job: Job, run: RunHandle, *, follow: bool) -> None:
         self._run = run
         self.control = run.acquire().control
         self.loop = asyncio.new_event_loop()
@@ -289,7 +289,7 @@ class EnrichRecords(_JobDoFn):
     def setup(self) -> None:
         self._worker = self._run.acquire()
         self._service: EnrichService = self._shared.acquire(
-            lambda: EnrichService(self.job, self._follow, self._run), tag=self._run.run_id
+            lambda: EnrichService(self.job, self._run, follow=self._follow), tag=self._run.run_id
         )
 
     def start_bundle(self) -> None:

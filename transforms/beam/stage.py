@@ -60,6 +60,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
         self,
         task: TaskSpec,
         run: RunHandle,
+        *,
         follow: bool = False,
         reader_run: str | None = None,
         settle: SettleHandle | None = None,
@@ -183,7 +184,12 @@ class EnrichStage(beam.PTransform[Any, Any]):
             if not self._one_process and not self._keyed:  # spread over every worker
                 records = records | "Spread" >> beam.Reshuffle()
             processed = records | "Process" >> ProcessRecords(
-                task, self.run, self._follow, reader_run, settle, keyed=self._keyed
+                task,
+                self.run,
+                follow=self._follow,
+                reader_run=reader_run,
+                settle=settle,
+                keyed=self._keyed,
             )
         if settle is not None:  # settled and committed where the writes are acknowledged
             return {"records": read["records"], **processed}
@@ -200,7 +206,9 @@ class EnrichStage(beam.PTransform[Any, Any]):
         shares = records | "Deal" >> beam.Partition(deal, self._workers)
         branches = []
         for index in range(self._workers):
-            process: beam.PTransform[Any, Any] = ProcessRecords(self._task, self.run, self._follow)
+            process: beam.PTransform[Any, Any] = ProcessRecords(
+                self._task, self.run, follow=self._follow
+            )
             if index:  # the first stays in the default environment, with the readers
                 process = process.with_resource_hints(**{WORKER_HINT: str(index)})
             branches.append(shares[index] | f"Process{index}" >> process)

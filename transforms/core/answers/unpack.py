@@ -61,9 +61,9 @@ def unpack(raw: str, size: int, *, truncated: bool = False) -> Unpacked:
         array = None if errors else _array(datum)
         whole = [(item, tuple(repairs), len(json.dumps(item))) for item in array or []]
         if array is not None and set(repairs) <= _AROUND:
-            return _place(whole, size, truncated)
+            return _place(whole, size, truncated=truncated)
     # Broken inside: each answer on its own, so that each names only its own repairs
-    return _place(_one_by_one(raw) or whole, size, truncated)
+    return _place(_one_by_one(raw) or whole, size, truncated=truncated)
 
 
 def _array(datum: Any) -> list[Any] | None:
@@ -122,7 +122,9 @@ def _position(item: dict[str, Any]) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _place(items: list[tuple[Any, tuple[str, ...], int]], size: int, truncated: bool) -> Unpacked:
+def _place(
+    items: list[tuple[Any, tuple[str, ...], int]], size: int, *, truncated: bool
+) -> Unpacked:
     placed: dict[int, Element] = {}
     answers: dict[int, dict[str, Any]] = {}
     twice: set[int] = set()

@@ -76,6 +76,7 @@ class StepGate:
         completion: Completion,
         answer: dict[str, Any],
         repairs: Sequence[str],
+        *,
         reasked: bool,
         defaulted: Sequence[str] = (),
     ) -> Confidence:
@@ -146,7 +147,7 @@ def price(spec: ProviderSpec, answered: Attempt, accepted: Attempt) -> float:
     return call_cost_usd(usage, spec.pricing, lane)
 
 
-def all_strong_usd(step: Step, last: bool, attempts: Sequence[Attempt]) -> float:
+def all_strong_usd(step: Step, attempts: Sequence[Attempt], *, last: bool) -> float:
     """What the strongest step would have cost for this record: when it answered, what it
     did cost; else the answering step's tokens (its first answered call's prompt, its
     accepted answer's completion, the cached share as it was) at the strongest step's
@@ -191,7 +192,7 @@ async def through_cascade(steps: Sequence[Step], ask: Ask, attempts: list[Attemp
             index,
             enriched.confidence,
             tuple(escalated),
-            all_strong_usd(step, last, attempts),
+            all_strong_usd(step, attempts, last=last),
         )
         return replace(enriched, cascade=mark)
     raise AssertionError("unreachable: the last step returns or raises")

@@ -191,7 +191,9 @@ class Enricher:
                     control.set_paused(False)  # a provider answered
                 cost = sum(a.cost_usd for a in result.attempts)
                 try:
-                    await self.guard.observe(isinstance(result, Failure), cost)
+                    await self.guard.observe(
+                        dead_lettered=isinstance(result, Failure), cost_usd=cost
+                    )
                 except CoordinationLost as lost:  # this record's outcome stands
                     control.halt(f"systemic: {lost.reason}")
                 if self.guard.stop_reason:
@@ -305,7 +307,9 @@ class Enricher:
                     confidence = None
                     if gate is not None:  # below its threshold: NotConfident, escalate
                         reasked = kind == "reask"
-                        confidence = gate.judge(completion, output, repairs, reasked, defaulted)
+                        confidence = gate.judge(
+                            completion, output, repairs, reasked=reasked, defaulted=defaulted
+                        )
                         gate.check(confidence)
                     output, repairs, defaulted = await self._screened(
                         self._reasker(providers, index),

@@ -224,7 +224,7 @@ class ProviderClient:
         except SystemicFault:  # the coordination store is gone: no verdict on the provider
             raise
         except Exception as exc:
-            error = await self._judge_failure(exc, is_probe)
+            error = await self._judge_failure(exc, is_probe=is_probe)
             attempts.append(self._failed(kind, error, started, cause=exc))
             raise error from exc
         except BaseException:  # cancelled (the record's deadline): no verdict on the provider
@@ -272,7 +272,7 @@ class ProviderClient:
             return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
         return attempt, choice
 
-    async def _judge_failure(self, exc: BaseException, is_probe: bool) -> BaseException:
+    async def _judge_failure(self, exc: BaseException, *, is_probe: bool) -> BaseException:
         """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.
 
         Only errors that say something about the provider's health count as failures; a

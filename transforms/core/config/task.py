@@ -415,7 +415,7 @@ def load_task(path: str | Path, *, calibrating: bool = False) -> TaskSpec:
         raise TaskConfigError(f"{path}: {first}{more}") from None
     task = _resolve_paths(task, path)
     if task.cascade is not None:
-        cascade = _resolve_cascade(task.cascade, path, calibrating)
+        cascade = _resolve_cascade(task.cascade, path, calibrating=calibrating)
         problems = cascade_problems(cascade, task.chain, task.shadows, calibrating=calibrating)
         if problems:
             raise TaskConfigError(f"{path}: {problems[0]}")
@@ -464,7 +464,7 @@ def _with(task: TaskSpec, **update: Any) -> TaskSpec:
     return copy
 
 
-def _resolve_cascade(cascade: CascadeSpec, path: Path, calibrating: bool) -> CascadeSpec:
+def _resolve_cascade(cascade: CascadeSpec, path: Path, *, calibrating: bool) -> CascadeSpec:
     """The thresholds file's path made absolute, and its thresholds applied when it exists
     (and the task is not being calibrated)."""
     if cascade.thresholds is None:

@@ -116,7 +116,7 @@ def event_from_mapping(
     unknown = sorted(set(raw) - _KEYS)
     if unknown:
         return BadEvent("malformed", f"unknown key(s) {', '.join(unknown)}")
-    ref = _ref(raw.get("source"), raw.get("key"), keyed)
+    ref = _ref(raw.get("source"), raw.get("key"), keyed=keyed)
     if isinstance(ref, BadEvent):
         return ref
     verdict = raw.get("verdict")
@@ -144,7 +144,7 @@ def event_from_mapping(
     )
 
 
-def _ref(source: Any, key: Any, keyed: bool) -> Ref | BadEvent:
+def _ref(source: Any, key: Any, *, keyed: bool) -> Ref | BadEvent:
     if source is not None:
         if not isinstance(source, dict):
             return BadEvent("malformed", "source: expected {topic, partition, offset}")

@@ -42,7 +42,7 @@ class RunGuard:
             self._count(await self._spend.spent())
         return self.stop_reason
 
-    async def observe(self, dead_lettered: bool, cost_usd: float) -> None:
+    async def observe(self, *, dead_lettered: bool, cost_usd: float) -> None:
         """A record's outcome and cost. Raises ``CoordinationLost`` (after counting the
         outcome) when a shared budget is gone."""
         self._outcomes.append(dead_lettered)
