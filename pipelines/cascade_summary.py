@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from transforms.core.counters import (
+    CASCADE_ALL_STRONG_MICRO_USD,
+    CASCADE_ANSWERED,
+    CASCADE_COST_MICRO_USD,
+    CASCADE_ESCALATED,
+)
+
 __all__ = ["cascade_lines", "cascade_shares"]
 
 
@@ -12,8 +19,8 @@ def cascade_shares(counters: dict[str, int]) -> list[tuple[str, int]]:
     """(step, records answered) in the cascade's order."""
     found = []
     for key, value in counters.items():
-        if key.startswith("cascade.answered."):
-            index, step = key.removeprefix("cascade.answered.").split(".", 1)
+        if key.startswith(CASCADE_ANSWERED):
+            index, step = key.removeprefix(CASCADE_ANSWERED).split(".", 1)
             found.append((int(index), step, value))
     return [(step, value) for _, step, value in sorted(found)]
 
@@ -22,8 +29,8 @@ def _escalations(counters: dict[str, int]) -> list[str]:
     """``small: low_confidence=8, invalid=2`` per step that passed records on, in order."""
     found: dict[tuple[int, str], list[str]] = {}
     for key, value in sorted(counters.items()):
-        if key.startswith("cascade.escalated.") and value:
-            index, rest = key.removeprefix("cascade.escalated.").split(".", 1)
+        if key.startswith(CASCADE_ESCALATED) and value:
+            index, rest = key.removeprefix(CASCADE_ESCALATED).split(".", 1)
             step, reason = rest.rsplit(".", 1)
             found.setdefault((int(index), step), []).append(f"{reason}={value}")
     return [f"{step}: {', '.join(reasons)}" for (_, step), reasons in sorted(found.items())]
@@ -36,8 +43,8 @@ def cascade_lines(summary: Any) -> list[str]:
     if not total:
         return []
     answered = ", ".join(f"{step} {count} ({count / total:.1%})" for step, count in shares)
-    cost = summary.get("cascade.cost_micro_usd") / 1_000_000
-    strong = summary.get("cascade.all_strong_micro_usd") / 1_000_000
+    cost = summary.get(CASCADE_COST_MICRO_USD) / 1_000_000
+    strong = summary.get(CASCADE_ALL_STRONG_MICRO_USD) / 1_000_000
     saved = strong - cost
     share = f", {saved / strong:.1%}" if strong else ""
     lines = [f"cascade             answered by step: {answered}"]

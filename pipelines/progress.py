@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from transforms.core import counters
+
 __all__ = ["ProgressLine", "progress_text"]
 
 WINDOW_S = 30.0
@@ -41,14 +43,14 @@ class Snapshot:
         return self.enriched + self.dead
 
     @classmethod
-    def of(cls, counts: Mapping[str, int], read_counter: str = "read") -> Snapshot:
-        planned = counts.get(f"planned.{read_counter}")
+    def of(cls, counts: Mapping[str, int], read_counter: str = counters.READ) -> Snapshot:
+        planned = counts.get(counters.planned(read_counter))
         return cls(
             read=counts.get(read_counter, 0),
-            enriched=counts.get("written.output", 0),
-            dead=counts.get("written.dead_letter", 0),
+            enriched=counts.get(counters.WRITTEN_OUTPUT, 0),
+            dead=counts.get(counters.WRITTEN_DEAD_LETTER, 0),
             planned=planned,
-            calls=counts.get("llm_calls", 0),
+            calls=counts.get(counters.LLM_CALLS, 0),
         )
 
 
@@ -91,7 +93,7 @@ class ProgressLine:
         live: bool | None = None,
         every_s: float = 10.0,
         stream: TextIO | None = None,
-        read_counter: str = "read",
+        read_counter: str = counters.READ,
     ) -> None:
         self._counts, self._read_counter = counts, read_counter
         self._live = (sys.stdout.isatty() and sys.stderr.isatty()) if live is None else live
@@ -123,7 +125,7 @@ class ProgressLine:
             self._history.popleft()
         first_t, first_n = self._history[0]
         rate = (now.settled - first_n) / (clock - first_t) if clock > first_t else 0.0
-        left_out = sum(v for k, v in counts.items() if k.startswith("replay.skipped."))
+        left_out = sum(v for k, v in counts.items() if k.startswith(counters.REPLAY_SKIPPED))
         return progress_text(now, rate, clock - self._started, left_out)
 
     def _run(self) -> None:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from transforms.core.calls.shadow_compare import bucket_percentile
+from transforms.core.counters import (
+    SHADOW_WRITE_DROPPED,
+    SHADOW_WRITE_FAILED,
+    SHADOW_WRITTEN,
+    grouped,
+    shadow_parts,
+)
 
 __all__ = ["by_shadow", "shadow_lines"]
 
@@ -13,15 +20,10 @@ def by_shadow(counters: Mapping[str, int]) -> dict[str, dict[str, int]]:
     """``{provider: {what: count}}`` from counters named ``shadow[<provider>].<what>``."""
     found: dict[str, dict[str, int]] = {}
     for key, value in sorted(counters.items()):
-        if not key.startswith("shadow[") or "]." not in key:
-            continue
-        name, what = key[len("shadow[") :].rsplit("].", 1)
-        found.setdefault(name, {})[what] = value
+        parts = shadow_parts(key)
+        if parts is not None:
+            found.setdefault(parts[0], {})[parts[1]] = value
     return found
-
-
-def _grouped(counts: Mapping[str, int], prefix: str) -> dict[str, int]:
-    return {k.removeprefix(prefix): v for k, v in counts.items() if k.startswith(prefix)}
 
 
 def _ms(bound: str | None) -> str:
@@ -36,8 +38,8 @@ def shadow_lines(counters: Mapping[str, int]) -> list[str]:
         both = c.get("both_valid", 0)
         fields = sorted({k.split(".", 1)[1] for k in c if k.startswith(("agree.", "disagree."))})
         agreement = ", ".join(f"{f}={c.get(f'agree.{f}', 0) / both:.2f}" for f in fields)
-        latency = _grouped(c, "latency_le.")
-        primary = _grouped(c, "primary_latency_le.")
+        latency = grouped(c, "latency_le.")
+        primary = grouped(c, "primary_latency_le.")
         share = f"{valid / compared:.2f}" if compared else "-"
         lines += [
             f"shadow {name:<12} sampled {c.get('sampled', 0)}, compared {compared} (busy "
@@ -54,8 +56,8 @@ def shadow_lines(counters: Mapping[str, int]) -> list[str]:
         ]
         if c.get("unavailable"):
             lines.append("  unavailable       its API key variable is not set: not shadowed")
-    written, failed = counters.get("shadow.written", 0), counters.get("shadow.write_failed", 0)
-    dropped = counters.get("shadow.write_dropped", 0)
+    written, failed = counters.get(SHADOW_WRITTEN, 0), counters.get(SHADOW_WRITE_FAILED, 0)
+    dropped = counters.get(SHADOW_WRITE_DROPPED, 0)
     if lines or written or failed or dropped:
         lines.append(f"shadow topic        written {written}, failed {failed}, dropped {dropped}")
     return lines

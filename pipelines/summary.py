@@ -8,7 +8,8 @@ from typing import Any
 from pipelines import exit_codes
 from pipelines.cascade_summary import cascade_lines
 from pipelines.shadow_summary import shadow_lines
-from transforms.beam.metrics import NAMESPACE, STOP_REASONS
+from transforms.core import counters
+from transforms.core.counters import NAMESPACE, STOP_REASONS
 from transforms.core.ledger.record import cache_hit_share
 from transforms.core.run.tally import Tally
 
@@ -32,36 +33,35 @@ class RunSummary:
 
     def grouped(self, prefix: str) -> dict[str, int]:
         """Counters named ``<prefix><key>``, by key, sorted."""
-        counts = sorted(self.counters.items())
-        return {k.removeprefix(prefix): v for k, v in counts if k.startswith(prefix)}
+        return counters.grouped(self.counters, prefix)
 
     @property
     def dead_by_stage(self) -> dict[str, int]:
-        return self.grouped("dead_letter.")
+        return self.grouped(counters.DEAD_LETTER)
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
-        return self.grouped("replay.skipped.")
+        return self.grouped(counters.REPLAY_SKIPPED)
 
     @property
     def unaccounted(self) -> int:
         """Records read that ended neither as an output nor as a dead letter (nor, in a
         replay, were skipped on purpose, nor were abandoned by a clean stop)."""
-        settled = self.get("written.output") + self.get("written.dead_letter")
-        left = sum(self.skipped_by_reason.values()) + self.get("abandoned")
-        return self.get("read") - settled - left
+        settled = self.get(counters.WRITTEN_OUTPUT) + self.get(counters.WRITTEN_DEAD_LETTER)
+        left = sum(self.skipped_by_reason.values()) + self.get(counters.ABANDONED)
+        return self.get(counters.READ) - settled - left
 
     @property
     def uncommitted(self) -> int:
         """Records (and gaps) settled whose offsets no commit covered when the run ended.
         Expected behind a record abandoned by a clean stop (it is not settled, so the
         chain of commits stops there), a defect otherwise."""
-        return self.get("commit.spans_settled") - self.get("commit.spans_committed")
+        return self.get(counters.SPANS_SETTLED) - self.get(counters.SPANS_COMMITTED)
 
     @property
     def stop_kinds(self) -> set[str]:
         """What stopped the run early: guard names (``budget``...) or ``systemic``/``outage``."""
-        kinds = {k for k, v in self.grouped("halted.").items() if v}
+        kinds = {k for k, v in self.grouped(counters.HALTED).items() if v}
         return kinds | {reason.split(":")[0] for reason in self.reasons}
 
     @property
@@ -75,21 +75,22 @@ class RunSummary:
             return exit_codes.SYSTEMIC
         if self.stop_kinds:
             return exit_codes.GUARD
-        if self.unaccounted or (self.uncommitted and not self.get("abandoned")):
+        if self.unaccounted or (self.uncommitted and not self.get(counters.ABANDONED)):
             return exit_codes.UNSETTLED
         return exit_codes.OK
 
     def lines(self) -> list[str]:
-        read = self.get("read")
+        read = self.get(counters.READ)
         rate = read / self.wall_time_s if self.wall_time_s else 0.0
         dead = ", ".join(f"{k}={v}" for k, v in self.dead_by_stage.items()) or "none"
         lines = [
             f"records read        {read}",
-            f"enriched (written)  {self.get('written.output')}",
-            f"dead-lettered       {self.get('written.dead_letter')}  (by stage: {dead})",
+            f"enriched (written)  {self.get(counters.WRITTEN_OUTPUT)}",
+            f"dead-lettered       {self.get(counters.WRITTEN_DEAD_LETTER)}  (by stage: {dead})",
             f"not settled         {self.unaccounted}  (offsets not committed; re-read next run)",
-            f"LLM calls           {self.get('llm_calls')}  (failed {self.get('llm_failed_calls')},"
-            f" re-asks {self.get('llm_reasks')}, answers repaired {self.get('repaired')})",
+            f"LLM calls           {self.get(counters.LLM_CALLS)}  (failed "
+            f"{self.get(counters.LLM_FAILED_CALLS)}, re-asks {self.get(counters.LLM_REASKS)}, "
+            f"answers repaired {self.get(counters.REPAIRED)})",
             *self.token_lines(),
             self.cost_line(),
             f"wall time           {self.wall_time_s:.1f} s  ({rate:.2f} records/s)",
@@ -107,36 +108,36 @@ class RunSummary:
                 f"not committed       {self.uncommitted}  (settled, but no commit covers them "
                 "yet: read again next run)"
             )
-        if self.get("abandoned"):
+        if self.get(counters.ABANDONED):
             lines.append(
-                f"abandoned on stop   {self.get('abandoned')}  (waiting for a batch, or every "
-                "provider was down; not committed, read again next run)"
+                f"abandoned on stop   {self.get(counters.ABANDONED)}  (waiting for a batch, or "
+                "every provider was down; not committed, read again next run)"
             )
-        if self.get("expired"):
+        if self.get(counters.EXPIRED):
             lines.append(
-                f"expired             {self.get('expired')}  (left the topic by retention "
+                f"expired             {self.get(counters.EXPIRED)}  (left the topic by retention "
                 "before this group read them)"
             )
         return lines + [f"STOPPED EARLY: {reason}" for reason in self.stop_reasons]
 
     def cost_line(self) -> str:
         """The run's cost, and per record settled (written or dead-lettered)."""
-        usd = self.get("cost_micro_usd") / 1_000_000
-        settled = self.get("written.output") + self.get("written.dead_letter")
+        usd = self.get(counters.COST_MICRO_USD) / 1_000_000
+        settled = self.get(counters.WRITTEN_OUTPUT) + self.get(counters.WRITTEN_DEAD_LETTER)
         per_record = f"  (${usd / settled:.6f} per record settled)" if settled else ""
         return f"cost                ${usd:.6f}{per_record}"
 
     def token_lines(self) -> list[str]:
         """Tokens over every attempt: prompt (cached apart, and the cache-hit share),
         completion (reasoning apart), and calls whose usage is an estimate."""
-        prompt, cached = self.get("prompt_tokens"), self.get("cached_prompt_tokens")
+        prompt, cached = self.get(counters.PROMPT_TOKENS), self.get(counters.CACHED_PROMPT_TOKENS)
         share = cache_hit_share(cached, prompt)
         lines = [
             f"tokens              prompt {prompt} (cached {cached}, cache-hit share "
-            f"{share:.1%}), completion {self.get('completion_tokens')} (reasoning "
-            f"{self.get('reasoning_tokens')})"
+            f"{share:.1%}), completion {self.get(counters.COMPLETION_TOKENS)} (reasoning "
+            f"{self.get(counters.REASONING_TOKENS)})"
         ]
-        estimated = self.get("usage_estimated_calls")
+        estimated = self.get(counters.USAGE_ESTIMATED_CALLS)
         if estimated:
             lines.append(
                 f"usage estimated     {estimated} calls  (the provider reported no usage: "
@@ -146,10 +147,10 @@ class RunSummary:
 
     def capacity_lines(self) -> list[str]:
         """How long calls queued for provider capacity (not counted in record deadlines)."""
-        waited_s = self.get("capacity_wait_ms") / 1000
+        waited_s = self.get(counters.CAPACITY_WAIT_MS) / 1000
         if waited_s < 0.1:
             return []
-        calls = max(1, self.get("llm_calls"))
+        calls = max(1, self.get(counters.LLM_CALLS))
         return [
             f"capacity wait       {waited_s:.1f} s in all, {waited_s / calls:.2f} s a call "
             "(queued for a provider slot or rate limit; not counted in record deadlines)"
@@ -158,24 +159,26 @@ class RunSummary:
     def answer_lines(self) -> list[str]:
         """Repairs by kind, and records accepted with defaulted fields (output.on_invalid)."""
         lines = []
-        repairs = self.grouped("repair.")
+        repairs = self.grouped(counters.REPAIR)
         if repairs:
             lines.append("repairs by kind     " + ", ".join(f"{k}={v}" for k, v in repairs.items()))
-        if self.get("defaulted"):
-            fields = ", ".join(f"{k}={v}" for k, v in self.grouped("defaulted.").items())
-            count = self.get("defaulted")
+        if self.get(counters.DEFAULTED):
+            fields = ", ".join(
+                f"{k}={v}" for k, v in self.grouped(counters.DEFAULTED_FIELD).items()
+            )
+            count = self.get(counters.DEFAULTED)
             lines.append(f"defaulted fields    {count} records  (by field: {fields})")
         return lines
 
     def safety_lines(self) -> list[str]:
         """Records flagged for injection markers and records the guard refused, if any."""
-        kinds = ", ".join(f"{k}={v}" for k, v in self.grouped("safety.flag.").items())
-        guarded = self.grouped("safety.guarded.")
-        if not (self.get("safety.flagged") or guarded):
+        kinds = ", ".join(f"{k}={v}" for k, v in self.grouped(counters.SAFETY_FLAG).items())
+        guarded = self.grouped(counters.SAFETY_GUARDED)
+        if not (self.get(counters.SAFETY_FLAGGED) or guarded):
             return []
         refused = ", ".join(f"{k}={v}" for k, v in guarded.items()) or "none"
         return [
-            f"safety: flagged     {self.get('safety.flagged')}  (enriched with an "
+            f"safety: flagged     {self.get(counters.SAFETY_FLAGGED)}  (enriched with an "
             f"llm_enrich.injection header; markers: {kinds or 'none'})",
             f"safety: guarded     {sum(guarded.values())}  (dead-lettered, stage guard: {refused})",
         ]
@@ -188,16 +191,19 @@ class RunSummary:
         failed = f", cache errors {errors} (asked the providers instead)" if errors else ""
         return [
             f"response cache      hits {hits}, misses {misses}{failed}",
-            f"  saved by hits     calls {self.get('cache_saved_calls')}, tokens "
-            f"{self.get('cache_saved_tokens')}, cost "
-            f"${self.get('cache_saved_micro_usd') / 1_000_000:.6f}",
+            f"  saved by hits     calls {self.get(counters.CACHE_SAVED_CALLS)}, tokens "
+            f"{self.get(counters.CACHE_SAVED_TOKENS)}, cost "
+            f"${self.get(counters.CACHE_SAVED_MICRO_USD) / 1_000_000:.6f}",
         ]
 
     def batch_lines(self) -> list[str]:
         """Batch providers (mode: batch): answers, failed items, batches; cost above is
         at the batch price (pricing.batch_discount)."""
-        submitted, resumed = self.get("batches_submitted"), self.get("batches_resumed")
-        answers, failed = self.get("batch_answers"), self.get("batch_failed")
+        submitted, resumed = (
+            self.get(counters.BATCHES_SUBMITTED),
+            self.get(counters.BATCHES_RESUMED),
+        )
+        answers, failed = self.get(counters.BATCH_ANSWERS), self.get(counters.BATCH_FAILED)
         if not (submitted or resumed or answers or failed):
             return []
         return [
@@ -208,8 +214,8 @@ class RunSummary:
     def pack_lines(self) -> list[str]:
         """Calls several records shared (prompt.records_per_call), and records asked alone
         because their pack held no usable answer for them."""
-        calls, shares = self.get("pack_calls"), self.get("pack_shares")
-        alone = self.get("pack_alone")
+        calls, shares = self.get(counters.PACK_CALLS), self.get(counters.PACK_SHARES)
+        alone = self.get(counters.PACK_ALONE)
         if not (calls or alone):
             return []
         mean = shares / calls if calls else 0.0
@@ -225,8 +231,8 @@ class RunSummary:
     def replay_lines(self) -> list[str]:
         skipped = ", ".join(f"{k}={v}" for k, v in self.skipped_by_reason.items()) or "none"
         return [
-            f"dead letters read   {self.get('read')}",
-            f"replayed            {self.get('replay.selected')}",
+            f"dead letters read   {self.get(counters.READ)}",
+            f"replayed            {self.get(counters.REPLAY_SELECTED)}",
             f"skipped             {sum(self.skipped_by_reason.values())}  (by reason: {skipped})",
             *self.lines()[1:],
         ]

@@ -36,6 +36,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from transforms.beam.metrics import broker_failed, counter
 from transforms.beam.run_handle import RunHandle
+from transforms.core import counters
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled, TopicPartition
 from transforms.core.run.offsets import PartitionRange
@@ -55,11 +56,11 @@ class CommitProgress(beam.DoFn):
 
     def __init__(self, spec: KafkaSpec, group: str, run: RunHandle) -> None:
         self._spec, self._group, self._run = spec, group, run
-        self._commits = counter(run, "commits")
-        self._behind = counter(run, "commits_behind_another_run")
+        self._commits = counter(run, counters.COMMITS)
+        self._behind = counter(run, counters.COMMITS_BEHIND)
         # a drain's exit code checks that every settled span ended up below a commit
-        self._spans_settled = counter(run, "commit.spans_settled")
-        self._spans_committed = counter(run, "commit.spans_committed")
+        self._spans_settled = counter(run, counters.SPANS_SETTLED)
+        self._spans_committed = counter(run, counters.SPANS_COMMITTED)
         self._outage = Outage(KAFKA_OUTAGE_S)
 
     def process(

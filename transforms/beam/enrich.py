@@ -29,6 +29,7 @@ from transforms.beam.outstanding import Outstanding, Submitted
 from transforms.beam.run_handle import RunHandle
 from transforms.cache.open import answer_cache
 from transforms.coordination.open import open_coordination
+from transforms.core import counters
 from transforms.core.answers.judge import repair_kind
 from transforms.core.cache.backend import CacheUnavailable
 from transforms.core.calls.batch_provider import BatchProviderClient
@@ -234,7 +235,7 @@ def _shadow_runner(job: Job, coordination: Coordination) -> ShadowRunner | None:
     topic = task.kafka.shadow_topic
     runner = ShadowRunner(job, clients, lambda count: ShadowWriter(task.kafka, topic, count))
     for name in missing:
-        runner.count(f"shadow[{name}].unavailable")
+        runner.count(counters.shadow(name, "unavailable"))
     return runner
 
 
@@ -261,28 +262,28 @@ class EnrichRecords(_JobDoFn):
         super().__init__(task, run)
         self._shared = Shared()
         self._follow, self._reader_run = follow, reader_run
-        self._enriched = counter(run, "enriched")
-        self._calls = counter(run, "llm_calls")
-        self._reasks = counter(run, "llm_reasks")
-        self._failed_calls = counter(run, "llm_failed_calls")
-        self._prompt_tokens = counter(run, "prompt_tokens")
-        self._completion_tokens = counter(run, "completion_tokens")
-        self._cached_tokens = counter(run, "cached_prompt_tokens")
-        self._reasoning_tokens = counter(run, "reasoning_tokens")
-        self._estimated_calls = counter(run, "usage_estimated_calls")
-        self._repaired = counter(run, "repaired")
-        self._defaulted = counter(run, "defaulted")
-        self._cost_micro_usd = counter(run, "cost_micro_usd")
-        self._abandoned = counter(run, "abandoned")
-        self._batch_answers = counter(run, "batch_answers")
-        self._pack_calls = counter(run, "pack_calls")
-        self._pack_shares = counter(run, "pack_shares")
-        self._pack_alone = counter(run, "pack_alone")
-        self._batch_failed = counter(run, "batch_failed")
-        self._batches_submitted = counter(run, "batches_submitted")
-        self._batches_resumed = counter(run, "batches_resumed")
+        self._enriched = counter(run, counters.ENRICHED)
+        self._calls = counter(run, counters.LLM_CALLS)
+        self._reasks = counter(run, counters.LLM_REASKS)
+        self._failed_calls = counter(run, counters.LLM_FAILED_CALLS)
+        self._prompt_tokens = counter(run, counters.PROMPT_TOKENS)
+        self._completion_tokens = counter(run, counters.COMPLETION_TOKENS)
+        self._cached_tokens = counter(run, counters.CACHED_PROMPT_TOKENS)
+        self._reasoning_tokens = counter(run, counters.REASONING_TOKENS)
+        self._estimated_calls = counter(run, counters.USAGE_ESTIMATED_CALLS)
+        self._repaired = counter(run, counters.REPAIRED)
+        self._defaulted = counter(run, counters.DEFAULTED)
+        self._cost_micro_usd = counter(run, counters.COST_MICRO_USD)
+        self._abandoned = counter(run, counters.ABANDONED)
+        self._batch_answers = counter(run, counters.BATCH_ANSWERS)
+        self._pack_calls = counter(run, counters.PACK_CALLS)
+        self._pack_shares = counter(run, counters.PACK_SHARES)
+        self._pack_alone = counter(run, counters.PACK_ALONE)
+        self._batch_failed = counter(run, counters.BATCH_FAILED)
+        self._batches_submitted = counter(run, counters.BATCHES_SUBMITTED)
+        self._batches_resumed = counter(run, counters.BATCHES_RESUMED)
         self._throttled = ThrottledTime(run)
-        self._queued_ms = counter(run, "capacity_wait_ms")
+        self._queued_ms = counter(run, counters.CAPACITY_WAIT_MS)
         self._cache = CacheCounts(run)
         self._cascade = CascadeCounts(run)
 
@@ -357,10 +358,10 @@ class EnrichRecords(_JobDoFn):
     def _count_repairs(self, enriched: Enriched) -> None:
         """Per kind (``repair.enum_case``) and per defaulted field (``defaulted.language``)."""
         for repair in enriched.repairs:
-            counter(self._run, f"repair.{repair_kind(repair)}").inc()
+            counter(self._run, counters.repair(repair_kind(repair))).inc()
         self._defaulted.inc(bool(enriched.defaulted))
         for name in enriched.defaulted:
-            counter(self._run, f"defaulted.{name}").inc()
+            counter(self._run, counters.defaulted(name)).inc()
 
     def _count(self, attempts: Sequence[Any]) -> None:
         batch_names = self._service.batch_names
@@ -409,5 +410,5 @@ class EncodeDeadLetters(_JobDoFn):
         try:
             yield dead_letter_envelope(self.job, failure)
         except Exception as exc:  # a defect: leave the offset unsettled (re-read next run)
-            counter(self._run, "dead_letter_unencodable").inc()
+            counter(self._run, counters.DEAD_LETTER_UNENCODABLE).inc()
             log_defect(f"a {failure.stage} dead letter could not be encoded", exc)

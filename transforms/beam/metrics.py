@@ -16,11 +16,11 @@ from apache_beam.metrics.metric import Metrics
 
 from transforms.beam.failures import log_failure
 from transforms.beam.run_handle import RunHandle, WorkerRun
+from transforms.core import counters
 from transforms.core.records import Enriched, Failure
 from transforms.core.run.outage import Outage
 
-NAMESPACE = "llm_enrich"
-STOP_REASONS = "stop_reasons"
+NAMESPACE, STOP_REASONS = counters.NAMESPACE, counters.STOP_REASONS
 
 
 class Count:
@@ -71,8 +71,8 @@ class ThrottledTime:
     Dataflow's autoscaler reads (throttled workers are not a reason to add workers)."""
 
     def __init__(self, run: RunHandle) -> None:
-        self._ms = counter(run, "throttled_ms")
-        self._seconds: Any = Metrics.counter(NAMESPACE, "cumulativeThrottlingSeconds")
+        self._ms = counter(run, counters.THROTTLED_MS)
+        self._seconds: Any = Metrics.counter(NAMESPACE, counters.THROTTLING_SECONDS)
         self._carry = 0.0
 
     def report(self, seconds: float) -> None:
@@ -91,13 +91,13 @@ class CacheCounts:
 
     def __init__(self, run: RunHandle) -> None:
         self.hits, self.misses, self.errors = (
-            counter(run, "cache_hits"),
-            counter(run, "cache_misses"),
-            counter(run, "cache_errors"),
+            counter(run, counters.CACHE_HITS),
+            counter(run, counters.CACHE_MISSES),
+            counter(run, counters.CACHE_ERRORS),
         )
-        self.calls = counter(run, "cache_saved_calls")
-        self.tokens = counter(run, "cache_saved_tokens")
-        self.micro_usd = counter(run, "cache_saved_micro_usd")
+        self.calls = counter(run, counters.CACHE_SAVED_CALLS)
+        self.tokens = counter(run, counters.CACHE_SAVED_TOKENS)
+        self.micro_usd = counter(run, counters.CACHE_SAVED_MICRO_USD)
 
     def count(self, enriched: Any) -> None:
         if enriched.cache == "miss":
@@ -118,16 +118,16 @@ class CascadeCounts:
 
     def __init__(self, run: RunHandle) -> None:
         self._run = run
-        self.cost = counter(run, "cascade.cost_micro_usd")
-        self.all_strong = counter(run, "cascade.all_strong_micro_usd")
+        self.cost = counter(run, counters.CASCADE_COST_MICRO_USD)
+        self.all_strong = counter(run, counters.CASCADE_ALL_STRONG_MICRO_USD)
 
     def count(self, enriched: Any) -> None:
         mark = enriched.cascade
         if mark is None:
             return
-        counter(self._run, f"cascade.answered.{mark.index}.{mark.step}").inc()
+        counter(self._run, counters.cascade_answered(mark.index, mark.step)).inc()
         for index, (step, reason) in enumerate(mark.escalated):  # every step before it
-            counter(self._run, f"cascade.escalated.{index}.{step}.{reason}").inc()
+            counter(self._run, counters.cascade_escalated(index, step, reason)).inc()
         self.cost.inc(round(sum(a.cost_usd for a in enriched.attempts) * 1_000_000))
         self.all_strong.inc(round(mark.all_strong_usd * 1_000_000))
 
@@ -137,18 +137,18 @@ def counter(run: RunHandle, name: str) -> Count:
 
 
 def dead_letter_counter(run: RunHandle, stage: str) -> Count:
-    return counter(run, f"dead_letter.{stage}")
+    return counter(run, counters.dead_letter(stage))
 
 
 def count_safety(run: RunHandle, result: Enriched | Failure) -> None:
     """``safety.flagged`` and ``safety.flag.<kind>`` for an enriched record that carried
     injection markers; ``safety.guarded.<error class>`` for a record the guard refused."""
     if isinstance(result, Enriched) and result.safety_flags:
-        counter(run, "safety.flagged").inc()
+        counter(run, counters.SAFETY_FLAGGED).inc()
         for kind in result.safety_flags:
-            counter(run, f"safety.flag.{kind}").inc()
+            counter(run, counters.safety_flag(kind)).inc()
     elif isinstance(result, Failure) and result.stage == "guard":
-        counter(run, f"safety.guarded.{result.error_class}").inc()
+        counter(run, counters.safety_guarded(result.error_class)).inc()
 
 
 def stop_reason(run: RunHandle, reason: str) -> None:
@@ -159,7 +159,7 @@ def stop_reason(run: RunHandle, reason: str) -> None:
 def count_halted(run: RunHandle, reason: str) -> None:
     """A record left unsettled because the run stopped early (a guard or a systemic
     fault): counted as ``halted.<kind>``, and the reason kept for the summary."""
-    counter(run, f"halted.{reason.split(':')[0]}").inc()
+    counter(run, counters.halted(reason)).inc()
     stop_reason(run, reason)
 
 

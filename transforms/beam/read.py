@@ -30,6 +30,7 @@ from apache_beam.utils.timestamp import Duration
 from transforms.beam.metrics import broker_failed, counter, halt
 from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
+from transforms.core import counters
 from transforms.core.config.task import KafkaSpec
 from transforms.core.run.offsets import PartitionRange, limit_ranges
 from transforms.core.run.outage import Outage
@@ -218,8 +219,9 @@ class PlanRanges(beam.DoFn):
         counter_name: str = "",
     ) -> None:
         self._spec, self._group, self._limit = spec, group, limit
-        self._planned = counter(run, f"planned.{counter_name or 'read'}")  # the progress ETA
-        self._expired = counter(run, "expired")
+        # the progress line's ETA
+        self._planned = counter(run, counters.planned(counter_name or counters.READ))
+        self._expired = counter(run, counters.EXPIRED)
 
     def process(self, topic: str) -> Iterator[PartitionRange]:
         for range_ in limit_ranges(snapshot_ranges(self._spec, topic, self._group), self._limit):
@@ -252,7 +254,7 @@ class WatchPartitions(beam.DoFn):
     def __init__(self, spec: KafkaSpec, group: str | None, run: RunHandle) -> None:
         self._spec, self._group, self._run = spec, group, run
         self._outage = Outage(KAFKA_OUTAGE_S)
-        self._expired = counter(run, "expired")
+        self._expired = counter(run, counters.EXPIRED)
 
     def setup(self) -> None:
         self._control = self._run.acquire().control
@@ -301,7 +303,7 @@ class ReadTopic(beam.PTransform[Any, Any]):
         *,
         follow: bool = False,
         limit: int | None = None,
-        counter_name: str = "read",
+        counter_name: str = counters.READ,
         slice_records: int = 500,
         max_backlog: int | None = None,
         reader_run: str | None = None,

@@ -9,6 +9,7 @@ import apache_beam as beam
 
 from transforms.beam.metrics import counter
 from transforms.beam.run_handle import RunHandle
+from transforms.core import counters
 from transforms.core.envelope import output_source
 from transforms.core.records import KafkaRecord
 from transforms.core.run.replay import ReplayFilter, decide, one_per_source
@@ -22,7 +23,7 @@ def source_coordinates(
     """The input coordinates an output record was enriched from (its source headers)."""
     source = output_source(output.headers)
     if source is None:
-        counter(run, "replay.outputs_without_source").inc()
+        counter(run, counters.REPLAY_OUTPUTS_WITHOUT_SOURCE).inc()
         return
     yield source, True
 
@@ -33,7 +34,7 @@ class SelectForReplay(beam.DoFn):
 
     def __init__(self, selection: ReplayFilter, run: RunHandle) -> None:
         self._selection, self._run = selection, run
-        self._selected = counter(run, "replay.selected")
+        self._selected = counter(run, counters.REPLAY_SELECTED)
 
     def process(
         self, dead_letter: KafkaRecord, enriched: Mapping[tuple[str, int, int], bool]
@@ -43,7 +44,7 @@ class SelectForReplay(beam.DoFn):
             self._selected.inc()
             yield decision.record
             return
-        counter(self._run, f"replay.skipped.{decision.skip}").inc()
+        counter(self._run, counters.replay_skipped(str(decision.skip))).inc()
         yield beam.pvalue.TaggedOutput(SKIPPED, dead_letter.settled_coordinates)
 
 
@@ -55,7 +56,7 @@ class OnePerSource(beam.DoFn):
     """Main output: one record per original. ``skipped``: the other dead letters for it."""
 
     def __init__(self, run: RunHandle) -> None:
-        self._duplicate = counter(run, "replay.skipped.duplicate")
+        self._duplicate = counter(run, counters.replay_skipped("duplicate"))
 
     def process(self, element: tuple[Any, Iterable[KafkaRecord]]) -> Iterator[Any]:
         keep, duplicates = one_per_source(element[1])

@@ -20,6 +20,7 @@ from apache_beam.utils.shared import Shared
 
 from transforms.beam.metrics import LaterCounts, halt
 from transforms.beam.run_handle import RunHandle
+from transforms.core import counters
 from transforms.core.config.task import KafkaSpec
 from transforms.core.records import Settled, TopicPartition
 from transforms.core.run.ledger import SettleLedger
@@ -44,7 +45,7 @@ class Settlement:
     def settle(self, settled: Settled) -> None:
         key, span = settled
         if self.ledger.settle(key, span):
-            self.counts.add("commit.spans_settled", 1)
+            self.counts.add(counters.SPANS_SETTLED, 1)
 
     def report(self) -> None:
         """From inside a bundle: hand the counts made on other threads to Beam's metrics."""

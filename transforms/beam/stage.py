@@ -29,6 +29,7 @@ from transforms.beam.replay import (
 from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle
 from transforms.beam.write import FAILED, WriteEnvelopes
+from transforms.core import counters
 from transforms.core.config.task import TaskSpec
 from transforms.core.run.replay import ReplayFilter
 
@@ -92,7 +93,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
                 kafka,
                 kafka.output_topic,
                 self._run,
-                kind="output",
+                kind=counters.OUTPUT_TOPIC,
                 failures_to_dead_letter=True,
                 settle=self._settle,
                 reader_run=self._reader_run,
@@ -113,7 +114,7 @@ class ProcessRecords(beam.PTransform[Any, Any]):
                     kafka,
                     kafka.dead_letter_topic,
                     self._run,
-                    kind="dead_letter",
+                    kind=counters.DEAD_LETTER_TOPIC,
                     failures_to_dead_letter=False,
                     settle=self._settle,
                     reader_run=self._reader_run,
@@ -235,7 +236,7 @@ class ReplayStage(beam.PTransform[Any, Any]):
             kafka, kafka.dead_letter_topic, group, self.run, limit=self._limit
         )
         outputs = pbegin | "DrainOutputs" >> ReadTopic(
-            kafka, kafka.output_topic, None, self.run, counter_name="replay.outputs_scanned"
+            kafka, kafka.output_topic, None, self.run, counter_name=counters.REPLAY_OUTPUTS_SCANNED
         )
         already_enriched = outputs["records"] | "SourceOfOutputs" >> beam.FlatMap(
             source_coordinates, self.run

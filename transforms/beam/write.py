@@ -23,6 +23,7 @@ from transforms.beam.failures import log_failure
 from transforms.beam.metrics import LaterCounts, counter, dead_letter_counter, halt
 from transforms.beam.run_handle import RunHandle
 from transforms.beam.settle import SettleHandle, Settlement
+from transforms.core import counters
 from transforms.core.config.task import KafkaSpec
 from transforms.core.envelope import Envelope
 from transforms.core.errors import WriteError
@@ -54,7 +55,7 @@ class WriteEnvelopes(beam.DoFn):
         self._spec, self._topic, self._kind, self._run = spec, topic, kind, run
         self._failures_to_dead_letter = failures_to_dead_letter
         self._settle, self._reader_run = settle, reader_run
-        self._refused = counter(run, f"write_refused.{kind}")
+        self._refused = counter(run, counters.write_refused(kind))
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
@@ -84,7 +85,7 @@ class WriteEnvelopes(beam.DoFn):
             error = verdict(future)
             if error is None:  # counted (and, fused, settled) by ``_on_ack``, or now
                 if once.claim():  # its callback has not run yet: count it in this bundle
-                    self._acked.add(f"written.{self._kind}")
+                    self._acked.add(counters.written(self._kind))
                 coordinates = envelope.source.settled_coordinates
                 if self._settlement is None:
                     yield WindowedValue(coordinates, timestamp, (window,))
@@ -145,7 +146,7 @@ def _on_ack(
 ) -> None:
     """The broker acknowledged the write (on the producer's I/O thread)."""
     if once.claim():
-        acked.add(f"written.{kind}")
+        acked.add(counters.written(kind))
     if settlement is not None:
         coordinates: Settled = envelope.source.settled_coordinates
         settlement.settle(coordinates)

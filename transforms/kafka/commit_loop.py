@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Callable
 
+from transforms.core import counters
 from transforms.core.run.ledger import Due, SettleLedger
 from transforms.core.run.outage import Outage
 from transforms.kafka.client import broker_away
@@ -105,8 +106,8 @@ class CommitLoop:
             return False
         if self._outage.recovered():
             log.warning("llm-enrich: commits go through again")
-        self._count("commits" if forward else "commits_behind_another_run", 1)
-        self._count("commit.spans_committed", self._ledger.committed(due, now))
+        self._count(counters.COMMITS if forward else counters.COMMITS_BEHIND, 1)
+        self._count(counters.SPANS_COMMITTED, self._ledger.committed(due, now))
         return True
 
     def _failed(self, exc: Exception) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas import shadow_comparison_schema
+from transforms.core import counters
 from transforms.core.config.task import KafkaSpec
 from transforms.core.formats import framing
 from transforms.kafka.client import common_settings
@@ -76,13 +77,13 @@ class ShadowWriter:
                         max_block_ms=MAX_BLOCK_MS,
                     )
                 future = producer.send(self._topic, key=extra, value=value)
-                future.add_callback(lambda _: self._count("shadow.written", 1))
+                future.add_callback(lambda _: self._count(counters.SHADOW_WRITTEN, 1))
                 future.add_errback(self._failed)
             except Exception as exc:  # encode, connect or send: this comparison is lost
                 self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
-        self._count("shadow.write_failed", 1)
+        self._count(counters.SHADOW_WRITE_FAILED, 1)
         if not self._warned:  # once per process: the summary has the count
             self._warned = True
             log.warning("shadow comparisons not written to %s: %s", self._topic, exc)

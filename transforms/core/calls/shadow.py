@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from transforms.core import counters
 from transforms.core.calls.enricher import Enricher
 from transforms.core.calls.providers import ProviderClient
 from transforms.core.calls.shadow_compare import comparison, comparison_counts, sampled
@@ -103,9 +104,9 @@ class ShadowRunner:
         for shadow in self._shadows:
             if not sampled(parsed.source, shadow.name, shadow.spec.share):
                 continue
-            self.count(f"shadow[{shadow.name}].sampled")
+            self.count(counters.shadow(shadow.name, "sampled"))
             if shadow.in_flight >= shadow.spec.max_in_flight:
-                self.count(f"shadow[{shadow.name}].busy")
+                self.count(counters.shadow(shadow.name, "busy"))
                 continue
             self._loop = asyncio.get_running_loop()
             shadow.in_flight += 1
@@ -142,7 +143,7 @@ class ShadowRunner:
         for name, value in comparison_counts(shadow.name, datum).items():
             self.count(name, value)
         if not self.sink.put(datum, parsed.source.key):
-            self.count("shadow.write_dropped")
+            self.count(counters.SHADOW_WRITE_DROPPED)
 
     async def settle(self) -> None:
         """Wait for the shadow calls in flight."""
@@ -160,7 +161,7 @@ class ShadowRunner:
             except Exception:  # timed out (or the loop stopped): what is left is lost
                 future.cancel()
                 for shadow in self._shadows:
-                    self.count(f"shadow[{shadow.name}].unfinished", shadow.in_flight)
+                    self.count(counters.shadow(shadow.name, "unfinished"), shadow.in_flight)
         self.sink.flush(max(1.0, deadline - time.monotonic()))
 
 

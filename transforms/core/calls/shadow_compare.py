@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from transforms.core.counters import shadow
 from transforms.core.records import Enriched, Failure, KafkaRecord
 
 __all__ = [
@@ -159,7 +160,6 @@ def _bucket(latency_ms: float) -> str:
 
 def comparison_counts(name: str, datum: Mapping[str, Any]) -> dict[str, int]:
     """Counters for one comparison, named ``shadow[<name>].<what>``."""
-    prefix = f"shadow[{name}]."
     mine, theirs = datum["shadow"], datum["primary"]
     counts = {
         "compared": 1,
@@ -178,7 +178,7 @@ def comparison_counts(name: str, datum: Mapping[str, Any]) -> dict[str, int]:
         counts["both_valid"] = 1
     for field in datum["fields"]:
         counts[f"{'agree' if field['agree'] else 'disagree'}.{field['name']}"] = 1
-    return {prefix + k: v for k, v in counts.items() if v or k == "compared"}
+    return {shadow(name, k): v for k, v in counts.items() if v or k == "compared"}
 
 
 def bucket_percentile(buckets: Mapping[str, int], q: float) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from transforms.core import counters
 from transforms.core.ledger.record import cache_hit_share
 from transforms.core.report.bins import latency_labels
 from transforms.core.report.page import page, section, table
@@ -31,10 +32,8 @@ class RunInfo:
     discounts: Mapping[str, Mapping[str, float]]
 
 
-def _grouped(counters: Mapping[str, int], prefix: str) -> list[tuple[str, float]]:
-    return [
-        (k.removeprefix(prefix), v) for k, v in sorted(counters.items()) if k.startswith(prefix)
-    ]
+def _grouped(counts: Mapping[str, int], prefix: str) -> list[tuple[str, float]]:
+    return list(counters.grouped(counts, prefix).items())
 
 
 def _count(value: float) -> str:
@@ -47,16 +46,17 @@ def _usd(value: float) -> str:
 
 def _outcomes(info: RunInfo) -> list[tuple[str, float]]:
     get = info.counters.get
-    rows: list[tuple[str, float]] = [("enriched", get("written.output", 0))]
-    rows += [(f"dead letter: {k}", v) for k, v in _grouped(info.counters, "dead_letter.")]
-    rows += [(f"skipped: {k}", v) for k, v in _grouped(info.counters, "replay.skipped.")]
-    if get("abandoned", 0):
-        rows.append(("abandoned on stop", get("abandoned", 0)))
+    rows: list[tuple[str, float]] = [("enriched", get(counters.WRITTEN_OUTPUT, 0))]
+    rows += [(f"dead letter: {k}", v) for k, v in _grouped(info.counters, counters.DEAD_LETTER)]
+    rows += [(f"skipped: {k}", v) for k, v in _grouped(info.counters, counters.REPLAY_SKIPPED)]
+    if get(counters.ABANDONED, 0):
+        rows.append(("abandoned on stop", get(counters.ABANDONED, 0)))
     return rows
 
 
 def _settled(info: RunInfo) -> int:
-    return info.counters.get("written.output", 0) + info.counters.get("written.dead_letter", 0)
+    get = info.counters.get
+    return get(counters.WRITTEN_OUTPUT, 0) + get(counters.WRITTEN_DEAD_LETTER, 0)
 
 
 def _over_time(facts: RunFacts) -> str:
@@ -87,26 +87,32 @@ def _saved(info: RunInfo, facts: RunFacts, lane: str) -> float:
 
 def _money(info: RunInfo, facts: RunFacts) -> list[str]:
     get = info.counters.get
-    prompt, cached = get("prompt_tokens", 0), get("cached_prompt_tokens", 0)
+    prompt, cached = get(counters.PROMPT_TOKENS, 0), get(counters.CACHED_PROMPT_TOKENS, 0)
     rows: list[list[object]] = [
         ["prompt tokens", prompt],
         ["  of which cached (provider prefix cache)", cached],
         ["cache-hit share (cached / prompt tokens)", f"{cache_hit_share(cached, prompt):.1%}"],
-        ["completion tokens", get("completion_tokens", 0)],
-        ["  of which reasoning", get("reasoning_tokens", 0)],
-        ["calls whose usage is an ESTIMATE (no usage reported)", get("usage_estimated_calls", 0)],
-        ["cost", _usd(get("cost_micro_usd", 0) / 1e6)],
+        ["completion tokens", get(counters.COMPLETION_TOKENS, 0)],
+        ["  of which reasoning", get(counters.REASONING_TOKENS, 0)],
+        [
+            "calls whose usage is an ESTIMATE (no usage reported)",
+            get(counters.USAGE_ESTIMATED_CALLS, 0),
+        ],
+        ["cost", _usd(get(counters.COST_MICRO_USD, 0) / 1e6)],
         [
             "cost per record (written or dead-lettered)",
-            _usd(get("cost_micro_usd", 0) / 1e6 / max(1, _settled(info))),
+            _usd(get(counters.COST_MICRO_USD, 0) / 1e6 / max(1, _settled(info))),
         ],
-        ["response cache: hits / misses", f"{get('cache_hits', 0)} / {get('cache_misses', 0)}"],
-        ["saved by the cache", _usd(get("cache_saved_micro_usd", 0) / 1e6)],
+        [
+            "response cache: hits / misses",
+            f"{get(counters.CACHE_HITS, 0)} / {get(counters.CACHE_MISSES, 0)}",
+        ],
+        ["saved by the cache", _usd(get(counters.CACHE_SAVED_MICRO_USD, 0) / 1e6)],
         [
             "  calls / tokens not spent",
-            f"{get('cache_saved_calls', 0)} / {get('cache_saved_tokens', 0)}",
+            f"{get(counters.CACHE_SAVED_CALLS, 0)} / {get(counters.CACHE_SAVED_TOKENS, 0)}",
         ],
-        ["batch answers", get("batch_answers", 0)],
+        ["batch answers", get(counters.BATCH_ANSWERS, 0)],
         ["saved by batch mode (vs the sync price)", _usd(_saved(info, facts, "batch"))],
         ["saved by the flex lane (vs the sync price)", _usd(_saved(info, facts, "flex"))],
     ]
