@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 
-from transforms.core.calls.policy import redact, systemic_reason, transient_retrying
+from transforms.core.calls.policy import redact, retried, systemic_reason, transient_retrying
 from transforms.core.config.safety import ModerationSpec
 from transforms.core.config.secrets import required_secret
 from transforms.core.errors import ModerationFailed, SystemicFault
@@ -51,11 +51,13 @@ class Moderator:
             self.spec.attempts, self._sleep, backoff_initial_s=0.5, backoff_max_s=10.0
         )
         try:
-            body: Any = await retrying(
-                self._client.post,
-                "/moderations",
-                cast_to=object,
-                body={"model": self.spec.model, "input": list(texts)},
+            body: Any = await retried(
+                retrying,
+                lambda: self._client.post(
+                    "/moderations",
+                    cast_to=object,
+                    body={"model": self.spec.model, "input": list(texts)},
+                ),
             )
         except Exception as exc:
             reason = systemic_reason(exc)

@@ -20,7 +20,7 @@ from typing import Any
 from openai.types.chat import ChatCompletion
 
 from transforms.core.calls.batching import BatchAbandoned, BatchQueue
-from transforms.core.calls.policy import ContentFiltered, policy_retrying
+from transforms.core.calls.policy import ContentFiltered, policy_retrying, retried
 from transforms.core.calls.providers import REFUSED, CallFailed, Completion, ProviderClient
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.core.limits import estimate_tokens
@@ -58,8 +58,7 @@ def retry_transient(policy: PolicySpec, sleep: Callable[[float], Awaitable[None]
     """Runs an upload or a batch creation with the policy's tries on transient errors."""
 
     async def submit(call: Callable[[], Awaitable[str]]) -> str:
-        answer: str = await policy_retrying(policy, sleep)(call)
-        return answer
+        return await retried(policy_retrying(policy, sleep), call)
 
     return submit
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal
+from typing import Literal, TypeVar
 
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -38,6 +38,7 @@ __all__ = [
     "is_transient",
     "policy_retrying",
     "redact",
+    "retried",
     "retry_after_seconds",
     "systemic_reason",
     "transient_retrying",
@@ -143,13 +144,14 @@ class RetryAfterWait(wait_base):
 
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 def transient_retrying(
     attempts: int, sleep: Sleep, *, backoff_initial_s: float, backoff_max_s: float
 ) -> AsyncRetrying:
     """Up to ``attempts`` tries, retrying transient errors only (waits as ``RetryAfterWait``);
-    the last error is re-raised as it is. Call it as ``await retrying(fn, *args)``."""
+    the last error is re-raised as it is. Run a call with it through ``retried``."""
     return AsyncRetrying(
         stop=stop_after_attempt(attempts),
         wait=RetryAfterWait(backoff_initial_s, backoff_max_s),
@@ -167,6 +169,15 @@ def policy_retrying(policy: PolicySpec, sleep: Sleep) -> AsyncRetrying:
         backoff_initial_s=policy.backoff_initial_s,
         backoff_max_s=policy.backoff_max_s,
     )
+
+
+async def retried(retrying: AsyncRetrying, call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()`` under ``retrying``. (Not ``retrying(call)``: tenacity awaits only
+    what a coroutine function returns, and a lambda's coroutine is not.)"""
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity either returns or raises")
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -30,6 +30,7 @@ from transforms.core.calls.policy import (
     classify,
     policy_retrying,
     redact,
+    retried,
     retry_after_seconds,
     systemic_reason,
 )
@@ -184,14 +185,16 @@ class ProviderClient:
         attempts: list[Attempt] = []
         retrying = policy_retrying(self._policy, self._sleep)
         try:
-            completion: Completion = await retrying(
-                self._call_once, messages, response_schema, kind, attempts, max_tokens, top_logprobs
+            return await retried(
+                retrying,
+                lambda: self._call_once(
+                    messages, response_schema, kind, attempts, max_tokens, top_logprobs
+                ),
             )
         except SystemicFault:  # the coordination store is gone: not this provider's failure
             raise
         except Exception as exc:
             raise CallFailed(exc, attempts) from exc
-        return completion
 
     async def _call_once(
         self,
