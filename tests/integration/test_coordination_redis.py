@@ -107,7 +107,7 @@ def test_tokens_are_taken_with_requests_and_corrected_after(redis_url: str, name
         args = [60.0, 1.0, 1, 600.0, 10.0, 500]
         first = float(await a.run(BUCKET_TAKE, keys, args))  # 500 of 600 tokens
         second = float(await b.run(BUCKET_TAKE, keys, args))  # 500 more: wait about 40 s
-        await a.limits(provider).settle(500, 100)  # the first used only 100: 400 back
+        await a.limits(provider).correct(500, 100)  # the first used only 100: 400 back
         third = float(await b.run(BUCKET_TAKE, keys, args))
         client = redis.Redis.from_url(redis_url)
         requests_left = float(client.hget(keys[0], "level") or 0)

@@ -85,7 +85,7 @@ def test_token_limit_is_corrected_with_reported_usage() -> None:
     clock = FakeClock()
     limiter = RateLimiter(rpm=None, tpm=1000, clock=clock, sleep=clock.sleep)
     asyncio.run(limiter.acquire(100))
-    asyncio.run(limiter.settle(estimated_tokens=100, used_tokens=1000))  # it used far more
+    asyncio.run(limiter.correct(estimated_tokens=100, used_tokens=1000))  # it used far more
     asyncio.run(limiter.acquire(100))
     assert round(sum(clock.slept), 2) == 6.0  # 100 tokens at 1000/min
 

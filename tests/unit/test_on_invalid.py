@@ -11,7 +11,7 @@ import yaml
 from schemas import load_schema
 from tests.conftest import EXAMPLE_TASK, REPO
 from transforms.core.answers.judge import judge
-from transforms.core.answers.partial import settle
+from transforms.core.answers.partial import accept_partially
 from transforms.core.config.task import load_task
 from transforms.core.errors import FieldError, TaskConfigError
 from transforms.core.job import compile_job
@@ -70,11 +70,16 @@ def test_only_fields_declared_are_replaced_and_they_are_listed() -> None:
     answer = {**GOOD, "priority": "urgent", "language": {"code": "en"}}
     errors = [FieldError("$.priority", "bad"), FieldError("$.language", "bad")]
     on_invalid = {"priority": "default", "language": "null"}
-    fixed, names = settle(answer, errors, on_invalid, SHAPE.avro) or ({}, ())
+    fixed, names = accept_partially(answer, errors, on_invalid, SHAPE.avro) or ({}, ())
     assert fixed == {**GOOD, "priority": "low", "language": None}
     assert names == ("priority", "language")
-    assert settle(answer, [*errors, FieldError("$.rating", "bad")], on_invalid, SHAPE.avro) is None
-    assert settle(answer, [FieldError("$", "not an object")], on_invalid, SHAPE.avro) is None
+    assert (
+        accept_partially(answer, [*errors, FieldError("$.rating", "bad")], on_invalid, SHAPE.avro)
+        is None
+    )
+    assert (
+        accept_partially(answer, [FieldError("$", "not an object")], on_invalid, SHAPE.avro) is None
+    )
 
 
 def test_a_nested_error_inside_a_defaultable_field_defaults_the_field() -> None:

@@ -168,7 +168,7 @@ def test_runner_never_waits_bounds_in_flight_and_times_out() -> None:
             runner.offer(_parsed(offset), _primary())
         runner.offer(_parsed(9), Skipped(_parsed(9).source, "stopped"))  # never shadowed
         offered_in = loop.time() - started
-        await runner.settle()
+        await runner.wait_in_flight()
         return offered_in, runner
 
     offered_in, runner = asyncio.run(scenario())
@@ -190,7 +190,7 @@ def test_runner_validates_and_repairs_the_shadow_answer() -> None:
     async def scenario() -> ShadowRunner:
         runner = ShadowRunner(JOB, [provider], ListSink)  # type: ignore[list-item]
         runner.offer(_parsed(), _primary())
-        await runner.settle()
+        await runner.wait_in_flight()
         return runner
 
     runner = asyncio.run(scenario())

@@ -166,7 +166,7 @@ class RedisLimits:
             self.throttled_s += wait
             await self._sleep(wait)
 
-    async def settle(self, estimated_tokens: int, used_tokens: int) -> None:
+    async def correct(self, estimated_tokens: int, used_tokens: int) -> None:
         if self._tokens is None or estimated_tokens == used_tokens:
             return
         key, per_minute = self._tokens

@@ -121,7 +121,7 @@ class RateLimiter:
         if self._tokens:
             self._tokens.take(estimated_tokens)
 
-    async def settle(self, estimated_tokens: int, used_tokens: int) -> None:
+    async def correct(self, estimated_tokens: int, used_tokens: int) -> None:
         if self._tokens:
             self._tokens.give_back(estimated_tokens - used_tokens)
 

@@ -3,7 +3,8 @@
     parse_answer   text -> the one JSON value in it           (repair.py)
     coerce         value -> read through the output schema    (coerce.py)
     validate       every remaining error, with its field path (validation.py)
-    settle         errors only in fields with on_invalid default/null -> replaced (partial.py)
+    accept_partially  errors only in fields with on_invalid default/null -> replaced
+                      (partial.py)
 
 The answer is accepted when no error is left; otherwise the errors go into the re-ask.
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transforms.core.answers.coerce import coerce
-from transforms.core.answers.partial import settle
+from transforms.core.answers.partial import accept_partially
 from transforms.core.answers.repair import parse_answer
 from transforms.core.answers.validation import validate
 from transforms.core.errors import FieldError
@@ -67,7 +68,7 @@ def judge(
     repairs = [*repairs, *fixes]
     if not errors:
         return Judgement(datum, tuple(repairs))
-    settled = settle(datum, errors, on_invalid or {}, schema)
+    settled = accept_partially(datum, errors, on_invalid or {}, schema)
     if settled is not None and not validate(settled[0], schema):
         return Judgement(settled[0], tuple(repairs), settled[1])
     return Judgement({}, tuple(repairs), (), tuple(errors))

@@ -21,7 +21,7 @@ from typing import Any
 from transforms.core.avro_walk import Named, resolve, type_name
 from transforms.core.errors import FieldError
 
-__all__ = ["ACTIONS", "on_invalid_problems", "settle"]
+__all__ = ["ACTIONS", "accept_partially", "on_invalid_problems"]
 
 ACTIONS = ("re-ask", "default", "null")
 _TOP_FIELD = re.compile(r"\$\.([A-Za-z_][A-Za-z0-9_]*)(?:$|[.\[])")
@@ -54,7 +54,7 @@ def on_invalid_problems(schema: Any, on_invalid: Mapping[str, str]) -> list[str]
     return problems
 
 
-def settle(
+def accept_partially(
     datum: Any, errors: list[FieldError], on_invalid: Mapping[str, str], schema: Any
 ) -> tuple[Any, tuple[str, ...]] | None:
     """(datum with the invalid fields replaced, their names), or None when some error is

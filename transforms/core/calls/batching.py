@@ -127,7 +127,7 @@ class _Item:
     line: bytes
     waiters: list[asyncio.Future[ChatCompletion]] = field(default_factory=list)
 
-    def settle(self, result: ChatCompletion | BaseException) -> bool:
+    def deliver(self, result: ChatCompletion | BaseException) -> bool:
         """Hand the result to every waiter still there; False when none was."""
         live = [w for w in self.waiters if not w.done()]
         for waiter in live:
@@ -290,7 +290,7 @@ class BatchQueue:
         except Exception as exc:
             log.warning("batch upload failed: %s", type(exc).__name__)
             for item in items.values():
-                item.settle(exc)
+                item.deliver(exc)
             return
         batch = self._batches[file_id] = _Batch(file_id, None, self._clock(), items)
         for custom_id in items:
@@ -346,7 +346,7 @@ class BatchQueue:
             else:
                 found = ended.result(custom_id)
                 result = BatchItemFailed(found) if isinstance(found, ItemFailure) else found
-            if item.settle(result):
+            if item.deliver(result):
                 settled.append(custom_id)
         self._drop(batch)
         return settled

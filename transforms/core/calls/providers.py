@@ -236,7 +236,7 @@ class ProviderClient:
             raise
         await self.breaker.succeeded()  # it answered; what it answered is judged elsewhere
         attempt, choice = self._answered(response, kind, started, estimate)
-        await self._limiter.settle(estimate, attempt.prompt_tokens + attempt.completion_tokens)
+        await self._limiter.correct(estimate, attempt.prompt_tokens + attempt.completion_tokens)
         attempts.append(attempt)
         if choice is None:
             raise ContentFiltered(REFUSED)

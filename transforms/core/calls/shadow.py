@@ -145,7 +145,7 @@ class ShadowRunner:
         if not self.sink.put(datum, parsed.source.key):
             self.count(counters.SHADOW_WRITE_DROPPED)
 
-    async def settle(self) -> None:
+    async def wait_in_flight(self) -> None:
         """Wait for the shadow calls in flight."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -155,7 +155,7 @@ class ShadowRunner:
         their comparisons to be written. Calls still running are counted ``unfinished``."""
         loop, deadline = self._loop, time.monotonic() + timeout_s
         if loop is not None and loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self.settle(), loop)
+            future = asyncio.run_coroutine_threadsafe(self.wait_in_flight(), loop)
             try:
                 future.result(timeout_s)
             except Exception:  # timed out (or the loop stopped): what is left is lost

@@ -1,7 +1,7 @@
 """The coordination interface: what a provider client and the run's guard ask of it.
 
     Limits        a provider's rpm/tpm token buckets: ``acquire`` waits for room for one
-                  request and its estimated tokens and takes them; ``settle`` corrects the
+                  request and its estimated tokens and takes them; ``correct`` corrects the
                   tokens with what the provider reported
     Breaker       a provider's circuit: ``admit`` says whether a try may go ("call"), goes
                   as the one half-open probe ("probe"), or must not ("refused"); the
@@ -38,7 +38,7 @@ class Limits(Protocol):
     async def acquire(self, estimated_tokens: int) -> None:
         """Wait until one request and ``estimated_tokens`` fit, then take them."""
 
-    async def settle(self, estimated_tokens: int, used_tokens: int) -> None:
+    async def correct(self, estimated_tokens: int, used_tokens: int) -> None:
         """Give back (or take more of) the tokens once the usage is known."""
 
 
