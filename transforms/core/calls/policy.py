@@ -30,7 +30,7 @@ from transforms.core.errors import EnrichError
 __all__ = [
     "ContentFiltered",
     "ContextTooLong",
-    "Kind",
+    "FailureClass",
     "NotChatCompletions",
     "ProviderUnavailable",
     "RetryAfterWait",
@@ -44,7 +44,7 @@ __all__ = [
     "transient_retrying",
 ]
 
-Kind = Literal["transient", "fallback", "final"]
+FailureClass = Literal["transient", "fallback", "final"]  # how a failure is treated (above)
 
 _CONTEXT_PATTERNS = re.compile(
     r"context[_ ]length|maximum context|context window|too many tokens|exceeds the context",
@@ -90,7 +90,7 @@ def systemic_reason(exc: BaseException) -> str | None:
     return None
 
 
-def classify(exc: BaseException) -> Kind:
+def classify(exc: BaseException) -> FailureClass:
     if isinstance(exc, ContextTooLong | ContentFiltered | ProviderUnavailable):
         return "fallback"
     if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
