@@ -16,7 +16,17 @@ a function here and read back by its prefix with ``grouped``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+
+def _family(prefix: str) -> Callable[[str], str]:
+    """The names ``<prefix><part>``: one counter per stage, reason, field..."""
+
+    def name(part: str) -> str:
+        return f"{prefix}{part}"
+
+    return name
+
 
 NAMESPACE = "llm_enrich"
 STOP_REASONS = "stop_reasons"  # a string set, not a counter: why the run stopped
@@ -27,31 +37,23 @@ EXPIRED = "expired"  # left the topic by retention before it was read
 REPLAY_OUTPUTS_SCANNED = "replay.outputs_scanned"  # a replay's reader of the output topic
 
 
-def planned(reader: str) -> str:
-    """Records a reader (named by its read counter) is to read: the progress line's ETA."""
-    return f"planned.{reader}"
+# records a reader (named by its read counter) is to read: the progress line's ETA
+planned = _family("planned.")
 
 
 # the writers, by the topic they write: ``OUTPUT_TOPIC`` or ``DEAD_LETTER_TOPIC``
 OUTPUT_TOPIC, DEAD_LETTER_TOPIC = "output", "dead_letter"
 
 
-def written(kind: str) -> str:
-    return f"written.{kind}"
-
-
-def write_refused(kind: str) -> str:
-    return f"write_refused.{kind}"
-
-
+written = _family("written.")
+write_refused = _family("write_refused.")
 WRITTEN_OUTPUT = written(OUTPUT_TOPIC)
 WRITTEN_DEAD_LETTER = written(DEAD_LETTER_TOPIC)
 
-# the commit step
-COMMITS = "commits"
-COMMITS_BEHIND = "commits_behind_another_run"
-SPANS_SETTLED = "commit.spans_settled"
-SPANS_COMMITTED = "commit.spans_committed"
+# the commit step: commits that moved the group's offset forward, or found it ahead (another
+# run's); the spans (records, gaps) settled, and those a commit covered
+COMMITS, COMMITS_BEHIND = "commits", "commits_behind_another_run"
+SPANS_SETTLED, SPANS_COMMITTED = "commit.spans_settled", "commit.spans_committed"
 
 # the enrich step
 ENRICHED = "enriched"
@@ -79,26 +81,15 @@ THROTTLED_MS = "throttled_ms"
 # the name Beam's remote model handlers use, which Dataflow's autoscaler reads
 THROTTLING_SECONDS = "cumulativeThrottlingSeconds"
 DEAD_LETTER_UNENCODABLE = "dead_letter_unencodable"
-
-
 REPAIR = "repair."  # by kind of repair
 DEFAULTED_FIELD = "defaulted."  # by field
+repair = _family(REPAIR)
+defaulted = _family(DEFAULTED_FIELD)
 
 
-def repair(kind: str) -> str:
-    return f"{REPAIR}{kind}"
-
-
-def defaulted(field: str) -> str:
-    return f"{DEFAULTED_FIELD}{field}"
-
-
-# the response cache
-CACHE_HITS = "cache_hits"
-CACHE_MISSES = "cache_misses"
-CACHE_ERRORS = "cache_errors"
-CACHE_SAVED_CALLS = "cache_saved_calls"
-CACHE_SAVED_TOKENS = "cache_saved_tokens"
+# the response cache: hits, misses, failed operations; what the hits saved
+CACHE_HITS, CACHE_MISSES, CACHE_ERRORS = "cache_hits", "cache_misses", "cache_errors"
+CACHE_SAVED_CALLS, CACHE_SAVED_TOKENS = "cache_saved_calls", "cache_saved_tokens"
 CACHE_SAVED_MICRO_USD = "cache_saved_micro_usd"
 
 # the cascade
@@ -124,21 +115,14 @@ SAFETY_FLAG = "safety.flag."  # by kind of marker
 SAFETY_GUARDED = "safety.guarded."  # by error class
 
 
-def dead_letter(stage: str) -> str:
-    return f"{DEAD_LETTER}{stage}"
+dead_letter = _family(DEAD_LETTER)
+safety_flag = _family(SAFETY_FLAG)
+safety_guarded = _family(SAFETY_GUARDED)
 
 
 def halted(reason: str) -> str:
     """``reason`` is ``<kind>: <detail>``; counted by its kind."""
     return f"{HALTED}{reason.split(':')[0]}"
-
-
-def safety_flag(kind: str) -> str:
-    return f"{SAFETY_FLAG}{kind}"
-
-
-def safety_guarded(error_class: str) -> str:
-    return f"{SAFETY_GUARDED}{error_class}"
 
 
 # a replay
@@ -147,8 +131,7 @@ REPLAY_OUTPUTS_WITHOUT_SOURCE = "replay.outputs_without_source"
 REPLAY_SKIPPED = "replay.skipped."  # by reason
 
 
-def replay_skipped(reason: str) -> str:
-    return f"{REPLAY_SKIPPED}{reason}"
+replay_skipped = _family(REPLAY_SKIPPED)
 
 
 # shadow providers: per provider, and the shadow topic's writer
