@@ -43,10 +43,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from transforms.core.answers.judge import judge
+from transforms.core.answers.judge import Judgement, judge
 from transforms.core.cache.answers import AnswerCache
 from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
@@ -107,6 +107,55 @@ def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
 
 def _is_batch(provider: ProviderClient) -> bool:
     return getattr(provider.spec, "mode", "sync") == "batch"
+
+
+@dataclass(frozen=True)
+class _Invalid:
+    """The last answer that did not fit: it goes into the dead letter."""
+
+    raw: str
+    errors: list[FieldError]
+
+
+@dataclass
+class _Chain:
+    """What one pass over a chain of providers has learnt so far."""
+
+    last_invalid: _Invalid | None = None
+    not_the_record: list[str] = field(default_factory=list)  # failed for a systemic reason
+    outage: bool = True  # every systemic failure so far was a provider being unavailable
+    carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
+
+    def call_failed(self, provider: ProviderClient, failed: CallFailed, *, first: bool) -> None:
+        reason = provider.systemic_reason(failed.last_error)
+        if _unavailable(provider, failed.last_error):
+            reason = f"unavailable ({failed})"
+        else:
+            self.outage = False
+        if reason is not None and first:
+            self.not_the_record.append(f"{provider.spec.name}: {reason}")
+
+    def exhausted(
+        self, providers: Sequence[ProviderClient], attempts: list[Attempt]
+    ) -> RecordError:
+        """Why no provider gave a valid answer (raises SystemicFault when no failure was
+        the record's)."""
+        if self.last_invalid is not None:
+            errors = self.last_invalid.errors
+            return OutputInvalid(
+                "the answer does not fit the output schema: "
+                + "; ".join(str(e) for e in errors[:5]),
+                attempts=attempts,
+                raw_output=self.last_invalid.raw,
+                field_errors=errors,
+            )
+        if providers and len(self.not_the_record) == len(providers):
+            raise SystemicFault(
+                "every provider failed: " + "; ".join(self.not_the_record),
+                kind="outage" if self.outage else "systemic",
+            )
+        last = attempts[-1].error if attempts else "no provider configured"
+        return ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
 
 
 def _rule_violation(
@@ -273,85 +322,65 @@ class Enricher:
     ) -> Enriched:
         """The chain of ``providers``; a ``gate`` judges a valid answer's confidence
         (raising ``NotConfident`` to escalate) and asks for log-probabilities."""
-        last_invalid: tuple[str, list[FieldError]] | None = None
-        not_the_record: list[str] = []  # providers that failed for a systemic reason
-        outage = True
-        carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
+        chain = _Chain()
         for index, provider in enumerate(providers):
             batch = _is_batch(provider)
-            if batch and carried is not None:
+            if batch and chain.carried is not None:
                 continue  # re-asks never go into a batch
-            conversation = carried or messages
+            conversation = chain.carried or messages
             turns = 1 if batch else self._job.task.policy.max_reasks + 1
             answered = False
             for turn in range(turns):
-                kind = "call" if turn == 0 and carried is None else "reask"
-                self._within_budget(attempts, conversation, last_invalid)
+                kind = "call" if turn == 0 and chain.carried is None else "reask"
+                self._within_budget(attempts, conversation, chain.last_invalid)
                 try:
                     completion = await self._ask(provider, conversation, kind, gate)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
-                    reason = provider.systemic_reason(failed.last_error)
-                    if _unavailable(provider, failed.last_error):
-                        reason = f"unavailable ({failed})"
-                    else:
-                        outage = False
-                    if reason is not None and turn == 0:
-                        not_the_record.append(f"{provider.spec.name}: {reason}")
+                    chain.call_failed(provider, failed, first=turn == 0)
                     break  # next provider
                 attempts.extend(completion.attempts)
                 answered = True
-                output, repairs, errors, defaulted = self._judge(parsed, completion.text)
-                repairs = [*completion.repairs, *repairs]
+                judged = self._judge(parsed, completion.text)
+                judged = replace(judged, repairs=(*completion.repairs, *judged.repairs))
+                errors = list(judged.errors)
                 if not errors and completion.finish_reason != "length":
                     confidence = None
                     if gate is not None:  # below its threshold: NotConfident, escalate
-                        reasked = kind == "reask"
                         confidence = gate.judge(
-                            completion, output, repairs, reasked=reasked, defaulted=defaulted
+                            completion,
+                            judged.answer,
+                            judged.repairs,
+                            reasked=kind == "reask",
+                            defaulted=judged.defaulted,
                         )
                         gate.check(confidence)
-                    output, repairs, defaulted = await self._screened(
+                    judged = await self._screened(
                         self._reasker(providers, index),
                         parsed,
                         conversation,
                         completion.text,
-                        (output, repairs, defaulted),
+                        judged,
                         attempts,
                     )
                     return Enriched(
                         parsed.source,
-                        output,
+                        judged.answer,
                         provider.spec.name,
                         provider.spec.model,
                         tuple(attempts),
-                        tuple(repairs),
-                        defaulted,
+                        judged.repairs,
+                        judged.defaulted,
                         confidence=confidence,
                     )
                 note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
                 if completion.finish_reason == "length" and not errors:
                     errors = [FieldError("$", "answer truncated at max_tokens")]
-                last_invalid = (completion.text, errors)
+                chain.last_invalid = _Invalid(completion.text, errors)
                 conversation = reask_messages(conversation, completion.text, errors, note)
             if answered:  # invalid: a batch provider's re-ask goes on to the next provider
-                carried = conversation if batch else None
-        if last_invalid is not None:
-            raw, errors = last_invalid
-            raise OutputInvalid(
-                "the answer does not fit the output schema: "
-                + "; ".join(str(e) for e in errors[:5]),
-                attempts=attempts,
-                raw_output=raw,
-                field_errors=errors,
-            )
-        if providers and len(not_the_record) == len(providers):
-            raise SystemicFault(
-                "every provider failed: " + "; ".join(not_the_record),
-                kind="outage" if outage else "systemic",
-            )
-        last = attempts[-1].error if attempts else "no provider configured"
-        raise ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
+                chain.carried = conversation if batch else None
+        raise chain.exhausted(providers, attempts)
 
     async def _ask(
         self,
@@ -378,7 +407,7 @@ class Enricher:
         self,
         attempts: list[Attempt],
         conversation: list[Message],
-        last_invalid: tuple[str, list[FieldError]] | None,
+        last_invalid: _Invalid | None,
     ) -> None:
         """Raises ``OverBudget`` when the next call would take the record over
         ``policy.max_tokens_per_record`` (with the last invalid answer, if any)."""
@@ -388,7 +417,7 @@ class Enricher:
         )
         if reason is None:
             return
-        raw, errors = last_invalid if last_invalid else (None, [])
+        raw, errors = (last_invalid.raw, last_invalid.errors) if last_invalid else (None, [])
         raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
 
     def _reasker(self, providers: Sequence[ProviderClient], index: int) -> ProviderClient | None:
@@ -405,19 +434,18 @@ class Enricher:
         parsed: Parsed,
         conversation: list[Message],
         raw: str,
-        judged: tuple[dict[str, Any], list[str], tuple[str, ...]],
+        judged: Judgement,
         attempts: list[Attempt],
-    ) -> tuple[dict[str, Any], list[str], tuple[str, ...]]:
-        """A valid answer (output, repairs, defaulted fields) through the output rules (one
-        re-ask) and moderation; raises ``GuardRejected`` (stage guard) when it does not pass."""
-        output, repairs, defaulted = judged
+    ) -> Judgement:
+        """A valid answer through the output rules (one re-ask) and moderation; raises
+        ``GuardRejected`` (stage guard) when it does not pass."""
         screen = self._job.screen
-        problems = screen.rule_problems(output)
+        problems = screen.rule_problems(judged.answer)
         if problems and provider is None:
             raise _rule_violation(problems, attempts, raw)
         if problems and provider is not None:
             again = reask_messages(conversation, raw, problems, RULES_NOTE)
-            self._within_budget(attempts, again, (raw, list(problems)))
+            self._within_budget(attempts, again, _Invalid(raw, list(problems)))
             try:
                 completion = await provider.complete(
                     again, self._job.shape.json_schema, kind="reask"
@@ -427,16 +455,17 @@ class Enricher:
                 raise _rule_violation(problems, attempts, raw) from None
             attempts.extend(completion.attempts)
             raw = completion.text
-            output, fixes, errors, defaulted = self._judge(parsed, raw)
+            again_judged = self._judge(parsed, raw)
+            errors = list(again_judged.errors)
             if completion.finish_reason == "length":
                 errors = [*errors, FieldError("$", "answer truncated at max_tokens")]
-            problems = errors or screen.rule_problems(output)
+            problems = errors or screen.rule_problems(again_judged.answer)
             if problems:
                 raise _rule_violation(problems, attempts, raw)
-            repairs = [*repairs, *fixes]
+            judged = replace(again_judged, repairs=(*judged.repairs, *again_judged.repairs))
         if self._moderator is not None:
             try:
-                flagged = await self._moderator.flagged(screen.moderated_texts(output))
+                flagged = await self._moderator.flagged(screen.moderated_texts(judged.answer))
             except ModerationFailed as failed:  # the dead letter keeps the answer
                 raise ModerationFailed(failed.message, attempts=attempts, raw_output=raw) from None
             if flagged:
@@ -446,12 +475,11 @@ class Enricher:
                     raw_output=raw,
                     field_errors=[FieldError("$", f"moderation: {c}") for c in flagged],
                 )
-        return output, repairs, defaulted
+        return judged
 
-    def _judge(
-        self, parsed: Parsed, raw: str
-    ) -> tuple[dict[str, Any], list[str], list[FieldError], tuple[str, ...]]:
-        """(output, repairs, errors, defaulted fields): see ``answers.judge``."""
+    def _judge(self, parsed: Parsed, raw: str) -> Judgement:
+        """``answers.judge``; an accepted answer's ``answer`` is the whole output (the
+        generated fields and the copied ones)."""
         shape = self._job.shape
         verdict = judge(
             raw,
@@ -460,8 +488,8 @@ class Enricher:
             on_invalid=self._job.task.output.on_invalid,
         )
         if verdict.errors:
-            return {}, list(verdict.repairs), list(verdict.errors), ()
+            return verdict
         # Only what the model wrote is validated: copied values are the decoded input
         # (datetimes, decimals...), whose types compile_job checked against the output's.
         copied = {name: parsed.fields.get(name) for name in shape.copied_fields}
-        return {**copied, **verdict.answer}, list(verdict.repairs), [], verdict.defaulted
+        return replace(verdict, answer={**copied, **verdict.answer})
