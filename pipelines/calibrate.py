@@ -13,7 +13,7 @@ import yaml
 
 from pipelines.evaluate import ask_all
 from transforms.core.calls.cascade import Step, StepGate
-from transforms.core.calls.providers import ProviderClient
+from transforms.core.calls.providers import Provider
 from transforms.core.config.cascade import THRESHOLDS_FORMAT, CascadeStepSpec
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import TaskConfigError
@@ -53,7 +53,7 @@ def _step_gate(job: Job, spec: CascadeStepSpec, *, last: bool) -> Any:
     cascade = job.task.cascade
     assert cascade is not None
 
-    def steps(clients: list[ProviderClient]) -> list[Step]:
+    def steps(clients: list[Provider]) -> list[Step]:
         gate = None
         if not last:
             gate = StepGate(job.shape.json_schema, 0.0, cascade.repair_factor, cascade.top_logprobs)

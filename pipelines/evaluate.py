@@ -11,7 +11,7 @@ from typing import Any
 
 from transforms.core.calls.cascade import Step
 from transforms.core.calls.enricher import Enricher
-from transforms.core.calls.providers import ProviderClient
+from transforms.core.calls.providers import Provider
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import EnrichError, SystemicFault, TaskConfigError
 from transforms.core.eval.golden import GoldenCase
@@ -59,7 +59,7 @@ async def ask_all(
     specs: Sequence[ProviderSpec],
     cases: Sequence[GoldenCase],
     label: str,
-    gate: Callable[[list[ProviderClient]], list[Step]] | None = None,
+    gate: Callable[[list[Provider]], list[Step]] | None = None,
 ) -> list[Enriched | Failure]:
     """Every golden record through the chain of ``specs`` (``label`` names it in errors);
     ``gate`` turns the clients into the one cascade step to ask them as."""

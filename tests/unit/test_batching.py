@@ -30,7 +30,6 @@ from transforms.core.calls.providers import CallFailed
 from transforms.core.config.task import (
     BatchSpec,
     GenerationSpec,
-    PolicySpec,
     PricingSpec,
     ProviderSpec,
 )
@@ -285,9 +284,7 @@ def batch_client(api: FakeApi, store: MemoryStore, time: FakeTime) -> BatchProvi
         pricing=PricingSpec(prompt_per_million=1.0, completion_per_million=2.0),
     )
     assert spec.batch is not None
-    return BatchProviderClient(
-        spec, GenerationSpec(), PolicySpec(), queue(api, store, time, max_records=1)
-    )
+    return BatchProviderClient(spec, GenerationSpec(), queue(api, store, time, max_records=1))
 
 
 def test_the_batch_provider_prices_at_the_discount_and_turns_failures_into_call_failures() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from transforms.core.calls.batch_provider import BatchProviderClient, retry_transient
 from transforms.core.calls.batching import BatchQueue
-from transforms.core.calls.providers import ProviderClient
+from transforms.core.calls.providers import Provider, ProviderClient
 from transforms.core.config.secrets import required_secret
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
 from transforms.llm.batch_api import OpenAIBatchApi
@@ -28,7 +28,7 @@ def connect(
     job: str = "llm-enrich",
     stopping: Callable[[], bool] = lambda: False,
     **options: Any,
-) -> ProviderClient:
+) -> Provider:
     """``stopping``: whether the run is stopping (a batch queue stops waiting for its
     batches then). ``options``: ``sleep`` and ``clock`` for tests. Raises
     ``TaskConfigError`` when the provider's API key variable is named but not set."""
@@ -54,6 +54,4 @@ def connect(
         await api.aclose()
         store.close()
 
-    return BatchProviderClient(
-        spec, generation, policy, queue, secrets=[api_key], close=close, **options
-    )
+    return BatchProviderClient(spec, generation, queue, secrets=[api_key], close=close)

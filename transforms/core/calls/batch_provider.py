@@ -17,12 +17,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from openai.types.chat import ChatCompletion
-
 from transforms.core.calls.batching import BatchAbandoned, BatchQueue
 from transforms.core.calls.policy import ContentFiltered, policy_retrying, retried
-from transforms.core.calls.providers import REFUSED, CallFailed, Completion, ProviderClient
+from transforms.core.calls.providers import REFUSED, CallFailed, Completion, Requests
 from transforms.core.config.task import GenerationSpec, PolicySpec, ProviderSpec
+from transforms.core.ledger.prices import Lane
 from transforms.core.limits import estimate_tokens
 
 __all__ = ["BatchProviderClient", "Submit", "batch_line", "custom_id", "retry_transient"]
@@ -41,16 +40,6 @@ def batch_line(request_id: str, body: bytes) -> bytes:
     return head.encode() + body + b"}"
 
 
-class _NoChat:
-    """A batch provider sends no synchronous request."""
-
-    async def create(self, body: bytes) -> ChatCompletion:
-        raise AssertionError("a batch provider makes no synchronous call")
-
-    async def aclose(self) -> None:
-        return None
-
-
 Submit = Callable[[Callable[[], Awaitable[str]]], Awaitable[str]]
 
 
@@ -63,25 +52,26 @@ def retry_transient(policy: PolicySpec, sleep: Callable[[float], Awaitable[None]
     return submit
 
 
-class BatchProviderClient(ProviderClient):
+class BatchProviderClient:
     """Built on the worker (``transforms.llm.connect``) around its process's queue;
-    ``close`` releases the queue's HTTP client and store."""
+    ``close`` releases the queue's HTTP client and store. A ``calls.providers.Provider``:
+    its requests are built and accounted as a synchronous provider's (``Requests``), but
+    no request is sent on its own, so it has no admission, rate limits or retries."""
+
+    throttled_s = 0.0  # it never waits for rate limits
 
     def __init__(
         self,
         spec: ProviderSpec,
         generation: GenerationSpec,
-        policy: PolicySpec,
         queue: BatchQueue,
         *,
         secrets: Sequence[str] = (),
         close: Callable[[], Awaitable[None]] | None = None,
-        **options: Any,
     ) -> None:
-        super().__init__(spec, generation, policy, _NoChat(), secrets=secrets, **options)
-        self.queue = queue
-        self.lane = "batch"
-        self._close = close
+        self.spec, self.queue, self._close = spec, queue, close
+        self.lane: Lane = "batch"
+        self.requests = Requests(spec, generation, self.lane, secrets)
 
     async def aclose(self) -> None:
         await self.queue.aclose()
@@ -99,7 +89,7 @@ class BatchProviderClient(ProviderClient):
     ) -> Completion:
         """``top_logprobs`` is not asked of a batch (a cascade keeps batch providers in its
         last step, which does not judge confidence)."""
-        body = self._body(messages, response_schema, max_tokens)
+        body = self.requests.body(messages, response_schema, max_tokens)
         request_id = custom_id(body)
         started = time.perf_counter()
         try:
@@ -107,8 +97,12 @@ class BatchProviderClient(ProviderClient):
         except BatchAbandoned:
             raise
         except Exception as exc:
-            raise CallFailed(exc, [self._failed(kind, exc, started)]) from exc
-        attempt, choice = self._answered(response, kind, started, estimate_tokens(list(messages)))
+            raise CallFailed(exc, [self.requests.failed(kind, exc, started)]) from exc
+        estimate = estimate_tokens(list(messages))
+        attempt, choice = self.requests.answered(response, kind, started, estimate)
         if choice is None:
             raise CallFailed(ContentFiltered(REFUSED), [attempt])
         return Completion(choice.message.content or "", choice.finish_reason, (attempt,))
+
+    def systemic_reason(self, exc: BaseException) -> str | None:
+        return self.requests.systemic_reason(exc)

@@ -27,7 +27,7 @@ from transforms.core.answers.confidence import (
     field_confidences,
     record_confidence,
 )
-from transforms.core.calls.providers import Completion, ProviderClient
+from transforms.core.calls.providers import Completion, Provider
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import (
     Attempt,
@@ -98,12 +98,12 @@ def _round(value: float | None) -> float | None:
 @dataclass(frozen=True)
 class Step:
     name: str
-    providers: list[ProviderClient]
+    providers: list[Provider]
     gate: StepGate | None  # None: the last step, whose valid answer is accepted
     strongest: ProviderSpec  # the last step's first provider: its prices price "all strong"
 
 
-def cascade_steps(job: Job, providers: Sequence[ProviderClient]) -> list[Step] | None:
+def cascade_steps(job: Job, providers: Sequence[Provider]) -> list[Step] | None:
     """The task's active steps over ``providers`` (the chain's clients, by name), or None
     when the task has no cascade."""
     cascade = job.task.cascade

@@ -52,7 +52,7 @@ from transforms.core.calls.batching import BatchAbandoned
 from transforms.core.calls.cascade import Step, StepGate, mark_cached, through_cascade
 from transforms.core.calls.packs import pack_queues, packed_completion
 from transforms.core.calls.policy import ProviderUnavailable, is_transient
-from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, Provider
 from transforms.core.coordination.interface import Budget, CoordinationLost
 from transforms.core.deadline import record_deadline
 from transforms.core.errors import (
@@ -96,7 +96,7 @@ ABANDONED_BATCH = "abandoned: the run stopped while the record waited for its ba
 TRUNCATED_NOTE = "Your previous answer was cut off (max_tokens reached); answer more briefly."
 
 
-def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
+def _unavailable(provider: Provider, error: BaseException) -> bool:
     """Skipped (circuit open), or failed transiently while its circuit is no longer closed:
     the provider is down, not this record's call."""
     if isinstance(error, ProviderUnavailable):
@@ -105,7 +105,7 @@ def _unavailable(provider: ProviderClient, error: BaseException) -> bool:
     return is_transient(error) and breaker is not None and breaker.state != "closed"
 
 
-def _is_batch(provider: ProviderClient) -> bool:
+def _is_batch(provider: Provider) -> bool:
     return getattr(provider.spec, "mode", "sync") == "batch"
 
 
@@ -126,7 +126,7 @@ class _Chain:
     outage: bool = True  # every systemic failure so far was a provider being unavailable
     carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
 
-    def call_failed(self, provider: ProviderClient, failed: CallFailed, *, first: bool) -> None:
+    def call_failed(self, provider: Provider, failed: CallFailed, *, first: bool) -> None:
         reason = provider.systemic_reason(failed.last_error)
         if _unavailable(provider, failed.last_error):
             reason = f"unavailable ({failed})"
@@ -135,9 +135,7 @@ class _Chain:
         if reason is not None and first:
             self.not_the_record.append(f"{provider.spec.name}: {reason}")
 
-    def exhausted(
-        self, providers: Sequence[ProviderClient], attempts: list[Attempt]
-    ) -> RecordError:
+    def exhausted(self, providers: Sequence[Provider], attempts: list[Attempt]) -> RecordError:
         """Why no provider gave a valid answer (raises SystemicFault when no failure was
         the record's)."""
         if self.last_invalid is not None:
@@ -179,7 +177,7 @@ class Enricher:
     def __init__(
         self,
         job: Job,
-        providers: Sequence[ProviderClient],
+        providers: Sequence[Provider],
         *,
         follow: bool = False,
         clock: Clock = time.time,
@@ -314,7 +312,7 @@ class Enricher:
 
     async def _through_providers(
         self,
-        providers: Sequence[ProviderClient],
+        providers: Sequence[Provider],
         gate: StepGate | None,
         parsed: Parsed,
         messages: list[Message],
@@ -384,7 +382,7 @@ class Enricher:
 
     async def _ask(
         self,
-        provider: ProviderClient,
+        provider: Provider,
         conversation: list[Message],
         kind: str,
         gate: StepGate | None = None,
@@ -420,7 +418,7 @@ class Enricher:
         raw, errors = (last_invalid.raw, last_invalid.errors) if last_invalid else (None, [])
         raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
 
-    def _reasker(self, providers: Sequence[ProviderClient], index: int) -> ProviderClient | None:
+    def _reasker(self, providers: Sequence[Provider], index: int) -> Provider | None:
         """Who re-asks an answer of provider ``index``: itself, or after a batch provider
         the next synchronous one (None when there is none)."""
         for provider in providers[index:]:
@@ -430,7 +428,7 @@ class Enricher:
 
     async def _screened(
         self,
-        provider: ProviderClient | None,
+        provider: Provider | None,
         parsed: Parsed,
         conversation: list[Message],
         raw: str,

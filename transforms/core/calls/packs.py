@@ -45,7 +45,7 @@ from typing import Any
 from transforms.core.answers.unpack import Element, unpack
 from transforms.core.calls.apportion import share_attempt, weights
 from transforms.core.calls.policy import ProviderUnavailable, classify, systemic_reason
-from transforms.core.calls.providers import CallFailed, Completion, ProviderClient
+from transforms.core.calls.providers import CallFailed, Completion, Provider
 from transforms.core.deadline import waiting_for_capacity
 from transforms.core.errors import Attempt
 from transforms.core.job import Job
@@ -74,7 +74,7 @@ _Waiter = tuple[str, "asyncio.Future[Share]"]
 class PackQueue:
     def __init__(
         self,
-        provider: ProviderClient,
+        provider: Provider,
         prompt: PackPrompt,
         size: int,
         linger_s: float,
@@ -171,7 +171,7 @@ class PackQueue:
 
 
 def pack_queues(
-    job: Job, providers: Sequence[ProviderClient], sleep: Sleep = asyncio.sleep
+    job: Job, providers: Sequence[Provider], sleep: Sleep = asyncio.sleep
 ) -> dict[str, PackQueue]:
     """One queue per synchronous provider of the chain, by name; none without packing."""
     prompt = job.packing
@@ -201,7 +201,7 @@ def _about_the_request(error: BaseException) -> bool:
 
 
 async def packed_completion(
-    queue: PackQueue, provider: ProviderClient, messages: Messages, schema: dict[str, Any]
+    queue: PackQueue, provider: Provider, messages: Messages, schema: dict[str, Any]
 ) -> Completion:
     """The record's first answer from ``provider`` (``messages``: its own single-record
     conversation): its answer out of its pack, or asked alone. Raises ``CallFailed`` with
@@ -219,7 +219,7 @@ async def packed_completion(
 
 
 async def _alone(
-    provider: ProviderClient, messages: Messages, schema: dict[str, Any], before: Sequence[Attempt]
+    provider: Provider, messages: Messages, schema: dict[str, Any], before: Sequence[Attempt]
 ) -> Completion:
     """Asked on its own: an ordinary call when nothing was sent for it yet, else ``alone``."""
     kind = "alone" if before else "call"

@@ -47,7 +47,9 @@ __all__ = [
     "CallFailed",
     "ChatCall",
     "Completion",
+    "Provider",
     "ProviderClient",
+    "Requests",
     "response_format",
     "token_logprobs",
 ]
@@ -92,49 +94,47 @@ class ChatCall(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ProviderClient:
-    """Admission, retries and bookkeeping around one provider's endpoint. Built on the
-    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact.
-    ``coordination``: where its rate limits and circuit breaker live (default: this
-    process, with ``clock`` and ``sleep``)."""
+class Provider(Protocol):
+    """What the enricher asks of a provider: a synchronous one (``ProviderClient``) or one
+    that answers through batches (``calls.batch_provider.BatchProviderClient``)."""
+
+    spec: ProviderSpec
+    lane: Lane
+
+    @property
+    def throttled_s(self) -> float: ...
+
+    async def complete(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        *,
+        kind: str,
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+    ) -> Completion: ...
+
+    def systemic_reason(self, exc: BaseException) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Requests:
+    """One provider's requests and what each costs: the request body (its fixed head
+    encoded once), the ``Attempt`` an answer or a failure makes, descriptions with the
+    secrets redacted. Shared by the synchronous and the batch client."""
 
     def __init__(
-        self,
-        spec: ProviderSpec,
-        generation: GenerationSpec,
-        policy: PolicySpec,
-        endpoint: ChatCall,
-        *,
-        secrets: Sequence[str] = (),
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.monotonic,
-        coordination: Coordination | None = None,
+        self, spec: ProviderSpec, generation: GenerationSpec, lane: Lane, secrets: Sequence[str]
     ) -> None:
-        self.spec = spec
+        self.spec, self.lane = spec, lane
         self._generation = generation
-        self._policy = policy
-        self._sleep = sleep
         self._secrets = [s for s in secrets if s]
-        self._endpoint = endpoint
-        self._slots = asyncio.Semaphore(spec.max_concurrency)
-        self.queued_s = 0.0  # time calls waited for a slot or a rate limit, in total
-        coordination = coordination or InProcess(clock, sleep)
-        self.breaker = coordination.breaker(spec, policy)
-        self._limiter = coordination.limits(spec)
         # Everything in a request body but the messages, serialised once per response schema
         # (and max_tokens, which a shared call raises, and the log-probabilities asked for).
         self._body_heads: dict[tuple[int, int, int | None], tuple[dict[str, Any], bytes]] = {}
-        self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
 
-    @property
-    def throttled_s(self) -> float:
-        """Time calls to this provider waited for its rpm/tpm limits, in total."""
-        return self._limiter.throttled_s
-
-    async def aclose(self) -> None:
-        await self._endpoint.aclose()
-
-    def _body(
+    def body(
         self,
         messages: Sequence[dict[str, str]],
         response_schema: dict[str, Any],
@@ -170,6 +170,106 @@ class ProviderClient:
             self._body_heads[key] = cached
         tail = json.dumps(list(messages), separators=(",", ":"))
         return cached[1] + tail.encode() + b"}"
+
+    def answered(
+        self, response: ChatCompletion, kind: str, started: float, prompt_estimate: int
+    ) -> tuple[Attempt, Any]:
+        """The attempt an answer makes, and its first choice; no choice (None, the attempt
+        marked as refused) when the provider gave no answer (content filter)."""
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice and choice.message else ""
+        usage = reported_usage(response.usage, prompt_estimate, text)
+        lane = served_lane(self.lane, getattr(response, "service_tier", None))
+        attempt = Attempt(
+            provider=self.spec.name,
+            model=self.spec.model,
+            kind=kind,
+            status=200,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            finish_reason=choice.finish_reason if choice else None,
+            cost_usd=call_cost_usd(usage, self.spec.pricing, lane),
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            usage_estimated=usage.estimated,
+            lane=lane,
+        )
+        if choice is None or choice.finish_reason == "content_filter":
+            return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
+        return attempt, choice
+
+    def failed(
+        self, kind: str, exc: BaseException, started: float, cause: BaseException | None = None
+    ) -> Attempt:
+        origin = cause or exc
+        status = origin.status_code if isinstance(origin, openai.APIStatusError) else None
+        return Attempt(
+            provider=self.spec.name,
+            model=self.spec.model,
+            kind=kind,
+            status=status,
+            error=self.describe(exc),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            lane=self.lane,
+        )
+
+    def systemic_reason(self, exc: BaseException) -> str | None:
+        """Why a failure of this provider would hit every record (secrets redacted)."""
+        reason = systemic_reason(exc)
+        return None if reason is None else redact(reason, self._secrets)[:300]
+
+    def describe(self, exc: BaseException) -> str:
+        message = f"{type(exc).__name__} ({classify(exc)}): {exc}"
+        return redact(message, self._secrets)[:1000]
+
+
+class ProviderClient:
+    """Admission, retries and bookkeeping around one provider's endpoint. Built on the
+    worker (``transforms.llm.connect``); never pickled. ``secrets``: what to redact.
+    ``coordination``: where its rate limits and circuit breaker live (default: this
+    process, with ``clock`` and ``sleep``)."""
+
+    def __init__(
+        self,
+        spec: ProviderSpec,
+        generation: GenerationSpec,
+        policy: PolicySpec,
+        endpoint: ChatCall,
+        *,
+        secrets: Sequence[str] = (),
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        coordination: Coordination | None = None,
+    ) -> None:
+        self.spec = spec
+        self._policy = policy
+        self._sleep = sleep
+        self._endpoint = endpoint
+        self._slots = asyncio.Semaphore(spec.max_concurrency)
+        self.queued_s = 0.0  # time calls waited for a slot or a rate limit, in total
+        coordination = coordination or InProcess(clock, sleep)
+        self.breaker = coordination.breaker(spec, policy)
+        self._limiter = coordination.limits(spec)
+        self.lane: Lane = "flex" if spec.service_tier == "flex" else "sync"
+        self.requests = Requests(spec, generation, self.lane, secrets)
+
+    @property
+    def throttled_s(self) -> float:
+        """Time calls to this provider waited for its rpm/tpm limits, in total."""
+        return self._limiter.throttled_s
+
+    async def aclose(self) -> None:
+        await self._endpoint.aclose()
+
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        response_schema: dict[str, Any],
+        max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+    ) -> bytes:
+        return self.requests.body(messages, response_schema, max_tokens, top_logprobs)
 
     async def complete(
         self,
@@ -235,7 +335,7 @@ class ProviderClient:
                 await asyncio.shield(self.breaker.abandoned())
             raise
         await self.breaker.succeeded()  # it answered; what it answered is judged elsewhere
-        attempt, choice = self._answered(response, kind, started, estimate)
+        attempt, choice = self.requests.answered(response, kind, started, estimate)
         await self._limiter.correct(estimate, attempt.prompt_tokens + attempt.completion_tokens)
         attempts.append(attempt)
         if choice is None:
@@ -246,34 +346,6 @@ class ProviderClient:
             tuple(attempts),
             logprobs=token_logprobs(choice) if top_logprobs else None,
         )
-
-    def _answered(
-        self, response: ChatCompletion, kind: str, started: float, prompt_estimate: int
-    ) -> tuple[Attempt, Any]:
-        """The attempt an answer makes, and its first choice; no choice (None, the attempt
-        marked as refused) when the provider gave no answer (content filter)."""
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice and choice.message else ""
-        usage = reported_usage(response.usage, prompt_estimate, text)
-        lane = served_lane(self.lane, getattr(response, "service_tier", None))
-        attempt = Attempt(
-            provider=self.spec.name,
-            model=self.spec.model,
-            kind=kind,
-            status=200,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            finish_reason=choice.finish_reason if choice else None,
-            cost_usd=call_cost_usd(usage, self.spec.pricing, lane),
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            usage_estimated=usage.estimated,
-            lane=lane,
-        )
-        if choice is None or choice.finish_reason == "content_filter":
-            return replace(attempt, error=f"ContentFiltered (fallback): {REFUSED}"), None
-        return attempt, choice
 
     async def _judge_failure(self, exc: BaseException, *, is_probe: bool) -> BaseException:
         """Update the breaker; turn a Retry-After beyond the cap into 'unavailable'.
@@ -299,26 +371,14 @@ class ProviderClient:
     def _failed(
         self, kind: str, exc: BaseException, started: float, cause: BaseException | None = None
     ) -> Attempt:
-        origin = cause or exc
-        status = origin.status_code if isinstance(origin, openai.APIStatusError) else None
-        return Attempt(
-            provider=self.spec.name,
-            model=self.spec.model,
-            kind=kind,
-            status=status,
-            error=self.describe(exc),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            lane=self.lane,
-        )
+        return self.requests.failed(kind, exc, started, cause)
 
     def systemic_reason(self, exc: BaseException) -> str | None:
         """Why a failure of this provider would hit every record (secrets redacted)."""
-        reason = systemic_reason(exc)
-        return None if reason is None else redact(reason, self._secrets)[:300]
+        return self.requests.systemic_reason(exc)
 
     def describe(self, exc: BaseException) -> str:
-        message = f"{type(exc).__name__} ({classify(exc)}): {exc}"
-        return redact(message, self._secrets)[:1000]
+        return self.requests.describe(exc)
 
 
 def token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from transforms.core import counters
 from transforms.core.calls.enricher import Enricher
-from transforms.core.calls.providers import ProviderClient
+from transforms.core.calls.providers import Provider
 from transforms.core.calls.shadow_compare import comparison, comparison_counts, sampled
 from transforms.core.config.shadow import ShadowSpec
 from transforms.core.errors import SystemicFault
@@ -52,7 +52,7 @@ class ShadowSink(Protocol):
 
 @dataclass
 class _Shadow:
-    client: ProviderClient
+    client: Provider
     spec: ShadowSpec
     enricher: Enricher
     in_flight: int = 0
@@ -67,7 +67,7 @@ class ShadowRunner:
     """One per worker process (``EnrichService``). ``offer`` runs on the event loop."""
 
     job: Job
-    clients: Sequence[ProviderClient]
+    clients: Sequence[Provider]
     make_sink: Callable[[Count], ShadowSink]  # given the runner's ``count``
     clock: Callable[[], float] = time.time
     sink: ShadowSink = field(init=False)
