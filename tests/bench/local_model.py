@@ -110,7 +110,7 @@ def run_exact(job: Job, url: str, rows: list[dict[str, Any]], order: list[int]) 
         started = time.monotonic()
         try:
             for index in order:
-                body = client._body(job.prompt.messages(rows[index]), job.shape.json_schema)
+                body = client.requests.body(job.prompt.messages(rows[index]), job.shape.json_schema)
                 reply = await endpoint.create(body)
                 answers[index] = reply.choices[0].message.content or ""
                 prompt_tokens += reply.usage.prompt_tokens if reply.usage else 0

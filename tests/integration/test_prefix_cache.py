@@ -32,7 +32,7 @@ def test_exact_prefix_answers_do_not_depend_on_the_record_order(llm_server: None
 
         async def ask(index: int) -> Any:
             messages = job.prompt.messages(rows[index])
-            return await endpoint.create(client._body(messages, job.shape.json_schema))
+            return await endpoint.create(client.requests.body(messages, job.shape.json_schema))
 
         try:
             forward = [await ask(i) for i in range(RECORDS)]

@@ -178,11 +178,11 @@ def test_the_request_body_is_unchanged_unless_a_shared_call_raises_max_tokens(
         '{"type":"object","properties":{"rating":{"type":"integer"}},"required":["rating"],'
         '"additionalProperties":false}}},"messages":[{"role":"user","content":"Rate: fine"}]}'
     )
-    assert client._body(MESSAGES, SCHEMA) == expected.encode()
-    assert client._body(MESSAGES, SCHEMA, None) == expected.encode()
+    assert client.requests.body(MESSAGES, SCHEMA) == expected.encode()
+    assert client.requests.body(MESSAGES, SCHEMA, None) == expected.encode()
     raised = expected.replace('"max_tokens":512', '"max_tokens":2720').encode()
-    assert client._body(MESSAGES, SCHEMA, 2720) == raised
-    assert client._body(MESSAGES, SCHEMA) == expected.encode()  # each head kept apart
+    assert client.requests.body(MESSAGES, SCHEMA, 2720) == raised
+    assert client.requests.body(MESSAGES, SCHEMA) == expected.encode()  # each head kept apart
 
     async def go() -> None:
         try:

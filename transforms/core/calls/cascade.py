@@ -188,11 +188,11 @@ async def through_cascade(steps: Sequence[Step], ask: Ask, attempts: list[Attemp
             escalated.append((step.name, FAILED))
             continue
         mark = CascadeMark(
-            step.name,
-            index,
-            enriched.confidence,
-            tuple(escalated),
-            all_strong_usd(step, attempts, last=last),
+            step=step.name,
+            index=index,
+            confidence=enriched.confidence,
+            escalated=tuple(escalated),
+            all_strong_usd=all_strong_usd(step, attempts, last=last),
         )
         return replace(enriched, cascade=mark)
     raise AssertionError("unreachable: the last step returns or raises")
@@ -204,4 +204,9 @@ def mark_cached(steps: Sequence[Step], enriched: Enriched) -> Enriched:
     if found is None:
         return enriched
     index, step = found
-    return replace(enriched, cascade=CascadeMark(step.name, index, None, (), 0.0))
+    return replace(
+        enriched,
+        cascade=CascadeMark(
+            step=step.name, index=index, confidence=None, escalated=(), all_strong_usd=0.0
+        ),
+    )

@@ -362,13 +362,13 @@ class Enricher:
                         attempts,
                     )
                     return Enriched(
-                        parsed.source,
-                        judged.answer,
-                        provider.spec.name,
-                        provider.spec.model,
-                        tuple(attempts),
-                        judged.repairs,
-                        judged.defaulted,
+                        source=parsed.source,
+                        output=judged.answer,
+                        provider=provider.spec.name,
+                        model=provider.spec.model,
+                        attempts=tuple(attempts),
+                        repairs=judged.repairs,
+                        defaulted=judged.defaulted,
                         confidence=confidence,
                     )
                 note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""

@@ -262,15 +262,6 @@ class ProviderClient:
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
-    def _body(
-        self,
-        messages: Sequence[dict[str, str]],
-        response_schema: dict[str, Any],
-        max_tokens: int | None = None,
-        top_logprobs: int | None = None,
-    ) -> bytes:
-        return self.requests.body(messages, response_schema, max_tokens, top_logprobs)
-
     async def complete(
         self,
         messages: Sequence[dict[str, str]],
@@ -320,7 +311,7 @@ class ProviderClient:
                 self.queued_s += time.perf_counter() - started
             try:
                 started = time.perf_counter()
-                body = self._body(messages, response_schema, max_tokens, top_logprobs)
+                body = self.requests.body(messages, response_schema, max_tokens, top_logprobs)
                 response = await self._endpoint.create(body)
             finally:
                 self._slots.release()
