@@ -12,9 +12,19 @@
 
 from __future__ import annotations
 
+from transforms.core.run.outcome import Verdict
+
 OK = 0
 UNSETTLED = 1
 USAGE = 2
 SYSTEMIC = 3
 GUARD = 4
 INTERNAL = 70
+
+# a run's or a replay's verdict (``transforms.core.run.outcome``) as its exit code
+BY_VERDICT: dict[Verdict, int] = {
+    "ok": OK,
+    "unsettled": UNSETTLED,
+    "systemic": SYSTEMIC,
+    "guard": GUARD,
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines import exit_codes
@@ -11,73 +11,26 @@ from pipelines.shadow_summary import shadow_lines
 from transforms.core import counters
 from transforms.core.counters import NAMESPACE, STOP_REASONS
 from transforms.core.ledger.record import cache_hit_share
+from transforms.core.run.outcome import RunOutcome
 from transforms.core.run.tally import Tally
 
 __all__ = ["RunSummary", "counts_of", "summarize"]
 
-GUARDS = {
-    "budget": "policy.budget_usd was reached",
-    "dead_letter_ratio": "the dead-letter ratio went over policy.max_dead_letter_ratio",
-}
-SYSTEMIC = frozenset({"systemic", "outage"})
-
 
 @dataclass
-class RunSummary:
-    counters: dict[str, int] = field(default_factory=dict)
+class RunSummary(RunOutcome):
+    """The run's outcome (``transforms.core.run.outcome``) as the CLI shows it: lines, and
+    the exit code of its verdict."""
+
     wall_time_s: float = 0.0
-    reasons: list[str] = field(default_factory=list)  # why the run stopped early, in full
-
-    def get(self, name: str) -> int:
-        return self.counters.get(name, 0)
-
-    def grouped(self, prefix: str) -> dict[str, int]:
-        """Counters named ``<prefix><key>``, by key, sorted."""
-        return counters.grouped(self.counters, prefix)
 
     @property
     def dead_by_stage(self) -> dict[str, int]:
         return self.grouped(counters.DEAD_LETTER)
 
     @property
-    def skipped_by_reason(self) -> dict[str, int]:
-        return self.grouped(counters.REPLAY_SKIPPED)
-
-    @property
-    def unaccounted(self) -> int:
-        """Records read that ended neither as an output nor as a dead letter (nor, in a
-        replay, were skipped on purpose, nor were abandoned by a clean stop)."""
-        settled = self.get(counters.WRITTEN_OUTPUT) + self.get(counters.WRITTEN_DEAD_LETTER)
-        left = sum(self.skipped_by_reason.values()) + self.get(counters.ABANDONED)
-        return self.get(counters.READ) - settled - left
-
-    @property
-    def uncommitted(self) -> int:
-        """Records (and gaps) settled whose offsets no commit covered when the run ended.
-        Expected behind a record abandoned by a clean stop (it is not settled, so the
-        chain of commits stops there), a defect otherwise."""
-        return self.get(counters.SPANS_SETTLED) - self.get(counters.SPANS_COMMITTED)
-
-    @property
-    def stop_kinds(self) -> set[str]:
-        """What stopped the run early: guard names (``budget``...) or ``systemic``/``outage``."""
-        kinds = {k for k, v in self.grouped(counters.HALTED).items() if v}
-        return kinds | {reason.split(":")[0] for reason in self.reasons}
-
-    @property
-    def stop_reasons(self) -> list[str]:
-        """Why the run stopped early (see policy in the README), one line each."""
-        return self.reasons or [GUARDS.get(k, k) for k in sorted(self.stop_kinds)]
-
-    @property
     def exit_code(self) -> int:
-        if self.stop_kinds & SYSTEMIC:
-            return exit_codes.SYSTEMIC
-        if self.stop_kinds:
-            return exit_codes.GUARD
-        if self.unaccounted or (self.uncommitted and not self.get(counters.ABANDONED)):
-            return exit_codes.UNSETTLED
-        return exit_codes.OK
+        return exit_codes.BY_VERDICT[self.verdict]
 
     def lines(self) -> list[str]:
         read = self.get(counters.READ)
@@ -242,9 +195,9 @@ def summarize(result: Any, wall_time_s: float, *, tally: Tally | None = None) ->
     """The run's counts: the run's tally in this process when the whole pipeline ran here
     (exact), else the runner's Beam metrics."""
     if tally is not None:
-        return RunSummary(tally.counts(), wall_time_s, tally.reasons())
+        return RunSummary(tally.counts(), tally.reasons(), wall_time_s=wall_time_s)
     counters, reasons = counts_of(result.metrics())
-    return RunSummary(counters, wall_time_s, reasons)
+    return RunSummary(counters, reasons, wall_time_s=wall_time_s)
 
 
 def counts_of(results: Any) -> tuple[dict[str, int], list[str]]:
