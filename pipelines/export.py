@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,8 +36,7 @@ from transforms.core.feedback.events import BadEvent, Ref
 from transforms.core.feedback.verify import Verification
 from transforms.core.formats.codec import input_decoder
 from transforms.core.job import Job
-from transforms.core.run.offsets import PartitionRange
-from transforms.kafka.reader import read_range
+from transforms.kafka.reader import read_at
 from transforms.registry.client import registry_lookup
 
 __all__ = ["ExportResult", "export"]
@@ -52,19 +51,13 @@ class ExportResult:
 def _inputs(job: Job, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Any]:
     """Decoded input fields at the wanted coordinates, one read per partition."""
     decoder = input_decoder(job, registry_lookup)
-    by_partition: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for topic, partition, offset in wanted:
-        by_partition[(topic, partition)].append(offset)
     fields: dict[tuple[str, int, int], Any] = {}
-    for (topic, partition), offsets in sorted(by_partition.items()):
-        range_ = PartitionRange(topic, partition, min(offsets), max(offsets) + 1)
-        for record in read_range(job.task.kafka, range_, idle_timeout_s=10):
-            key = (topic, partition, record.offset)
-            if key in wanted:
-                try:
-                    fields[key] = decoder.decode(record).fields
-                except RecordError:
-                    fields[key] = None
+    for record in read_at(job.task.kafka, wanted):
+        key = (record.topic, record.partition, record.offset)
+        try:
+            fields[key] = decoder.decode(record).fields
+        except RecordError:
+            fields[key] = None
     return fields
 
 

@@ -2,14 +2,16 @@
 
 ``PartitionReader`` keeps one consumer per partition per process, so a reader that
 checkpoints every second (Beam's ``defer_remainder``) does not reconnect every second.
-``read_range`` is the simple bounded loop the CLI uses to show what a topic holds.
+``read_range`` is the simple bounded loop the CLI uses to show what a topic holds;
+``read_at`` reads back the records at given coordinates (export's inputs).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Set
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -19,7 +21,7 @@ from transforms.core.records import KafkaRecord
 from transforms.core.run.offsets import PartitionRange
 from transforms.kafka.client import consumer
 
-__all__ = ["PartitionReader", "partition_reader", "read_range", "snapshot_ranges"]
+__all__ = ["PartitionReader", "partition_reader", "read_at", "read_range", "snapshot_ranges"]
 
 
 def snapshot_ranges(
@@ -170,3 +172,18 @@ def read_range(
             position = max(position, reader.position())
     finally:
         reader.close()
+
+
+def read_at(
+    spec: KafkaSpec, wanted: Set[tuple[str, int, int]], idle_timeout_s: float = 10.0
+) -> Iterator[KafkaRecord]:
+    """The records at the ``wanted`` (topic, partition, offset) coordinates that are still
+    there, reading each partition once, from the lowest offset wanted to the highest."""
+    by_partition: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for topic, partition, offset in wanted:
+        by_partition[(topic, partition)].append(offset)
+    for (topic, partition), offsets in sorted(by_partition.items()):
+        range_ = PartitionRange(topic, partition, min(offsets), max(offsets) + 1)
+        for record in read_range(spec, range_, idle_timeout_s=idle_timeout_s):
+            if (topic, partition, record.offset) in wanted:
+                yield record
