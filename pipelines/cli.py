@@ -612,24 +612,23 @@ def export(
         selection=selection,
         verified_only=verified_only,
     )
-    manifest = result.manifest
     skipped = ", ".join(
-        f"{k}={v}" for k, v in manifest["counts"].items() if k not in ("train", "validation")
+        f"{k}={v}" for k, v in result.counts.items() if k not in ("train", "validation")
     )
     click.echo(
-        f"exported {manifest['exported']} of {manifest['outputs_read']} outputs "
-        f"(prompt {manifest['prompt_hash']}); skipped: {skipped or 'none'}"
+        f"exported {result.exported} of {result.outputs_read} outputs "
+        f"(prompt {result.prompt_hash}); skipped: {skipped or 'none'}"
     )
-    if "feedback" in manifest:
-        fed = manifest["feedback"]
+    if result.feedback is not None:
+        fed = result.feedback
         click.echo(
             f"  feedback: {fed['events_matched']} of {fed['events_read']} events matched; "
             f"exported {fed['exported_corrected']} corrected, {fed['exported_accepted']} accepted"
         )
-    for entry in manifest["files"]:
-        click.echo(f"  {entry['path']}: {entry['lines']} lines")
+    for entry in result.files:
+        click.echo(f"  {entry.path}: {entry.lines} lines")
     click.echo(f"  manifest: {result.manifest_path}")
-    if not manifest["exported"]:
+    if not result.exported:
         sys.exit(1)
 
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,27 @@ from transforms.core.job import Job
 from transforms.kafka.reader import read_at
 from transforms.registry.client import registry_lookup
 
-__all__ = ["ExportResult", "export"]
+__all__ = ["ExportFile", "ExportResult", "export"]
 
 
-@dataclass
+@dataclass(frozen=True)
+class ExportFile:
+    path: str
+    lines: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class ExportResult:
-    manifest: dict[str, Any] = field(default_factory=dict)
-    manifest_path: Path | None = None
+    """What an export read and wrote; the manifest file holds it too, with the filters."""
+
+    outputs_read: int
+    exported: int
+    counts: dict[str, int]  # by reason (and train/validation lines)
+    prompt_hash: str
+    files: tuple[ExportFile, ...]
+    manifest_path: Path
+    feedback: dict[str, Any] | None = None  # the feedback join's counts, when there is one
 
 
 def _inputs(job: Job, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], Any]:
@@ -61,12 +75,8 @@ def _inputs(job: Job, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int,
     return fields
 
 
-def _file_entry(path: Path, lines: int) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "lines": lines,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-    }
+def _file_entry(path: Path, lines: int) -> ExportFile:
+    return ExportFile(str(path), lines, hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 class _Verdicts:
@@ -212,11 +222,19 @@ def export(
         "exported": len(train_lines) + len(validation_lines),
         "counts": dict(sorted(counts.items())),
         "filters": {**selection.describe(), "validation_share": validation_share},
-        "files": files,
+        "files": [asdict(f) for f in files],
     }
     if verdicts is not None:
         manifest["filters"]["verified_only"] = verified_only
         manifest["feedback"] = verdicts.describe()
     manifest_path = out.with_name(out.name + ".manifest.json")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return ExportResult(manifest, manifest_path)
+    return ExportResult(
+        outputs_read=len(outputs),
+        exported=manifest["exported"],
+        counts=manifest["counts"],
+        prompt_hash=job.prompt.hash,
+        files=tuple(files),
+        manifest_path=manifest_path,
+        feedback=manifest.get("feedback"),
+    )
