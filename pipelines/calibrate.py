@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 
-from pipelines.evaluate import ask_all
 from transforms.core.calls.cascade import Step, StepGate
 from transforms.core.calls.providers import Provider
 from transforms.core.config.cascade import THRESHOLDS_FORMAT, CascadeStepSpec
@@ -23,6 +22,7 @@ from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.scorecard import outcome, scorecard
 from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure
+from transforms.llm.ask_golden import ask_all
 
 __all__ = ["calibrate", "thresholds_path"]
 

@@ -475,7 +475,8 @@ def eval_(
     """
     from pipelines.eval_files import load_baseline, load_cases, write_outputs
     from pipelines.eval_table import result_lines
-    from pipelines.evaluate import EvalSystemic, chosen_providers, evaluate
+    from pipelines.evaluate import chosen_providers, evaluate
+    from transforms.llm.ask_golden import EvalSystemic
 
     if calibrate:
         _calibrate(task_path, golden, limit, json_path, target_within, holdout, thresholds_out)
@@ -511,7 +512,7 @@ def _calibrate(
     from pipelines.calibrate import calibrate, thresholds_path, write_thresholds
     from pipelines.calibrate_table import calibration_lines
     from pipelines.eval_files import load_cases
-    from pipelines.evaluate import EvalSystemic
+    from transforms.llm.ask_golden import EvalSystemic
 
     job = _job(task_path, no_cache=True, calibrating=True)
     try:

@@ -47,7 +47,7 @@ EnrichError                      base of everything this project raises
 ├── CacheError                   [core.cache.backend] a cache operation failed mid-run
 ├── RegistryError                [registry.client] the schema registry failed a request
 ├── GoldenError, ValueError      [core.eval.golden] the golden set is malformed
-├── EvalSystemic                 [pipelines.evaluate] a provider's scores would say nothing
+├── EvalSystemic                 [llm.ask_golden] a provider's scores would say nothing
 ├── PrismNotInstalled,           [pipelines.runner] deploy/setup.sh has not built Prism
 │   FileNotFoundError
 ├── FlinkNotReady, RuntimeError  [pipelines.runner] no boot program, or no Flink job server
