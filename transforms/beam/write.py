@@ -39,7 +39,8 @@ class WriteEnvelopes(beam.DoFn):
     acknowledged. ``failed``: Failures for envelopes the broker refused (only when
     ``failures_to_dead_letter``; else they stay unsettled, read again next run).
     ``settle`` and ``reader_run``: settle in the run's ``Settlement`` instead, and commit
-    what is left when the run's readers have all ended."""
+    what is left when the run's readers have all ended. ``role``: which topic it writes
+    (``counters.OUTPUT_TOPIC`` or ``DEAD_LETTER_TOPIC``), for its counters."""
 
     def __init__(
         self,
@@ -47,15 +48,15 @@ class WriteEnvelopes(beam.DoFn):
         topic: str,
         run: RunHandle,
         *,
-        kind: str,
+        role: str,
         failures_to_dead_letter: bool,
         settle: SettleHandle | None = None,
         reader_run: str | None = None,
     ):
-        self._spec, self._topic, self._kind, self._run = spec, topic, kind, run
+        self._spec, self._topic, self._role, self._run = spec, topic, role, run
         self._failures_to_dead_letter = failures_to_dead_letter
         self._settle, self._reader_run = settle, reader_run
-        self._refused = counter(run, counters.write_refused(kind))
+        self._refused = counter(run, counters.write_refused(role))
 
     def setup(self) -> None:
         self._worker = self._run.acquire()
@@ -75,7 +76,7 @@ class WriteEnvelopes(beam.DoFn):
         future = send(self._producer, self._topic, envelope)
         once = _Once()
         if not isinstance(future, Exception):
-            future.add_callback(_on_ack, self._acked, self._kind, self._settlement, envelope, once)
+            future.add_callback(_on_ack, self._acked, self._role, self._settlement, envelope, once)
         self._sent.append((envelope, future, timestamp, window, once))
 
     def finish_bundle(self) -> Iterator[Any]:
@@ -84,7 +85,7 @@ class WriteEnvelopes(beam.DoFn):
         for envelope, future, timestamp, window, once in sent:
             error = verdict(future)
             if error is None:  # counted (and, fused, settled) by ``_on_ack``, or now
-                once.count(self._acked, counters.written(self._kind))  # unless its callback did
+                once.count(self._acked, counters.written(self._role))  # unless its callback did
                 coordinates = envelope.source.settled_coordinates
                 if self._settlement is None:
                     yield WindowedValue(coordinates, timestamp, (window,))
@@ -141,14 +142,14 @@ class _Once:
 
 def _on_ack(
     acked: LaterCounts,
-    kind: str,
+    role: str,
     settlement: Settlement | None,
     envelope: Envelope,
     once: _Once,
     _metadata: Any,
 ) -> None:
     """The broker acknowledged the write (on the producer's I/O thread)."""
-    once.count(acked, counters.written(kind))
+    once.count(acked, counters.written(role))
     if settlement is not None:
         coordinates: Settled = envelope.source.settled_coordinates
         settlement.settle(coordinates)

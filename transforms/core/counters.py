@@ -41,7 +41,7 @@ REPLAY_OUTPUTS_SCANNED = "replay.outputs_scanned"  # a replay's reader of the ou
 planned = _family("planned.")
 
 
-# the writers, by the topic they write: ``OUTPUT_TOPIC`` or ``DEAD_LETTER_TOPIC``
+# the writers, by their role: writing the ``OUTPUT_TOPIC`` or the ``DEAD_LETTER_TOPIC``
 OUTPUT_TOPIC, DEAD_LETTER_TOPIC = "output", "dead_letter"
 
 
