@@ -332,15 +332,14 @@ class Enricher:
                 kind = "call" if turn == 0 and chain.carried is None else "reask"
                 self._within_budget(attempts, conversation, chain.last_invalid)
                 try:
-                    completion = await self._ask(provider, conversation, kind, gate)
+                    completion, judged = await self._answer(
+                        provider, conversation, kind, parsed, attempts, gate
+                    )
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     chain.call_failed(provider, failed, first=turn == 0)
                     break  # next provider
-                attempts.extend(completion.attempts)
                 answered = True
-                judged = self._judge(parsed, completion.text)
-                judged = replace(judged, repairs=(*completion.repairs, *judged.repairs))
                 errors = list(judged.errors)
                 if not errors and completion.finish_reason != "length":
                     confidence = None
@@ -379,6 +378,22 @@ class Enricher:
             if answered:  # invalid: a batch provider's re-ask goes on to the next provider
                 chain.carried = conversation if batch else None
         raise chain.exhausted(providers, attempts)
+
+    async def _answer(
+        self,
+        provider: Provider,
+        conversation: list[Message],
+        kind: str,
+        parsed: Parsed,
+        attempts: list[Attempt],
+        gate: StepGate | None = None,
+    ) -> tuple[Completion, Judgement]:
+        """One answer asked (a first call or a re-ask, of the chain or of the output rules)
+        and judged; its attempts join ``attempts``. Raises ``CallFailed``."""
+        completion = await self._ask(provider, conversation, kind, gate)
+        attempts.extend(completion.attempts)
+        judged = self._judge(parsed, completion.text)
+        return completion, replace(judged, repairs=(*completion.repairs, *judged.repairs))
 
     async def _ask(
         self,
@@ -445,15 +460,13 @@ class Enricher:
             again = reask_messages(conversation, raw, problems, RULES_NOTE)
             self._within_budget(attempts, again, _Invalid(raw, list(problems)))
             try:
-                completion = await provider.complete(
-                    again, self._job.shape.json_schema, kind="reask"
+                completion, again_judged = await self._answer(
+                    provider, again, "reask", parsed, attempts
                 )
             except CallFailed as failed:
                 attempts.extend(failed.attempts)
                 raise _rule_violation(problems, attempts, raw) from None
-            attempts.extend(completion.attempts)
             raw = completion.text
-            again_judged = self._judge(parsed, raw)
             errors = list(again_judged.errors)
             if completion.finish_reason == "length":
                 errors = [*errors, FieldError("$", "answer truncated at max_tokens")]
