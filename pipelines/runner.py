@@ -410,6 +410,7 @@ def pipeline_options(
             args.append(f"--prism_location={_installed_prism()}")
         if pool is not None:
             args += ["--environment_type=EXTERNAL", f"--environment_config={pool.endpoint}"]
+            args.append(f"--experiments={PRISM_NO_SPLITS}")
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     if not any(a.startswith(("--job_server_timeout", "--job-server-timeout")) for a in args):
@@ -419,6 +420,14 @@ def pipeline_options(
     return PipelineOptions(args)
 
 
+# Prism (2.77) splits a bundle that made no progress for a tick (100 ms) and runs the rest
+# as a new bundle at once; for a stateful step it releases the keys of the rest although
+# the first part still holds them, so two bundles of one key run together, each on the
+# state as it was before, and the last to finish overwrites the other's. The commit step
+# (``transforms.beam.commit``, used on a worker pool) lost a partition's progress that way
+# when a Kafka commit or a worker's first bundle stalled it: a drain ended with settled
+# offsets left uncommitted (exit 1). The readers refuse dynamic splits already.
+PRISM_NO_SPLITS = "prism_disable_sdf_split"
 JOB_STREAM_DEADLINE_S = 10 * 365 * 24 * 3600  # a run may follow a topic for years
 
 
