@@ -24,17 +24,15 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from pipelines.runner import pipeline_options, prism_server, worker_pool
 
 ELEMENTS = 24
+SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
+SEEN_STATE = beam.DoFn.StateParam(SEEN)
 STALL_EVERY, STALL_S = 6, 0.5  # a stall of several progress ticks (100 ms each)
 
 
 class _CountPerKey(beam.DoFn):
     """The number of elements its key has seen, from state; stalls now and then."""
 
-    SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
-
-    def process(
-        self, element: tuple[str, int], seen: Any = beam.DoFn.StateParam(SEEN)
-    ) -> Iterator[int]:
+    def process(self, element: tuple[str, int], seen: Any = SEEN_STATE) -> Iterator[int]:
         count = (seen.read() or 0) + 1
         seen.write(count)
         Metrics.distribution("test", "seen").update(count)
