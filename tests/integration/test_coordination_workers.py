@@ -104,13 +104,16 @@ def _run(job: Job, runner: str) -> subprocess.CompletedProcess[str]:
 
 def _settled(done: subprocess.CompletedProcess[str], job: Job, records: int, runner: str) -> None:
     """Every record ended as exactly one output or one dead letter. Exit 0 is expected; on
-    the worker pool, an exit 1 with every record settled is a known fault (settled
-    offsets left uncommitted by the stateful commit step, or a worker's last counts missing
-    from the summary: nothing lost, read again next run), not of coordination: warned."""
+    the worker pool, an exit 1 with every record settled and committed is a known fault
+    (a worker's last ``written`` count missing from the summary, seen in 2 CI runs; Prism
+    may drop a counter's first report when two bundles of a worker report it at once:
+    nothing lost), not of coordination: warned. Flink must exit 0."""
     outputs = [int(o["headers"]["llm_enrich.source.offset"]) for o in _records(job, False)]
     dead = [d["value"]["original"]["offset"] for d in _records(job, True)]
     assert sorted(outputs + dead) == list(range(records)), _said(done, job)
-    if runner == "workers" and done.returncode == exit_codes.UNSETTLED:
+    committed = committed_offsets(job)
+    everything = all((committed.get(p) or 0) == end for p, end in end_offsets(job).items())
+    if runner == "workers" and done.returncode == exit_codes.UNSETTLED and everything:
         message = f"worker pool: exit 1 with every record settled:\n{_said(done, job)}"
         warnings.warn(message, stacklevel=2)
         return
