@@ -412,6 +412,8 @@ def pipeline_options(
             args.append(f"--prism_location={_installed_prism()}")
         if pool is not None:
             args += ["--environment_type=EXTERNAL", f"--environment_config={pool.endpoint}"]
+        if pool is not None or not streaming:  # runs whose commit step is stateful
+            args.append(f"--experiments={PRISM_NO_SPLITS}")
     if streaming and "--streaming" not in args:
         args.append("--streaming")
     if not any(a.startswith(("--job_server_timeout", "--job-server-timeout")) for a in args):
@@ -421,6 +423,17 @@ def pipeline_options(
     return PipelineOptions(args)
 
 
+# Prism (2.77) splits a bundle that made no progress for a tick (100 ms) and runs the rest
+# as a new bundle at once; for a stateful step it releases the keys of the rest although
+# the first part still holds them, so two bundles of one key run together, each on the
+# state as it was before, and the last to finish overwrites the other's. The commit step
+# (``transforms.beam.commit``) lost a partition's progress that way on a worker pool when
+# a Kafka commit or a worker's first bundle stalled it: a drain ended with settled offsets
+# left uncommitted (exit 1). Replay's commit step runs in batch on LOOPBACK workers, where
+# a stateful step lost its count the same way. The readers refuse dynamic splits
+# already. Fused runs (LOOPBACK, streaming) commit without Beam state
+# (``transforms.beam.settle``) and keep Prism's splits.
+PRISM_NO_SPLITS = "prism_disable_sdf_split"
 JOB_STREAM_DEADLINE_S = 10 * 365 * 24 * 3600  # a run may follow a topic for years
 
 

@@ -103,6 +103,30 @@ def start_redis(folder: Path, password: str | None = None) -> tuple[str, subproc
             time.sleep(0.05)
 
 
+def flink_sh(action: str) -> subprocess.CompletedProcess[str]:
+    """``deploy/flink.sh <action>`` (its ports and state from the environment)."""
+    env = dict(os.environ, PYTHON=sys.executable)
+    script = REPO / "deploy" / "flink.sh"
+    return subprocess.run(
+        ["bash", str(script), action], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="session")
+def flink_cluster() -> Iterator[None]:
+    """The local Flink cluster (``deploy/flink.sh start``), stopped at the end if this
+    session started it; the tests fail, not skip, when it cannot start."""
+    already = flink_sh("status").returncode == 0
+    started = time.monotonic()
+    done = flink_sh("start")
+    if done.returncode != 0:
+        pytest.fail(f"deploy/flink.sh start failed:\n{done.stdout}\n{done.stderr}")
+    print(f"\nflink cluster ready in {time.monotonic() - started:.1f} s: {done.stdout.strip()}")
+    yield
+    if not already:
+        flink_sh("stop")
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A redis-server of this test's own, killed at the end."""

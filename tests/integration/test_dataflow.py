@@ -1,6 +1,12 @@
 """The path to Dataflow, tested offline: the image's requirements install in a clean venv,
 and the flex-template launcher translates the pipeline for the Dataflow runner (Beam's
-``--dry_run``) with the task inside it and no secret in it. Dataflow itself is not called."""
+``--dry_run``) with the task inside it and no secret in it. Dataflow itself is not called.
+
+What Dataflow shares with the Flink cluster, where the stage runs for real
+(``test_flink.py``): every step of the pipeline ``--runner flink`` builds is in the job
+translated for Dataflow, but for how records reach the enrich step (Flink: keyed by slot,
+``Process/Slot``, so that calls outlive their bundle; Dataflow: ``Spread``, a reshuffle,
+and an enrich step whose bundles wait for their calls, which a retried bundle needs)."""
 
 from __future__ import annotations
 
@@ -9,7 +15,9 @@ import os
 import subprocess
 import sys
 
+from pipelines.enrich_pipeline import build_pipeline
 from tests.conftest import EXAMPLE_TASK, REPO
+from transforms.core.config.task import load_task
 
 SCRIPT = """
 import json, sys
@@ -61,6 +69,30 @@ def test_the_launcher_translates_the_pipeline_for_dataflow_from_a_clean_install(
         assert f"Enrich[reviews-enrichment]/{step}" in names, step
     assert "Enrich[reviews-enrichment]/CommitOffsets/Commit" in names
     assert secret not in done.stdout + done.stderr
+    flink = _flink_steps()
+    assert "Enrich[reviews-enrichment]/Process/Slot" in flink
+    assert flink - names == {"Enrich[reviews-enrichment]/Process/Slot"}, flink - names
+    assert "Enrich[reviews-enrichment]/Spread" in names - flink
+
+
+def _flink_steps() -> set[str]:
+    """The steps (composites and DoFns, by name) of the pipeline ``llm-enrich run --runner
+    flink --follow`` builds for the example task (``pipelines.runner.flink_workers``'s
+    arguments; built, not submitted), but for the DoFns' inner names, which differ by class."""
+    args = [
+        "--runner=PortableRunner",
+        "--job_endpoint=localhost:1",
+        "--environment_type=PROCESS",
+        '--environment_config={"command": "/bin/true"}',
+        "--parallelism=4",
+    ]
+    pipeline, _ = build_pipeline(load_task(EXAMPLE_TASK), args, follow=True)
+    transforms = pipeline.to_runner_api().components.transforms.values()
+    return {
+        t.unique_name
+        for t in transforms
+        if t.unique_name.startswith("Enrich[") and "(" not in t.unique_name.rsplit("/", 1)[-1]
+    }
 
 
 def test_a_bad_template_parameter_fails_before_submission() -> None:

@@ -2,8 +2,9 @@
 (separate JVMs, two slots each) and Beam's Flink job server, started by
 ``deploy/flink.sh start``; Python SDK workers are processes the TaskManagers start.
 
-The cluster is started once per session (about 20 s on two contended cores) and stopped
-at the end if this session started it. It fails, never skips, when it cannot start.
+The cluster is started once per session (``flink_cluster`` in the integration conftest:
+about 20 s on two contended cores) and stopped at the end if this session started it. It
+fails, never skips, when it cannot start.
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from pipelines.flink_jobs import job_state, running_jobs
+from pipelines.flink_jobs import cancel_job, job_state, running_jobs
 from pipelines.runner import FLINK_PARALLELISM
 from tests.conftest import REPO
 from tests.fault_server import Action, Reply
@@ -36,6 +35,7 @@ from tests.integration.conftest import (
     committed_offsets,
     end_offsets,
     fault_provider,
+    flink_sh,
     produce,
     reviews,
     run_job,
@@ -49,36 +49,26 @@ from transforms.core.job import Job
 from transforms.kafka.commit_loop import COMMIT_INTERVAL_S
 from transforms.kafka.reader import read_range, snapshot_ranges
 
-FLINK_SH = REPO / "deploy" / "flink.sh"
 # the headers naming an output's and a dead letter's input (partition, offset)
 OUTPUT_SOURCE = ("llm_enrich.source.partition", "llm_enrich.source.offset")
 DEAD_SOURCE = ("__connect.errors.partition", "__connect.errors.offset")
-
-
-def _flink(action: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHON=sys.executable)
-    return subprocess.run(
-        ["bash", str(FLINK_SH), action], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-@pytest.fixture(scope="session")
-def flink_cluster() -> Iterator[None]:
-    already = _flink("status").returncode == 0
-    started = time.monotonic()
-    done = _flink("start")
-    if done.returncode != 0:
-        pytest.fail(f"deploy/flink.sh start failed:\n{done.stdout}\n{done.stderr}")
-    print(f"\nflink cluster ready in {time.monotonic() - started:.1f} s: {done.stdout.strip()}")
-    yield
-    if not already:
-        _flink("stop")
 
 
 def _command(job: Job, *args: str, command: str = "run") -> list[str]:
     """``llm-enrich <command> --task <the job's file> --runner flink <args>``."""
     assert job.task.source_path is not None
     return [*CLI, command, "--task", str(job.task.source_path), "--runner", "flink", *args]
+
+
+def _never_left_running(run: subprocess.Popen[str], job: Job) -> None:
+    """A test that failed with its run going: kill the launcher and cancel the task's jobs,
+    which would hold the cluster's slots and starve the next tests."""
+    if run.poll() is None:
+        run.kill()
+        run.wait(30)
+    for found in running_jobs():
+        if f":{job.task.name}:" in found.name:
+            cancel_job(found.jid)
 
 
 def _script(texts: list[str]) -> Any:
@@ -206,8 +196,7 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
         stdout, _ = run.communicate(timeout=120)
         print(f"\nflink follow run: exit {time.monotonic() - signalled:.1f} s after SIGTERM")
     finally:
-        if run.poll() is None:
-            run.kill()
+        _never_left_running(run, job)
     reader.join(10)
     stderr = "".join(lines)
     assert run.returncode == 0, stdout + stderr
@@ -216,6 +205,54 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     summary = _summary(stdout)
     assert summary["records read"] == summary["enriched (written)"] == 21
     assert summary["dead-lettered"] == summary["not settled"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_follow_run_on_flink_waits_out_an_outage_on_every_worker(
+    flink_cluster: None, make_task: MakeTask, fault_server: Any
+) -> None:
+    """Every provider down (503, circuits open on both workers): once each worker's circuit
+    is open no record is dead-lettered or written, the job keeps running with its readers
+    paused; once the provider is back the probes find it, every record is settled once, and
+    SIGTERM ends the run with everything committed."""
+    server = fault_server(default=Reply.ok(delay_s=0.05))
+    job = make_task(
+        [fault_provider(server, "flaky")],
+        policy={
+            "attempts_per_provider": 1,
+            "circuit_failure_threshold": 2,
+            "circuit_cooldown_s": 1,
+            "max_in_flight": 4,
+        },
+    )
+    produce(job, reviews(6))
+    run = start_run(job, "--runner", "flink", "--follow", "--no-progress")
+    try:
+        wait_for(lambda: _written(job) == 6, 180, "the first outputs (the job is up)")
+        server.set_default(Reply.status(503))
+        asked = server.stats.requests
+        produce(job, reviews(24))
+        wait_for(lambda: server.stats.requests >= asked + 4, 60, "the failing calls")
+        time.sleep(6)  # the outage goes on: records wait, they are not written
+        # a record whose call failed before its worker's circuit opened is the record's
+        # failure (as on one process): at most one per worker
+        dead = _count(job, job.task.kafka.dead_letter_topic)
+        assert _written(job) == 6 and dead <= 2
+        assert run.poll() is None, "a follow run does not stop for an outage"
+        server.set_default(Reply.ok(delay_s=0.05))  # back: the probes find it
+        wait_for(lambda: _written(job) == 30 - dead, 120, "every other record written")
+        run.send_signal(signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        _never_left_running(run, job)
+    assert run.returncode == 0, f"{stdout}\n{stderr}"
+    kafka = job.task.kafka
+    settled = _sources(job, kafka.output_topic, OUTPUT_SOURCE)
+    settled += _sources(job, kafka.dead_letter_topic, DEAD_SOURCE)
+    assert sorted(settled) == sorted((p, o) for p, n in end_offsets(job).items() for o in range(n))
+    assert _count(job, kafka.dead_letter_topic) == dead  # none while it waited
+    assert committed_offsets(job) == end_offsets(job)
+    assert _summary(stdout)["not settled"] == 0
 
 
 @pytest.mark.timeout(420)
@@ -240,9 +277,9 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
         wait_for(lambda: server.stats.requests > asked, 60, "the job to ask for them")
         os.killpg(run.pid, signal.SIGKILL)  # start_run: a session of its own
         run.wait(timeout=30)
-    finally:
-        if run.poll() is None:
-            run.kill()
+    except BaseException:
+        _never_left_running(run, job)
+        raise
     named = f"llm-enrich:run:{job.task.name}:"
     orphans = [j for j in running_jobs() if j.name.startswith(named)]
     assert len(orphans) == 1, running_jobs()
@@ -485,15 +522,14 @@ def _kill_mid_drain(
         os.kill(pid, signal.SIGKILL)
         stdout, stderr = run.communicate(timeout=120)  # a clear exit, not a hang
     finally:
-        if run.poll() is None:
-            run.kill()
+        _never_left_running(run, job)
     return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr), orphans
 
 
 def _rerun_and_account(job: Job, server: Any, written_before: int) -> None:
     """Restore the cluster, drain again, and check: 0 lost, everything committed, and the
     duplicate outputs and re-billed calls within the bound."""
-    restored = _flink("start")  # starts what is missing
+    restored = flink_sh("start")  # starts what is missing
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert job.task.source_path is not None
     again = subprocess.run(
