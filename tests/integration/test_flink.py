@@ -60,6 +60,15 @@ def _command(job: Job, *args: str, command: str = "run") -> list[str]:
     return [*CLI, command, "--task", str(job.task.source_path), "--runner", "flink", *args]
 
 
+def _finished(
+    job: Job, *args: str, command: str = "run", timeout_s: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """``_command(job, *args, command=command)`` run to its end, its output captured."""
+    return subprocess.run(
+        _command(job, *args, command=command), capture_output=True, text=True, timeout=timeout_s
+    )
+
+
 def _never_left_running(run: subprocess.Popen[str], job: Job) -> None:
     """A test that failed with its run going: kill the launcher and cancel the task's jobs,
     which would hold the cluster's slots and starve the next tests."""
@@ -105,15 +114,9 @@ def test_a_drain_on_flink_settles_every_offset_once(
     server = fault_server(script=_script(texts))
     job = make_task([fault_provider(server, "fault")])
     produce(job, reviews(count))
-    assert job.task.source_path is not None
 
     started = time.monotonic()
-    done = subprocess.run(
-        _command(job),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _finished(job)
     print(f"\nflink drain of {count} records: {time.monotonic() - started:.1f} s")
     print(done.stdout)
 
@@ -168,7 +171,6 @@ def test_a_follow_run_on_flink_stops_on_sigterm_with_everything_committed(
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task([fault_provider(server, "fault")])
     produce(job, reviews(12))
-    assert job.task.source_path is not None
     run = subprocess.Popen(
         _command(job, "--follow", "--progress-every", "1"),
         stdout=subprocess.PIPE,
@@ -286,13 +288,7 @@ def test_a_launcher_killed_with_9_leaves_no_job_behind(
     server.set_default(Reply.ok(delay_s=0.05))
 
     started = time.monotonic()
-    assert job.task.source_path is not None
-    done = subprocess.run(
-        _command(job, "--no-progress"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _finished(job, "--no-progress", timeout_s=300)
     print(f"\nflink rerun after kill -9 (cancel included): {time.monotonic() - started:.1f} s")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"cancelling Flink job {orphans[0].jid}" in done.stderr, done.stderr
@@ -328,13 +324,7 @@ def test_a_replay_on_flink_enriches_every_dead_letter_once(
     server.set_default(Reply.ok(delay_s=0.05))
 
     started = time.monotonic()
-    assert job.task.source_path is not None
-    done = subprocess.run(
-        _command(job, command="replay"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _finished(job, command="replay")
     print(f"\nflink replay of 6 dead letters: {time.monotonic() - started:.1f} s")
     assert done.returncode == 0, done.stdout + done.stderr
     kafka = job.task.kafka
@@ -369,14 +359,8 @@ def test_a_systemic_fault_seen_by_one_worker_stops_the_whole_follow_job(
         [fault_provider(server, "fault")], coordination={"backend": "redis", "url": redis_url}
     )
     produce(job, reviews(12))
-    assert job.task.source_path is not None
     started = time.monotonic()
-    done = subprocess.run(
-        _command(job, "--follow", "--no-progress"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _finished(job, "--follow", "--no-progress")
     print(f"\nflink follow run halted by a 401: {time.monotonic() - started:.1f} s")
     assert done.returncode == 3, done.stdout + done.stderr
     assert "llm-enrich: stopped: systemic: " in done.stderr
@@ -428,13 +412,7 @@ def test_no_bundle_waits_for_its_slowest_call_on_flink(
         [fault_provider(server, "fault", timeout_s=30)], policy={"max_in_flight": window}
     )
     produce(job, reviews(count))
-    assert job.task.source_path is not None
-    done = subprocess.run(
-        _command(job, "--parallelism=1"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = _finished(job, "--parallelism=1")
     assert done.returncode == 0, done.stdout + done.stderr
     written = _outputs_written_at(job)
     assert len(written) == count
@@ -503,7 +481,6 @@ def _kill_mid_drain(
     """Run a drain on Flink; once ``after_outputs`` outputs are written, kill -9 ``victim``
     (a role of deploy/flink.sh). The finished run, and the processes the victim had started
     (a TaskManager's SDK workers)."""
-    assert job.task.source_path is not None
     run = subprocess.Popen(
         _command(job),
         stdout=subprocess.PIPE,
@@ -531,13 +508,7 @@ def _rerun_and_account(job: Job, server: Any, written_before: int) -> None:
     duplicate outputs and re-billed calls within the bound."""
     restored = flink_sh("start")  # starts what is missing
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    assert job.task.source_path is not None
-    again = subprocess.run(
-        _command(job),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    again = _finished(job)
     assert again.returncode == 0, again.stdout + again.stderr
     kafka = job.task.kafka
     settled = Counter(
