@@ -19,6 +19,7 @@ from transforms.core.errors import TaskConfigError
 from transforms.core.eval.calibrate import Route, StepResult, alone, choose, held_back, route
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
+from transforms.core.eval.result import Scorecard
 from transforms.core.eval.scorecard import outcome, scorecard
 from transforms.core.job import Job
 from transforms.core.records import Enriched, Failure
@@ -31,6 +32,8 @@ SPLIT_RULE = (
     "held back when the first 8 bytes of SHA-256 of the record's input (canonical JSON: "
     "sorted keys, no spaces), as a fraction of 2^64, are below the holdout"
 )
+
+_STEP_CARD_KEYS = {"overall", "valid_share", "fields", "per_record"}  # in step_scorecards
 
 
 def thresholds_path(job: Job, out: str | None) -> Path:
@@ -64,14 +67,14 @@ def _step_gate(job: Job, spec: CascadeStepSpec, *, last: bool) -> Any:
 
 def _results(
     job: Job, cases: Sequence[GoldenCase]
-) -> tuple[list[list[StepResult]], dict[str, Any]]:
+) -> tuple[list[list[StepResult]], dict[str, Scorecard]]:
     """Per record, per step: what the step did asked alone; and each step's scorecard."""
     cascade = job.task.cascade
     assert cascade is not None
     specs = {p.name: p for p in job.task.chain}
     kinds, tolerance = field_kinds(job.shape.avro), job.task.eval.tolerance
     per_step: list[list[StepResult]] = []
-    cards: dict[str, Any] = {}
+    cards: dict[str, Scorecard] = {}
     last = len(cascade.steps) - 1
     asked = asyncio.run(  # the steps at once: they usually ask different servers
         _ask_steps(job, cases, [[specs[n] for n in step.providers] for step in cascade.steps])
@@ -85,11 +88,11 @@ def _results(
                 StepResult(
                     valid=isinstance(r, Enriched),
                     confidence=_confidence(r) if index < last else None,
-                    score=_overall(row["scores"]) if isinstance(r, Enriched) else 0.0,
+                    score=_overall(row.scores) if isinstance(r, Enriched) else 0.0,
                     cost_usd=o.cost_usd,
                     latency_ms=o.latency_ms,
                 )
-                for r, o, row in zip(results, outcomes, card["results"], strict=True)
+                for r, o, row in zip(results, outcomes, card.results, strict=True)
             ]
         )
     return [list(record) for record in zip(*per_step, strict=True)], cards
@@ -217,7 +220,7 @@ def calibrate(
             for case, record in zip(cases, results, strict=True)
         ],
         "step_scorecards": {
-            name: {k: card[k] for k in ("overall", "valid_share", "fields", "per_record")}
+            name: card.model_dump(mode="json", include=_STEP_CARD_KEYS)
             for name, card in cards.items()
         },
     }

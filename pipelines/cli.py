@@ -496,7 +496,7 @@ def eval_(
     write_outputs(result, before, json_path, report_path)
     for line in result_lines(result):
         click.echo(line)
-    sys.exit(exit_codes.OK if result["passed"] else exit_codes.UNSETTLED)
+    sys.exit(exit_codes.OK if result.passed else exit_codes.UNSETTLED)
 
 
 def _calibrate(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from transforms.core.eval.baseline import compare
 from transforms.core.eval.golden import GoldenCase, parse_golden
 from transforms.core.eval.report import eval_report_html
+from transforms.core.eval.result import EvalResult, read_eval_result
 from transforms.core.job import Job
 
 __all__ = ["load_baseline", "load_cases", "write_outputs"]
@@ -26,7 +26,7 @@ def load_cases(job: Job, path: str, limit: int | None) -> list[GoldenCase]:
     )
 
 
-def load_baseline(path: str, what: str = "the baseline") -> dict[str, Any]:
+def load_baseline(path: str, what: str = "the baseline") -> EvalResult:
     """An ``llm-enrich eval --json`` result (``what`` names it in errors: ValueError)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -34,21 +34,22 @@ def load_baseline(path: str, what: str = "the baseline") -> dict[str, Any]:
         raise ValueError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: {what} is not JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
-        raise ValueError(f"{path}: not an llm-enrich eval result (no 'providers' object)")
-    return data
+    try:
+        return read_eval_result(data)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def write_outputs(
-    result: dict[str, Any],
-    baseline: dict[str, Any] | None,
+    result: EvalResult,
+    baseline: EvalResult | None,
     json_path: str | None,
     report_path: str | None,
 ) -> None:
     """Adds the comparison with ``baseline`` to ``result``, then writes the files asked for."""
     if baseline is not None:
-        result["baseline"] = compare(result, baseline)
+        result.baseline = compare(result, baseline)
     if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        Path(json_path).write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     if report_path:
         Path(report_path).write_text(eval_report_html(result), encoding="utf-8")

@@ -3,7 +3,7 @@ the gate."""
 
 from __future__ import annotations
 
-from typing import Any
+from transforms.core.eval.result import Change, EvalResult, Presence, ProviderCard
 
 __all__ = ["result_lines"]
 
@@ -12,67 +12,69 @@ def _row(label: str, value: str, note: str = "") -> str:
     return f"  {label:<22}{value:>10}  {note}".rstrip()
 
 
-def result_lines(result: dict[str, Any]) -> list[str]:
-    pack = result.get("records_per_call", 1)
+def result_lines(result: EvalResult) -> list[str]:
+    pack = result.records_per_call
     shared = f", up to {pack} records a call" if pack > 1 else ""
     lines = [
-        f"== {result['task']}: eval of {result['golden']['records']} golden records "
-        f"(prompt {result['prompt_hash']}{shared})"
+        f"== {result.task}: eval of {result.golden.records} golden records "
+        f"(prompt {result.prompt_hash}{shared})"
     ]
-    comparison = result.get("baseline", {})
-    for name, card in result["providers"].items():
-        lines.append(f"-- provider {name} ({card['model']})")
+    comparison = result.baseline or {}
+    for name, card in result.providers.items():
+        lines.append(f"-- provider {name} ({card.model})")
         deltas = comparison.get(name, {})
-        for field, scores in card["fields"].items():
-            extra = ", ".join(
-                f"{k} {v:.3f}" for k, v in scores.items() if k not in ("kind", "score")
-            )
-            note = f"{scores['kind']}" + (f"; {extra}" if extra else "")
-            lines.append(_row(field, f"{scores['score']:.3f}", note + _delta(deltas.get(field))))
-        lines.append(_row("overall", f"{card['overall']:.3f}", _delta(deltas.get("overall"))))
-        failed = ", ".join(f"{k}={v}" for k, v in card["failed_by_stage"].items()) or "none"
+        changes = {} if isinstance(deltas, Presence) else deltas
+        for field, scores in card.fields.items():
+            extra = ", ".join(f"{k} {v:.3f}" for k, v in scores.extras.items())
+            note = f"{scores.kind}" + (f"; {extra}" if extra else "")
+            lines.append(_row(field, f"{scores.score:.3f}", note + _delta(changes.get(field))))
+        lines.append(_row("overall", f"{card.overall:.3f}", _delta(changes.get("overall"))))
+        failed = ", ".join(f"{k}={v}" for k, v in card.failed_by_stage.items()) or "none"
+        per_record = card.per_record
         lines += [
-            _row("schema-valid", f"{card['valid_share']:.1%}", f"failed by stage: {failed}"),
-            _row("repaired", f"{card['repaired_share']:.1%}"),
-            _row("re-asked", f"{card['reask_share']:.1%}"),
-            *_pack_rows(result, card),
+            _row("schema-valid", f"{card.valid_share or 0.0:.1%}", f"failed by stage: {failed}"),
+            _row("repaired", f"{card.repaired_share:.1%}"),
+            _row("re-asked", f"{card.reask_share:.1%}"),
+            *_pack_rows(pack, card),
             _row(
                 "latency p50 / p95",
-                f"{card['latency_ms']['p50'] / 1000:.2f} s",
-                f"/ {card['latency_ms']['p95'] / 1000:.2f} s",
+                f"{card.latency_ms.p50 / 1000:.2f} s",
+                f"/ {card.latency_ms.p95 / 1000:.2f} s",
             ),
             _row(
                 "tokens per record",
-                f"{card['per_record']['prompt_tokens']:.0f}",
-                f"prompt, {card['per_record']['completion_tokens']:.0f} completion",
+                f"{per_record.prompt_tokens:.0f}",
+                f"prompt, {per_record.completion_tokens:.0f} completion",
             ),
             _row(
                 "cache-hit share",
-                f"{card.get('cache_hit_share', 0.0):.1%}",
-                f"{card['per_record'].get('cached_prompt_tokens', 0):.0f} cached prompt tokens"
-                " per record",
+                f"{card.cache_hit_share:.1%}",
+                f"{per_record.cached_prompt_tokens:.0f} cached prompt tokens per record",
             ),
-            _row("cost per record", f"${card['per_record']['cost_usd']:.6f}"),
+            _row("cost per record", f"${per_record.cost_usd:.6f}"),
         ]
-        missed = card["gate"]["missed"]
+        missed = card.gate.missed
         lines.append(f"  gate: {'passed' if not missed else 'MISSED ' + '; '.join(missed)}")
     return lines
 
 
-def _pack_rows(result: dict[str, Any], card: dict[str, Any]) -> list[str]:
+def _pack_rows(records_per_call: int, card: ProviderCard) -> list[str]:
     """Calls per record and records asked alone, when records shared calls."""
-    if result.get("records_per_call", 1) == 1:
+    if records_per_call == 1:
         return []
-    calls = card["per_record"].get("calls", 0.0)
     return [
-        _row("calls per record", f"{calls:.2f}", "(a call k records shared counts 1/k)"),
         _row(
-            "asked alone", f"{card.get('alone_share', 0.0):.1%}", "(no usable answer in the pack)"
+            "calls per record",
+            f"{card.per_record.calls:.2f}",
+            "(a call k records shared counts 1/k)",
         ),
+        _row("asked alone", f"{card.alone_share:.1%}", "(no usable answer in the pack)"),
     ]
 
 
-def _delta(change: dict[str, Any] | None) -> str:
-    if not change or "verdict" not in change:
-        return f"  [{change['status']}]" if change else ""
-    return f"  [{change['verdict']} {change['delta']:+.3f} vs {change['before']:.3f}]"
+def _delta(change: Change | Presence | None) -> str:
+    if change is None:
+        return ""
+    if isinstance(change, Presence):
+        return f"  [{change.status}]"
+    return f"  [{change.verdict} {change.delta:+.3f} vs {change.before:.3f}]"

@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from transforms.core.config.task import ProviderSpec
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import field_kinds
+from transforms.core.eval.result import EvalResult, Gate, Golden, ProviderCard, Thresholds
 from transforms.core.eval.scorecard import Outcome, gate, outcome, scorecard
 from transforms.core.job import Job
 from transforms.llm.ask_golden import ask_all
 
 __all__ = ["chosen_providers", "evaluate"]
-
-FORMAT = "llm-enrich.eval/1"
 
 
 def chosen_providers(job: Job, names: Sequence[str]) -> list[ProviderSpec]:
@@ -44,28 +42,25 @@ async def _ask(job: Job, spec: ProviderSpec, cases: Sequence[GoldenCase]) -> lis
 
 def evaluate(
     job: Job, cases: Sequence[GoldenCase], providers: Sequence[ProviderSpec], golden: str
-) -> dict[str, Any]:
-    """The eval result (JSON-ready, stable keys): a scorecard and its gate per provider."""
+) -> EvalResult:
+    """A scorecard and its gate per provider."""
     kinds = field_kinds(job.shape.avro)
     spec = job.task.eval
-    cards: dict[str, Any] = {}
+    cards: dict[str, ProviderCard] = {}
     for provider in providers:
         outcomes = asyncio.run(_ask(job, provider, cases))
         card = scorecard(cases, outcomes, kinds, spec.tolerance)
         missed = gate(card, spec.min_scores)
-        cards[provider.name] = {
-            "model": provider.model,
-            **card,
-            "gate": {"passed": not missed, "missed": missed},
-        }
-    return {
-        "format": FORMAT,
-        "task": job.name,
-        "prompt_hash": job.prompt.hash,
-        "records_per_call": job.task.prompt.records_per_call,
-        "output_schema": job.output_schema.identity,
-        "golden": {"path": golden, "records": len(cases)},
-        "thresholds": {"min_scores": dict(spec.min_scores), "tolerance": dict(spec.tolerance)},
-        "providers": cards,
-        "passed": all(c["gate"]["passed"] for c in cards.values()),
-    }
+        cards[provider.name] = ProviderCard(
+            **dict(card), model=provider.model, gate=Gate(passed=not missed, missed=missed)
+        )
+    return EvalResult(
+        task=job.name,
+        prompt_hash=job.prompt.hash,
+        records_per_call=job.task.prompt.records_per_call,
+        output_schema=job.output_schema.identity,
+        golden=Golden(path=golden, records=len(cases)),
+        thresholds=Thresholds(min_scores=dict(spec.min_scores), tolerance=dict(spec.tolerance)),
+        providers=cards,
+        passed=all(c.gate.passed for c in cards.values()),
+    )

@@ -23,7 +23,8 @@ import click
 from pipelines import exit_codes
 from pipelines.eval_files import load_baseline
 from pipelines.feedback import Collector, checked_events, drain_records, follow_records
-from transforms.core.feedback.compare import check_eval_result, compare_with_eval
+from transforms.core.eval.result import EvalResult
+from transforms.core.feedback.compare import compare_with_eval
 from transforms.core.feedback.report import feedback_report_html, result_lines
 from transforms.core.feedback.result import FeedbackResult, new_alerts
 from transforms.core.job import Job
@@ -53,17 +54,13 @@ def _launch_problem(job: Job) -> str | None:
     return None
 
 
-def _load_eval(path: str) -> dict[str, Any]:
-    data = load_baseline(path, what="the eval result")
-    problem = check_eval_result(data)
-    if problem:
-        raise ValueError(f"{path}: {problem}")
-    return data
+def _load_eval(path: str) -> EvalResult:
+    return load_baseline(path, what="the eval result")
 
 
 def _finish(
     collector: Collector,
-    eval_result: dict[str, Any] | None,
+    eval_result: EvalResult | None,
     json_path: str | None,
     report_path: str | None,
     follow_alerts: int = 0,
@@ -132,7 +129,7 @@ def run_feedback(
 def _follow(
     job: Job,
     collector: Collector,
-    eval_result: dict[str, Any] | None,
+    eval_result: EvalResult | None,
     json_path: str | None,
     report_path: str | None,
     flush_every_s: float,

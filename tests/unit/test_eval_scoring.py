@@ -15,6 +15,7 @@ from transforms.core.eval.golden import GoldenError, parse_golden
 from transforms.core.eval.kinds import eval_problems, field_kinds
 from transforms.core.eval.measures import measure, set_prf, text_f1
 from transforms.core.eval.report import eval_report_html
+from transforms.core.eval.result import Change, EvalResult, Presence, Scorecard, read_eval_result
 from transforms.core.eval.scorecard import Outcome, gate, outcome, percentile, scorecard
 from transforms.core.records import Enriched, Failure, KafkaRecord
 
@@ -141,7 +142,7 @@ def test_eval_section_is_checked_against_the_fields() -> None:
         EvalSpec(min_scores={"stars": 1.5})
 
 
-def _card() -> dict[str, object]:
+def _card() -> Scorecard:
     cases = parse_golden(
         _lines(
             {"input": {}, "expected": {"mood": "up", "stars": 4}},
@@ -170,7 +171,7 @@ def _card() -> dict[str, object]:
 
 
 def test_scorecard_counts_a_failed_record_as_zero_on_every_field() -> None:
-    card = _card()
+    card = _card().model_dump(mode="json")  # as --json writes it
     assert card["fields"] == {
         "mood": {"kind": "exact", "score": 0.5},
         "stars": {"kind": "integer", "score": 0.75, "abs_error": 0.3333},
@@ -224,41 +225,46 @@ def test_outcome_sums_the_attempts() -> None:
     assert failed.answer is None and failed.stage == "llm" and not failed.reasked
 
 
-def _result(card: dict[str, object]) -> dict[str, object]:
-    return {
-        "task": "t",
-        "prompt_hash": "abc",
-        "output_schema": "Out@1",
-        "golden": {"path": "g.jsonl", "records": 4},
-        "thresholds": {"min_scores": {"overall": 0.5}, "tolerance": {}},
-        "providers": {"local": {"model": "m", **card, "gate": {"passed": True, "missed": []}}},
-        "passed": True,
-    }
+def _result(card: Scorecard) -> EvalResult:
+    return read_eval_result(
+        {
+            "task": "t",
+            "prompt_hash": "abc",
+            "output_schema": "Out@1",
+            "golden": {"path": "g.jsonl", "records": 4},
+            "thresholds": {"min_scores": {"overall": 0.5}, "tolerance": {}},
+            "providers": {
+                "local": {"model": "m", **card.model_dump(), "gate": {"passed": True, "missed": []}}
+            },
+            "passed": True,
+        }
+    )
 
 
 def test_baseline_comparison_per_field() -> None:
     now = _result(_card())
-    before = json.loads(json.dumps(now))
+    before = json.loads(json.dumps(now.to_json()))
     before["providers"]["local"]["fields"]["mood"]["score"] = 0.25
     before["providers"]["local"]["fields"]["stars"]["score"] = 0.9
     before["providers"]["gone"] = before["providers"]["local"]
-    diff = compare(now, before)
-    assert diff["local"]["mood"] == {
-        "before": 0.25,
-        "after": 0.5,
-        "delta": 0.25,
-        "verdict": "better",
-    }
-    assert diff["local"]["stars"]["verdict"] == "worse" and diff["local"]["stars"]["delta"] == -0.15
-    assert diff["local"]["overall"]["verdict"] == "same"
-    assert diff["gone"] == {"status": "gone"}
+    diff = compare(now, read_eval_result(before))
+    local = diff["local"]
+    assert isinstance(local, dict)
+    assert local["mood"] == Change(before=0.25, after=0.5, delta=0.25, verdict="better")
+    assert local["stars"] == Change(before=0.9, after=0.75, delta=-0.15, verdict="worse")
+    assert isinstance(local["overall"], Change) and local["overall"].verdict == "same"
+    assert diff["gone"] == Presence(status="gone")
     with pytest.raises(ValueError, match="not an llm-enrich eval result"):
-        compare(now, {"fields": {}})
+        read_eval_result({"fields": {}})
+    with pytest.raises(ValueError, match=r"not an llm-enrich eval result \(providers.local.model"):
+        read_eval_result(
+            {"prompt_hash": "abc", "providers": {"local": {"overall": 1, "fields": {}}}}
+        )
 
 
 def test_eval_report_is_one_self_contained_page_with_charts() -> None:
     result = _result(_card())
-    result["baseline"] = compare(result, result)
+    result.baseline = compare(result, result)
     html = eval_report_html(result)
     assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 4
     assert not re.search(r"<script|<link|https?://(?!www\.w3\.org/2000/svg)", html)
@@ -271,5 +277,5 @@ def test_eval_report_is_one_self_contained_page_with_charts() -> None:
 
 def test_report_text_is_escaped() -> None:
     result = _result(_card())
-    result["task"] = "<script>alert(1)</script>"
+    result.task = "<script>alert(1)</script>"
     assert "<script>" not in eval_report_html(result)

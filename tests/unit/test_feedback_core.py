@@ -20,8 +20,9 @@ from transforms.core.config.task import load_task
 from transforms.core.errors import TaskConfigError
 from transforms.core.eval.kinds import field_kinds
 from transforms.core.eval.measures import set_prf, text_f1
+from transforms.core.eval.result import read_eval_result
 from transforms.core.feedback.aggregate import Aggregate, Group, OutputFacts
-from transforms.core.feedback.compare import check_eval_result, compare_with_eval
+from transforms.core.feedback.compare import compare_with_eval
 from transforms.core.feedback.events import (
     BadEvent,
     FeedbackEvent,
@@ -269,19 +270,21 @@ def test_compare_with_eval_marks_a_prompt_worse_online() -> None:
     result = build_result(
         aggregate, task="t", output_schema="o", topic="fb", thresholds=Thresholds({}, "none")
     )
-    eval_result = {
-        "prompt_hash": "hash-a",
-        "golden": {"path": "g.jsonl", "records": 10},
-        "providers": {
-            "other-name": {
-                "model": "m1",  # matched by model
-                "overall": 0.9,
-                "fields": {"sentiment": {"score": 0.95}, "rating": {"score": 1.0}},
-            }
-        },
-    }
-    assert check_eval_result(eval_result) is None
-    assert check_eval_result({"providers": {}}) is not None
+    eval_result = read_eval_result(
+        {
+            "prompt_hash": "hash-a",
+            "golden": {"path": "g.jsonl", "records": 10},
+            "providers": {
+                "other-name": {
+                    "model": "m1",  # matched by model
+                    "overall": 0.9,
+                    "fields": {"sentiment": {"score": 0.95}, "rating": {"score": 1.0}},
+                }
+            },
+        }
+    )
+    with pytest.raises(ValueError, match="no 'providers' object"):
+        read_eval_result({"prompt_hash": "hash-a"})
     comparison = compare_with_eval(result.groups, eval_result)
     rows = {r.score: r for r in comparison.rows}
     assert rows["sentiment"].production == 0.5 and rows["sentiment"].verdict == "worse online"

@@ -19,6 +19,7 @@ from transforms.core.config.eval import OVERALL
 from transforms.core.eval.golden import GoldenCase
 from transforms.core.eval.kinds import Kind
 from transforms.core.eval.measures import measure
+from transforms.core.eval.result import FieldScore, Latency, PerRecord, RecordScore, Scorecard
 from transforms.core.ledger.record import RecordUsage, cache_hit_share
 from transforms.core.records import Enriched, Failure
 
@@ -86,8 +87,8 @@ def scorecard(
     outcomes: Sequence[Outcome],
     kinds: Mapping[str, Kind],
     tolerance: Mapping[str, float],
-) -> dict[str, Any]:
-    """The JSON-ready scorecard (stable keys; see the README's Evaluate section)."""
+) -> Scorecard:
+    """The provider's scorecard (its ``--json`` keys: the README's Evaluate section)."""
     count = len(cases)
     per_field: dict[str, list[float]] = {name: [] for name in kinds}
     extras: dict[str, dict[str, list[float]]] = {name: {} for name in kinds}
@@ -107,65 +108,65 @@ def scorecard(
             per_field[name].append(score)
             scores[name] = _r(score)
         records.append(
-            {
-                "line": case.line,
-                "valid": done.answer is not None,
-                "stage": done.stage,
-                "error": done.error,
-                "repairs": list(done.repairs),
-                "reasked": done.reasked,
-                "latency_ms": round(done.latency_ms, 1),
-                "scores": scores,
-                "answer": {k: done.answer.get(k) for k in kinds} if done.answer else None,
-            }
+            RecordScore(
+                line=case.line,
+                valid=done.answer is not None,
+                stage=done.stage,
+                error=done.error,
+                repairs=list(done.repairs),
+                reasked=done.reasked,
+                latency_ms=round(done.latency_ms, 1),
+                scores=scores,
+                answer={k: done.answer.get(k) for k in kinds} if done.answer else None,
+            )
         )
     fields = {
-        name: {
-            "kind": kinds[name],
-            "score": _r(_mean(per_field[name])),
+        name: FieldScore(
+            kind=kinds[name],
+            score=_r(_mean(per_field[name])),
             **{key: _r(_mean(values)) for key, values in sorted(extras[name].items())},
-        }
+        )
         for name in kinds
     }
     latencies = [o.latency_ms for o in outcomes]
     stages = Counter(o.stage for o in outcomes if o.stage)
-    return {
-        "records": count,
-        "overall": _r(_mean([float(f["score"]) for f in fields.values()])),
-        "fields": fields,
-        "valid_share": _r(sum(o.answer is not None for o in outcomes) / count),
-        "repaired_share": _r(sum(bool(o.repairs) for o in outcomes) / count),
-        "reask_share": _r(sum(o.reasked for o in outcomes) / count),
-        "alone_share": _r(sum(o.alone for o in outcomes) / count),
-        "failed_by_stage": dict(sorted(stages.items())),
-        "latency_ms": {
-            "p50": round(percentile(latencies, 50), 1),
-            "p95": round(percentile(latencies, 95), 1),
-            "all": [round(v, 1) for v in latencies],
-        },
-        "per_record": {
-            "prompt_tokens": _r(_mean([o.prompt_tokens for o in outcomes])),
-            "completion_tokens": _r(_mean([o.completion_tokens for o in outcomes])),
-            "cost_usd": round(_mean([o.cost_usd for o in outcomes]), 8),
-            "cached_prompt_tokens": _r(_mean([o.cached_tokens for o in outcomes])),
-            "reasoning_tokens": _r(_mean([o.reasoning_tokens for o in outcomes])),
-            "calls": _r(_mean([o.calls for o in outcomes])),
-        },
-        "cache_hit_share": _r(
+    return Scorecard(
+        records=count,
+        overall=_r(_mean([f.score for f in fields.values()])),
+        fields=fields,
+        valid_share=_r(sum(o.answer is not None for o in outcomes) / count),
+        repaired_share=_r(sum(bool(o.repairs) for o in outcomes) / count),
+        reask_share=_r(sum(o.reasked for o in outcomes) / count),
+        alone_share=_r(sum(o.alone for o in outcomes) / count),
+        failed_by_stage=dict(sorted(stages.items())),
+        latency_ms=Latency(
+            p50=round(percentile(latencies, 50), 1),
+            p95=round(percentile(latencies, 95), 1),
+            all=[round(v, 1) for v in latencies],
+        ),
+        per_record=PerRecord(
+            prompt_tokens=_r(_mean([o.prompt_tokens for o in outcomes])),
+            completion_tokens=_r(_mean([o.completion_tokens for o in outcomes])),
+            cost_usd=round(_mean([o.cost_usd for o in outcomes]), 8),
+            cached_prompt_tokens=_r(_mean([o.cached_tokens for o in outcomes])),
+            reasoning_tokens=_r(_mean([o.reasoning_tokens for o in outcomes])),
+            calls=_r(_mean([o.calls for o in outcomes])),
+        ),
+        cache_hit_share=_r(
             cache_hit_share(
                 sum(o.cached_tokens for o in outcomes), sum(o.prompt_tokens for o in outcomes)
             )
         ),
-        "cost_usd": round(sum(o.cost_usd for o in outcomes), 8),
-        "results": records,
-    }
+        cost_usd=round(sum(o.cost_usd for o in outcomes), 8),
+        results=records,
+    )
 
 
-def gate(card: Mapping[str, Any], min_scores: Mapping[str, float]) -> list[str]:
+def gate(card: Scorecard, min_scores: Mapping[str, float]) -> list[str]:
     """The thresholds a scorecard misses, one line each (empty: it passes)."""
     missed = []
     for name, minimum in min_scores.items():
-        score = card["overall"] if name == OVERALL else card["fields"][name]["score"]
+        score = card.overall if name == OVERALL else card.fields[name].score
         if score < minimum:
             missed.append(f"{name} {score:.3f} < {minimum:.3f}")
     return missed

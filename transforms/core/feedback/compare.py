@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from transforms.core.config.eval import OVERALL
+from transforms.core.eval.result import EvalResult, ProviderCard
 from transforms.core.feedback.result import GroupResult
 
-__all__ = ["GAP", "EvalComparison", "EvalRow", "check_eval_result", "compare_with_eval"]
+__all__ = ["GAP", "EvalComparison", "EvalRow", "compare_with_eval"]
 
 GAP = 0.1
 
@@ -73,64 +74,40 @@ class EvalComparison:
         }
 
 
-def check_eval_result(data: Any) -> str | None:
-    """Why ``data`` is not an ``llm-enrich eval --json`` result (None: it is)."""
-    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
-        return "not an llm-enrich eval result (no 'providers' object)"
-    if not isinstance(data.get("prompt_hash"), str):
-        return "not an llm-enrich eval result (no 'prompt_hash')"
-    return None
-
-
-def _card(cards: Mapping[str, Any], provider: str, model: str) -> Mapping[str, Any] | None:
+def _card(cards: Mapping[str, ProviderCard], provider: str, model: str) -> ProviderCard | None:
     if provider in cards:
-        return dict(cards[provider])
-    same_model = [c for c in cards.values() if isinstance(c, dict) and c.get("model") == model]
+        return cards[provider]
+    same_model = [c for c in cards.values() if c.model == model]
     return same_model[0] if same_model else None
 
 
-def compare_with_eval(groups: Sequence[GroupResult], result: Mapping[str, Any]) -> EvalComparison:
-    cards = result["providers"]
-    prompt = result["prompt_hash"]
+def compare_with_eval(groups: Sequence[GroupResult], result: EvalResult) -> EvalComparison:
+    prompt = result.prompt_hash
     rows: list[EvalRow] = []
     others = []
     for g in groups:
         group = g.group
-        card = _card(cards, group.provider, group.model) if group.prompt_hash == prompt else None
-        if card is None:
+        card = _card(result.providers, group.provider, group.model)
+        if group.prompt_hash != prompt or card is None:
             others.append(group.label)
             continue
-        for name, golden in card.get("fields", {}).items():
+        for name, golden in card.fields.items():
             figure = g.total.fields.get(name)
-            if figure is None or not isinstance(golden, dict):
-                continue
-            rows.append(
-                EvalRow(
-                    group.provider,
-                    group.model,
-                    name,
-                    float(golden["score"]),
-                    figure.agreement,
-                    figure.judged,
+            if figure is not None:
+                rows.append(
+                    EvalRow(
+                        group.provider,
+                        group.model,
+                        name,
+                        golden.score,
+                        figure.agreement,
+                        figure.judged,
+                    )
                 )
-            )
-        if "overall" in card:
-            judged = sum(f.judged for f in g.total.fields.values())
-            rows.append(
-                EvalRow(
-                    group.provider,
-                    group.model,
-                    OVERALL,
-                    float(card["overall"]),
-                    g.total.overall,
-                    judged,
-                )
-            )
-    golden = result.get("golden") or {}
+        judged = sum(f.judged for f in g.total.fields.values())
+        rows.append(
+            EvalRow(group.provider, group.model, OVERALL, card.overall, g.total.overall, judged)
+        )
     return EvalComparison(
-        prompt,
-        str(golden.get("path", "")),
-        int(golden.get("records", 0) or 0),
-        tuple(rows),
-        tuple(others),
+        prompt, result.golden.path, result.golden.records, tuple(rows), tuple(others)
     )
