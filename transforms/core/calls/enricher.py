@@ -110,6 +110,26 @@ def _is_batch(provider: Provider) -> bool:
 
 
 @dataclass(frozen=True)
+class _Turn:
+    """One answer asked and judged (a first call, a re-ask of the chain or of the output
+    rules): what is wrong with it, cut off at ``max_tokens`` included (empty: valid)."""
+
+    completion: Completion
+    judged: Judgement
+    problems: list[FieldError]
+
+    @property
+    def raw(self) -> str:
+        return self.completion.text
+
+    def reask(self, conversation: list[Message], note: str = "") -> list[Message]:
+        """The conversation that asks again, quoting this answer and its problems."""
+        if self.completion.finish_reason == "length":
+            note = f"{TRUNCATED_NOTE}\n{note}" if note else TRUNCATED_NOTE
+        return reask_messages(conversation, self.raw, self.problems, note)
+
+
+@dataclass(frozen=True)
 class _Invalid:
     """The last answer that did not fit: it goes into the dead letter."""
 
@@ -332,20 +352,17 @@ class Enricher:
                 kind = "call" if turn == 0 and chain.carried is None else "reask"
                 self._within_budget(attempts, conversation, chain.last_invalid)
                 try:
-                    completion, judged = await self._answer(
-                        provider, conversation, kind, parsed, attempts, gate
-                    )
+                    answer = await self._turn(provider, conversation, kind, parsed, attempts, gate)
                 except CallFailed as failed:
                     attempts.extend(failed.attempts)
                     chain.call_failed(provider, failed, first=turn == 0)
                     break  # next provider
                 answered = True
-                errors = list(judged.errors)
-                if not errors and completion.finish_reason != "length":
-                    confidence = None
+                if not answer.problems:
+                    judged, confidence = answer.judged, None
                     if gate is not None:  # below its threshold: NotConfident, escalate
                         confidence = gate.judge(
-                            completion,
+                            answer.completion,
                             judged.answer,
                             judged.repairs,
                             reasked=kind == "reask",
@@ -353,12 +370,7 @@ class Enricher:
                         )
                         gate.check(confidence)
                     judged = await self._screened(
-                        self._reasker(providers, index),
-                        parsed,
-                        conversation,
-                        completion.text,
-                        judged,
-                        attempts,
+                        self._reasker(providers, index), parsed, conversation, answer, attempts
                     )
                     return Enriched(
                         source=parsed.source,
@@ -370,16 +382,13 @@ class Enricher:
                         defaulted=judged.defaulted,
                         confidence=confidence,
                     )
-                note = TRUNCATED_NOTE if completion.finish_reason == "length" else ""
-                if completion.finish_reason == "length" and not errors:
-                    errors = [FieldError("$", "answer truncated at max_tokens")]
-                chain.last_invalid = _Invalid(completion.text, errors)
-                conversation = reask_messages(conversation, completion.text, errors, note)
+                chain.last_invalid = _Invalid(answer.raw, answer.problems)
+                conversation = answer.reask(conversation)
             if answered:  # invalid: a batch provider's re-ask goes on to the next provider
                 chain.carried = conversation if batch else None
         raise chain.exhausted(providers, attempts)
 
-    async def _answer(
+    async def _turn(
         self,
         provider: Provider,
         conversation: list[Message],
@@ -387,13 +396,17 @@ class Enricher:
         parsed: Parsed,
         attempts: list[Attempt],
         gate: StepGate | None = None,
-    ) -> tuple[Completion, Judgement]:
-        """One answer asked (a first call or a re-ask, of the chain or of the output rules)
-        and judged; its attempts join ``attempts``. Raises ``CallFailed``."""
+    ) -> _Turn:
+        """One answer asked and judged; its attempts join ``attempts``. Raises
+        ``CallFailed``. Every re-ask, the chain's and the output rules', is one of these."""
         completion = await self._ask(provider, conversation, kind, gate)
         attempts.extend(completion.attempts)
         judged = self._judge(parsed, completion.text)
-        return completion, replace(judged, repairs=(*completion.repairs, *judged.repairs))
+        judged = replace(judged, repairs=(*completion.repairs, *judged.repairs))
+        problems = list(judged.errors)
+        if completion.finish_reason == "length":
+            problems.append(FieldError("$", "answer truncated at max_tokens"))
+        return _Turn(completion, judged, problems)
 
     async def _ask(
         self,
@@ -446,34 +459,30 @@ class Enricher:
         provider: Provider | None,
         parsed: Parsed,
         conversation: list[Message],
-        raw: str,
-        judged: Judgement,
+        answer: _Turn,
         attempts: list[Attempt],
     ) -> Judgement:
-        """A valid answer through the output rules (one re-ask) and moderation; raises
-        ``GuardRejected`` (stage guard) when it does not pass."""
+        """A valid answer through the output rules (one re-ask, a turn like the chain's)
+        and moderation; raises ``GuardRejected`` (stage guard) when it does not pass."""
         screen = self._job.screen
-        problems = screen.rule_problems(judged.answer)
+        judged, raw = answer.judged, answer.raw
+        problems = list(screen.rule_problems(judged.answer))
         if problems and provider is None:
             raise _rule_violation(problems, attempts, raw)
         if problems and provider is not None:
-            again = reask_messages(conversation, raw, problems, RULES_NOTE)
-            self._within_budget(attempts, again, _Invalid(raw, list(problems)))
+            broken = replace(answer, problems=problems)
+            again = broken.reask(conversation, RULES_NOTE)
+            self._within_budget(attempts, again, _Invalid(raw, problems))
             try:
-                completion, again_judged = await self._answer(
-                    provider, again, "reask", parsed, attempts
-                )
+                retried = await self._turn(provider, again, "reask", parsed, attempts)
             except CallFailed as failed:
                 attempts.extend(failed.attempts)
                 raise _rule_violation(problems, attempts, raw) from None
-            raw = completion.text
-            errors = list(again_judged.errors)
-            if completion.finish_reason == "length":
-                errors = [*errors, FieldError("$", "answer truncated at max_tokens")]
-            problems = errors or screen.rule_problems(again_judged.answer)
+            raw = retried.raw
+            problems = retried.problems or list(screen.rule_problems(retried.judged.answer))
             if problems:
                 raise _rule_violation(problems, attempts, raw)
-            judged = replace(again_judged, repairs=(*judged.repairs, *again_judged.repairs))
+            judged = replace(retried.judged, repairs=(*judged.repairs, *retried.judged.repairs))
         if self._moderator is not None:
             try:
                 flagged = await self._moderator.flagged(screen.moderated_texts(judged.answer))
