@@ -103,7 +103,7 @@ def kafka_problem(kafka: KafkaSpec) -> str | None:
         f"{mechanism} (it offers {detail}): check kafka.client.sasl_mechanism",
         "auth_failed": f"kafka: authentication failed for user {user!r} ({mechanism}): "
         "check kafka.client.sasl_plain_username and kafka.sasl_password_env",
-    }[failure.kind]
+    }[failure.step]
 
 
 def _check_topics(task: TaskSpec, *, dead_letter_topic_needed: bool) -> list[str]:

@@ -130,13 +130,17 @@ class SystemicFault(EnrichError):
     the environment. Nothing is dead-lettered because of it; the run stops (a follow run
     waits instead, for an ``outage``) and the record is read again next run.
 
-    ``kind``: ``systemic`` (credentials, permissions, something missing) or ``outage``
-    (every provider's circuit is open)."""
+    ``outage``: every provider's circuit is open (else credentials, permissions,
+    something missing); ``label`` names which in the halt reason and its counter."""
 
-    def __init__(self, reason: str, kind: str = "systemic") -> None:
+    def __init__(self, reason: str, *, outage: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.kind = kind
+        self.outage = outage
+
+    @property
+    def label(self) -> str:
+        return "outage" if self.outage else "systemic"
 
 
 class RecordError(EnrichError):

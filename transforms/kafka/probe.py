@@ -36,9 +36,9 @@ from kafka.protocol.sasl import (
     SaslHandshakeResponse,
 )
 
-__all__ = ["KINDS", "ProbeFailure", "probe"]
+__all__ = ["STEPS", "ProbeFailure", "probe"]
 
-KINDS = (
+STEPS = (  # where the login failed
     "unreachable",  # detail: connection refused / unknown host / no answer within N s
     "tls_expected",  # the listener speaks TLS; security_protocol has none
     "tls_unexpected",  # security_protocol says TLS; the listener does not speak it
@@ -57,7 +57,7 @@ _UNSUPPORTED_SASL_MECHANISM = 33
 
 @dataclass(frozen=True)
 class ProbeFailure:
-    kind: str  # one of KINDS
+    step: str  # one of STEPS
     server: str  # host:port
     protocol: str  # the configured security_protocol
     detail: str = ""
@@ -79,7 +79,7 @@ def probe(settings: Mapping[str, Any], timeout_s: float = 3.0) -> ProbeFailure |
             failure = _probe_server(host.strip("[]"), int(port), settings, timeout_s)
         except (_NotKafka, OSError, ValueError, struct.error, KafkaError):
             return None
-        if failure is None or failure.kind != "unreachable":
+        if failure is None or failure.step != "unreachable":
             return failure
     return failure
 
@@ -90,8 +90,8 @@ def _probe_server(
     server = f"{host}:{port}"
     protocol = str(settings.get("security_protocol", "PLAINTEXT")).upper()
 
-    def failed(kind: str, detail: str = "") -> ProbeFailure:
-        return ProbeFailure(kind, server, protocol, detail)
+    def failed(step: str, detail: str = "") -> ProbeFailure:
+        return ProbeFailure(step, server, protocol, detail)
 
     wants_tls, wants_sasl = protocol in ("SSL", "SASL_SSL"), protocol.startswith("SASL_")
     try:

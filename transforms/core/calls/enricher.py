@@ -170,7 +170,7 @@ class _Chain:
         if providers and len(self.not_the_record) == len(providers):
             raise SystemicFault(
                 "every provider failed: " + "; ".join(self.not_the_record),
-                kind="outage" if self.outage else "systemic",
+                outage=self.outage,
             )
         last = attempts[-1].error if attempts else "no provider configured"
         return ProvidersExhausted(f"every provider failed; last error: {last}", attempts=attempts)
@@ -247,12 +247,12 @@ class Enricher:
                 except BatchAbandoned:
                     return Skipped(parsed.source, ABANDONED_BATCH)
                 except SystemicFault as fault:
-                    if fault.kind == "outage" and self._follow:
+                    if fault.outage and self._follow:
                         control.set_paused(True)  # readers wait; this record probes again
                         if await self._wait_out(self._job.task.policy.circuit_cooldown_s):
                             continue
                         return Skipped(parsed.source, ABANDONED)  # stopped while waiting
-                    control.halt(f"{fault.kind}: {fault.reason}")
+                    control.halt(f"{fault.label}: {fault.reason}")
                     continue
                 if isinstance(result, Enriched) or result.stage != "llm":
                     control.set_paused(False)  # a provider answered
