@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 PRISM_VERSION = "2.77.0"
+PRISM_BUILD = f"{PRISM_VERSION}-p1"  # deploy/prism.sh BUILD: the version and its patches
 BEAM_BOOT_VERSION = "2.77.0"  # Beam's Python SDK boot program, built by deploy/flink.sh
 _PR_SET_PDEATHSIG = 1
 
@@ -63,7 +64,7 @@ def prism_location() -> Path:
     override = os.environ.get("LLM_ENRICH_PRISM")
     if override:
         return Path(override)
-    return _cache() / f"prism-{PRISM_VERSION}" / "prism"
+    return _cache() / f"prism-{PRISM_BUILD}" / "prism"
 
 
 def boot_location() -> Path:

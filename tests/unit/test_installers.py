@@ -70,11 +70,29 @@ FAKES = {
         touch "$out"
     """,
     # GOBIN=DIR go install PKG@VERSION: an executable named like the package.
+    # go mod download -json MOD@VERSION: a module source folder, its Dir in the JSON.
+    # go test PKG: passes. go build -o OUT PKG: the executable.
     "go": r"""
         echo "go $*" >>"$FAKE_LOG"
-        [[ $1 == install && -n $GOBIN ]] || { echo "fake go: $*?" >&2; exit 9; }
-        pkg=${2%@*}
-        mkexe "$GOBIN/${pkg##*/}"
+        case $1 in
+          install)
+            [[ -n $GOBIN ]] || { echo "fake go: install without GOBIN" >&2; exit 9; }
+            pkg=${2%@*}
+            mkexe "$GOBIN/${pkg##*/}" ;;
+          mod)
+            [[ $2 == download && $3 == -json ]] || { echo "fake go: $*?" >&2; exit 9; }
+            dir=$FAKE_ROOT/gomod/${4//\//_}
+            mkdir -p "$dir/go/cmd" && touch "$dir/go.mod" "$dir/go.sum"
+            printf '{\n\t"Path": "%s",\n\t"Dir": "%s",\n\t"Sum": "h1:x"\n}\n' "${4%@*}" "$dir" ;;
+          test) ;;
+          build) [[ $2 == -o ]] && mkexe "$3" ;;
+          *) echo "fake go: $*?" >&2; exit 9 ;;
+        esac
+    """,
+    # git init / git apply PATCH (prism.sh patches Beam's source): logged, nothing changed.
+    "git": r"""
+        echo "git $*" >>"$FAKE_LOG"
+        [[ $1 == -C && ( $3 == init || $3 == apply ) ]] || { echo "fake git: $*?" >&2; exit 9; }
     """,
     # cmake -S SRC -B BUILD ... (configure), then cmake --build BUILD --target T (build).
     "cmake": r"""
@@ -220,7 +238,7 @@ INSTALLERS = {
         "cached",
     ),
     "llm": ({"python", "sha256sum", "cmake"}, _llm_artifacts, "cached"),
-    "prism": ({"go"}, _path_artifact("prism.sh"), "cached"),
+    "prism": ({"go", "git"}, _path_artifact("prism.sh"), "cached"),
     "registry": (
         {"mvn"},
         lambda box: [box.cache / "registry" / "apicurio-registry-3.3.3" / "quarkus-run.jar"],
@@ -284,3 +302,26 @@ def test_a_failed_build_says_so_without_unbound_variables(sandbox: Sandbox) -> N
     assert "build failed" in result.stderr
     assert "unbound variable" not in result.stderr
     assert list(sandbox.cache.glob(".prism.*")) == []
+
+
+def test_prism_is_built_from_patched_source_after_the_patched_tests(sandbox: Sandbox) -> None:
+    """Every patch under deploy/prism/ is applied to Beam's module source, the patched
+    package's tests run, then the binary is built from that source, in that order."""
+    result = sandbox.run("prism.sh", "install")
+    assert result.returncode == 0, result.stderr
+    patches = [str(p) for p in sorted((DEPLOY / "prism").glob("*.patch"))]
+    assert patches, "no patch under deploy/prism"
+
+    def step(
+        call: str,
+    ) -> str:  # "go mod download ..." -> "go mod"; "git -C DIR apply P" -> "git apply P"
+        words = call.split()
+        return " ".join(words[:2]) if words[0] == "go" else " ".join(["git", *words[3:]])
+
+    assert [step(c) for c in sandbox.calls] == [
+        "go mod",
+        "git init -q",
+        *[f"git apply {p}" for p in patches],
+        "go test",
+        "go build",
+    ]
