@@ -473,7 +473,7 @@ def eval_(
     step's at the lowest cost (on the records not held back), print the cost/quality table
     of both parts and write the thresholds file. Exit 0, or 2/3 as above.
     """
-    from pipelines.eval_files import load_baseline, load_cases, write_outputs
+    from pipelines.eval_files import load_cases, load_eval_result, write_outputs
     from pipelines.eval_table import result_lines
     from pipelines.evaluate import chosen_providers, evaluate
     from transforms.llm.ask_golden import EvalSystemic
@@ -486,7 +486,7 @@ def eval_(
             job = compile_job(with_records_per_call(job.task, records_per_call))
         chosen = chosen_providers(job, providers)
         cases = load_cases(job, golden, limit)
-        before = load_baseline(baseline) if baseline else None
+        before = load_eval_result(baseline, "the baseline") if baseline else None
     except (TaskConfigError, ValueError) as exc:
         _fail(str(exc))
     try:

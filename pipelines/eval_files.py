@@ -11,7 +11,7 @@ from transforms.core.eval.report import eval_report_html
 from transforms.core.eval.result import EvalResult, read_eval_result
 from transforms.core.job import Job
 
-__all__ = ["load_baseline", "load_cases", "write_outputs"]
+__all__ = ["load_cases", "load_eval_result", "write_outputs"]
 
 
 def load_cases(job: Job, path: str, limit: int | None) -> list[GoldenCase]:
@@ -26,8 +26,9 @@ def load_cases(job: Job, path: str, limit: int | None) -> list[GoldenCase]:
     )
 
 
-def load_baseline(path: str, what: str = "the baseline") -> EvalResult:
-    """An ``llm-enrich eval --json`` result (``what`` names it in errors: ValueError)."""
+def load_eval_result(path: str, what: str) -> EvalResult:
+    """An ``llm-enrich eval --json`` result: a baseline, or feedback's --eval-json (``what``
+    names it in errors: ValueError)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from pipelines import exit_codes
-from pipelines.eval_files import load_baseline
+from pipelines.eval_files import load_eval_result
 from pipelines.feedback import Collector, checked_events, drain_records, follow_records
 from transforms.core.eval.result import EvalResult
 from transforms.core.feedback.compare import compare_with_eval
@@ -52,10 +52,6 @@ def _launch_problem(job: Job) -> str | None:
         if topic not in existing:
             return f"{key}: topic {topic!r} does not exist"
     return None
-
-
-def _load_eval(path: str) -> EvalResult:
-    return load_baseline(path, what="the eval result")
 
 
 def _finish(
@@ -92,7 +88,7 @@ def run_feedback(
     if job.task.feedback is None:
         fail(f"{where}: the task has no feedback section (README: Feedback)", exit_codes.USAGE)
     try:
-        eval_result = _load_eval(eval_json) if eval_json else None
+        eval_result = load_eval_result(eval_json, "the eval result") if eval_json else None
     except ValueError as exc:
         fail(str(exc), exit_codes.USAGE)
     problem = _launch_problem(job)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.runner import prism_location
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 # What the installers may use for real: shell basics, nothing that builds or downloads.
@@ -309,6 +311,12 @@ def test_prism_is_built_from_patched_source_after_the_patched_tests(sandbox: San
     package's tests run, then the binary is built from that source, in that order."""
     result = sandbox.run("prism.sh", "install")
     assert result.returncode == 0, result.stderr
+    built = Path(sandbox.run("prism.sh", "path").stdout.strip())
+    cache = sandbox.env["LLM_ENRICH_CACHE"]
+    with pytest.MonkeyPatch.context() as env:  # where the CLI looks is where it was built
+        env.setenv("LLM_ENRICH_CACHE", cache)
+        env.delenv("LLM_ENRICH_PRISM", raising=False)
+        assert prism_location() == built
     patches = [str(p) for p in sorted((DEPLOY / "prism").glob("*.patch"))]
     assert patches, "no patch under deploy/prism"
 

@@ -129,19 +129,11 @@ class _Turn:
         return reask_messages(conversation, self.raw, self.problems, note)
 
 
-@dataclass(frozen=True)
-class _Invalid:
-    """The last answer that did not fit: it goes into the dead letter."""
-
-    raw: str
-    errors: list[FieldError]
-
-
 @dataclass
 class _Chain:
     """What one pass over a chain of providers has learnt so far."""
 
-    last_invalid: _Invalid | None = None
+    last_invalid: _Turn | None = None  # the last answer that did not fit: the dead letter's
     not_the_record: list[str] = field(default_factory=list)  # failed for a systemic reason
     outage: bool = True  # every systemic failure so far was a provider being unavailable
     carried: list[Message] | None = None  # a batch answer's re-ask, for the next provider
@@ -159,7 +151,7 @@ class _Chain:
         """Why no provider gave a valid answer (raises SystemicFault when no failure was
         the record's)."""
         if self.last_invalid is not None:
-            errors = self.last_invalid.errors
+            errors = self.last_invalid.problems
             return OutputInvalid(
                 "the answer does not fit the output schema: "
                 + "; ".join(str(e) for e in errors[:5]),
@@ -382,7 +374,7 @@ class Enricher:
                         defaulted=judged.defaulted,
                         confidence=confidence,
                     )
-                chain.last_invalid = _Invalid(answer.raw, answer.problems)
+                chain.last_invalid = answer
                 conversation = answer.reask(conversation)
             if answered:  # invalid: a batch provider's re-ask goes on to the next provider
                 chain.carried = conversation if batch else None
@@ -433,7 +425,7 @@ class Enricher:
         self,
         attempts: list[Attempt],
         conversation: list[Message],
-        last_invalid: _Invalid | None,
+        last_invalid: _Turn | None,
     ) -> None:
         """Raises ``OverBudget`` when the next call would take the record over
         ``policy.max_tokens_per_record`` (with the last invalid answer, if any)."""
@@ -443,7 +435,7 @@ class Enricher:
         )
         if reason is None:
             return
-        raw, errors = (last_invalid.raw, last_invalid.errors) if last_invalid else (None, [])
+        raw, errors = (last_invalid.raw, last_invalid.problems) if last_invalid else (None, [])
         raise OverBudget(reason, attempts=attempts, raw_output=raw, field_errors=errors)
 
     def _reasker(self, providers: Sequence[Provider], index: int) -> Provider | None:
@@ -472,7 +464,7 @@ class Enricher:
         if problems and provider is not None:
             broken = replace(answer, problems=problems)
             again = broken.reask(conversation, RULES_NOTE)
-            self._within_budget(attempts, again, _Invalid(raw, problems))
+            self._within_budget(attempts, again, broken)
             try:
                 retried = await self._turn(provider, again, "reask", parsed, attempts)
             except CallFailed as failed:

@@ -11,12 +11,10 @@ __all__ = ["EPSILON", "compare"]
 EPSILON = 0.001  # score deltas smaller than this are "same"
 
 
-def _verdict(before: float, after: float, higher_is_better: bool = True) -> Change:
+def _verdict(before: float, after: float) -> Change:
+    """Every compared score is better higher."""
     delta = after - before
-    if abs(delta) < EPSILON:
-        verdict = "same"
-    else:
-        verdict = "better" if (delta > 0) == higher_is_better else "worse"
+    verdict = "same" if abs(delta) < EPSILON else ("better" if delta > 0 else "worse")
     return Change(before=before, after=after, delta=round(delta, 4), verdict=verdict)
 
 
