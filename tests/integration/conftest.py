@@ -43,6 +43,15 @@ TEST_SCHEMAS = REPO / "tests" / "data"
 
 logging.getLogger("kafka").setLevel(logging.ERROR)
 
+# A follow run's outage: each call tried once, a provider's circuit opens after two
+# failures and probes again after a second (test_streaming on Prism, test_flink).
+OUTAGE_POLICY = {
+    "attempts_per_provider": 1,
+    "circuit_failure_threshold": 2,
+    "circuit_cooldown_s": 1,
+    "max_in_flight": 4,
+}
+
 
 @pytest.fixture(scope="session", autouse=True)
 def kafka_broker() -> None:

@@ -31,6 +31,7 @@ from tests.fault_server import Action, Reply
 from tests.integration.conftest import (
     CLI,
     KAFKA,
+    OUTAGE_POLICY,
     MakeTask,
     committed_offsets,
     end_offsets,
@@ -220,12 +221,7 @@ def test_a_follow_run_on_flink_waits_out_an_outage_on_every_worker(
     server = fault_server(default=Reply.ok(delay_s=0.05))
     job = make_task(
         [fault_provider(server, "flaky")],
-        policy={
-            "attempts_per_provider": 1,
-            "circuit_failure_threshold": 2,
-            "circuit_cooldown_s": 1,
-            "max_in_flight": 4,
-        },
+        policy=OUTAGE_POLICY,
     )
     produce(job, reviews(6))
     run = start_run(job, "--runner", "flink", "--follow", "--no-progress")

@@ -16,6 +16,7 @@ from kafka.admin import KafkaAdminClient, NewPartitions
 from tests.fault_server import FaultServer, Reply
 from tests.integration.conftest import (
     KAFKA,
+    OUTAGE_POLICY,
     MakeTask,
     committed_offsets,
     end_offsets,
@@ -129,12 +130,7 @@ def test_a_follow_run_waits_out_an_outage_and_goes_on_when_a_provider_is_back(
     server = fault_server(default=Reply.status(503))
     job = make_task(
         [fault_provider(server, "flaky")],
-        policy={
-            "attempts_per_provider": 1,
-            "circuit_failure_threshold": 2,
-            "circuit_cooldown_s": 1,
-            "max_in_flight": 4,
-        },
+        policy=OUTAGE_POLICY,
     )
     out, dead = job.task.kafka.output_topic, job.task.kafka.dead_letter_topic
     with _following(job) as job_process:
